@@ -1,0 +1,39 @@
+"""Hook specifications of DID (pluggy project ``"did"``).
+
+Every hook is a *collecting* hook: it receives a typed ``Registry`` and calls
+``register.add(name, factory)`` once per thing it provides. Plugins are found
+through the entry-point group ``did``; the core's own features are registered
+the same way, from ``did_core.default_plugins``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from did_core.registry import Registry
+
+hookspec = pluggy.HookspecMarker("did")
+hookimpl = pluggy.HookimplMarker("did")
+
+
+@hookspec
+def did_register_blocks(register: "Registry") -> None:
+    """Register equilibrium blocks: name -> factory ``(**options) -> EquilibriumBlock``."""
+
+
+@hookspec
+def did_register_samplers(register: "Registry") -> None:
+    """Register context samplers: name -> factory ``(**options) -> ContextSampler``."""
+
+
+@hookspec
+def did_register_generators(register: "Registry") -> None:
+    """Register generator architectures: name -> factory ``(sampler, **options) -> nn.Module``."""
+
+
+@hookspec
+def did_register_losses(register: "Registry") -> None:
+    """Register designer objectives (induced game, loss, metrics): name -> factory ``(**options) -> DesignObjective``."""

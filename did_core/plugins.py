@@ -1,0 +1,140 @@
+"""The plugin manager: built-ins from ``did_core.default_plugins`` plus the entry-point group ``did``.
+
+``load_plugins()`` is idempotent. A plugin that fails to import, implements an
+unknown hook, raises inside a hook or registers a duplicate name is recorded in
+``PluginState.errors`` (shown by ``did plugins`` and warned about on stderr) and
+never takes the others down. ``DID_LOAD_PLUGINS=a,b`` restricts which installed
+plugins load, matched against entry-point or distribution names (empty: none).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from did_core import hookspecs
+from did_core.registry import Registry
+
+__all__ = ["KINDS", "LoadedPlugin", "PluginState", "load_plugins", "registry", "create"]
+
+#: hook suffix -> the singular noun used in messages.
+KINDS: dict[str, str] = {"blocks": "block", "samplers": "sampler", "generators": "generator", "losses": "loss"}
+
+CORE_DISTRIBUTION = "did-core"
+
+
+@dataclass
+class LoadedPlugin:
+    """A plugin module that loaded, with its distribution and the hooks it implements."""
+
+    name: str
+    distribution: str
+    version: str
+    hooks: list[str]
+
+
+@dataclass
+class PluginState:
+    """Everything ``load_plugins`` found."""
+
+    registries: dict[str, Registry]
+    plugins: list[LoadedPlugin] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+_STATE: PluginState | None = None
+
+
+def _selected(entry_point: metadata.EntryPoint) -> bool:
+    allowed = os.environ.get("DID_LOAD_PLUGINS")
+    if allowed is None:
+        return True
+    names = {n.strip() for n in allowed.split(",") if n.strip()}
+    dist = entry_point.dist.name if entry_point.dist is not None else ""
+    return entry_point.name in names or dist in names
+
+
+def _unknown_hooks(module: Any) -> list[str]:
+    known = {f"did_register_{k}" for k in KINDS}
+    return sorted(n for n in dir(module) if n.startswith("did_") and n not in known and callable(getattr(module, n)))
+
+
+def _register(pm: pluggy.PluginManager, state: PluginState, module: ModuleType, name: str,
+              dist: str, version: str) -> None:
+    unknown = _unknown_hooks(module)
+    if unknown:
+        state.errors.append(f"{dist} ({name}): unknown hook implementation(s) {', '.join(unknown)}; plugin not loaded")
+        return
+    pm.register(module, name=name)
+    hooks = sorted(h.name for h in pm.get_hookcallers(module) or [])
+    state.plugins.append(LoadedPlugin(name, dist, version, hooks))
+
+
+def load_plugins(force: bool = False) -> PluginState:
+    """Load built-in and installed plugins once and fill one registry per kind."""
+    global _STATE
+    if _STATE is not None and not force:
+        return _STATE
+    pm = pluggy.PluginManager("did")
+    pm.add_hookspecs(hookspecs)
+    state = PluginState(registries={k: Registry(v) for k, v in KINDS.items()})
+    providers: dict[str, str] = {}
+
+    from did_core.default_plugins import DEFAULT_PLUGINS
+
+    core_version = _version(CORE_DISTRIBUTION)
+    for module_name in DEFAULT_PLUGINS:
+        module = importlib.import_module(module_name)
+        _register(pm, state, module, module_name, CORE_DISTRIBUTION, core_version)
+        providers[module_name] = CORE_DISTRIBUTION
+
+    for ep in sorted(metadata.entry_points(group="did"), key=lambda e: e.name):
+        if not _selected(ep) or pm.has_plugin(ep.name):
+            continue
+        dist = ep.dist.name if ep.dist is not None else ep.value
+        try:
+            module = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal
+            state.errors.append(f"{dist} ({ep.name}): failed to import {ep.value}: {type(exc).__name__}: {exc}")
+            continue
+        _register(pm, state, module, ep.name, dist, ep.dist.version if ep.dist is not None else "?")
+        providers[ep.name] = dist
+
+    for kind, reg in state.registries.items():
+        caller = getattr(pm.hook, f"did_register_{kind}")
+        for impl in caller.get_hookimpls():
+            provider = providers.get(impl.plugin_name, impl.plugin_name)
+            try:
+                impl.function(register=reg.providing(provider))
+            except Exception as exc:  # noqa: BLE001 - attribute the failure to its plugin
+                state.errors.append(f"{provider} ({impl.plugin_name}): did_register_{kind} failed: {exc}")
+    _STATE = state
+    for error in state.errors:
+        print(f"did: warning: plugin error: {error}", file=sys.stderr)
+    return state
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def registry(kind: str) -> Registry:
+    """The registry of one kind: ``"blocks"``, ``"samplers"``, ``"generators"`` or ``"losses"``."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown registry {kind!r}; known: {', '.join(KINDS)}")
+    return load_plugins().registries[kind]
+
+
+def create(kind: str, name: str, *args: Any, **options: Any) -> Any:
+    """Build the ``kind`` registered as ``name`` (e.g. ``create("blocks", "exact_cvx")``)."""
+    return registry(kind).create(name, *args, **options)

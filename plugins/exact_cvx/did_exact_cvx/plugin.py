@@ -1,0 +1,10 @@
+"""Registers the exact blocks with DID."""
+
+from did_core.hookspecs import hookimpl
+from did_core.registry import Registry
+from did_exact_cvx.ecos_block import EcosBlock
+
+
+@hookimpl
+def did_register_blocks(register: Registry) -> None:
+    register.add("exact_cvx", EcosBlock)
