@@ -37,3 +37,8 @@ def did_register_generators(register: "Registry") -> None:
 @hookspec
 def did_register_losses(register: "Registry") -> None:
     """Register designer objectives (induced game, loss, metrics): name -> factory ``(**options) -> DesignObjective``."""
+
+
+@hookspec
+def did_register_commands(register: "Registry") -> None:
+    """Register ``did`` subcommands: name -> ``(argv: list[str]) -> int`` (e.g. ``did deb train``)."""

@@ -25,7 +25,9 @@ from did_core.registry import Registry
 __all__ = ["KINDS", "LoadedPlugin", "PluginState", "load_plugins", "registry", "create"]
 
 #: hook suffix -> the singular noun used in messages.
-KINDS: dict[str, str] = {"blocks": "block", "samplers": "sampler", "generators": "generator", "losses": "loss"}
+KINDS: dict[str, str] = {
+    "blocks": "block", "samplers": "sampler", "generators": "generator", "losses": "loss", "commands": "command",
+}
 
 CORE_DISTRIBUTION = "did-core"
 
@@ -129,7 +131,7 @@ def _version(dist: str) -> str:
 
 
 def registry(kind: str) -> Registry:
-    """The registry of one kind: ``"blocks"``, ``"samplers"``, ``"generators"`` or ``"losses"``."""
+    """The registry of one kind: ``"blocks"``, ``"samplers"``, ``"generators"``, ``"losses"`` or ``"commands"``."""
     if kind not in KINDS:
         raise ValueError(f"unknown registry {kind!r}; known: {', '.join(KINDS)}")
     return load_plugins().registries[kind]

@@ -1,0 +1,220 @@
+"""The ``did`` command line: plugins, solve, train, eval, and subcommands registered by plugins.
+
+Every user error (a malformed file, an unknown plugin name, an invalid option)
+is reported as one line ``did: error: ...`` with exit code 2, and changes
+nothing on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, get_args
+
+import torch
+import yaml
+
+from did_core.config import ConfigError, TrainConfig, load_yaml, resolve_train_config
+from did_core.registry import DuplicateNameError, UnknownNameError
+
+__all__ = ["main", "fail"]
+
+USER_ERRORS = (ValueError, ConfigError, UnknownNameError, DuplicateNameError, FileNotFoundError)
+
+
+def fail(message: str) -> int:
+    """Print one error line and return the usage exit code."""
+    print(f"did: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return 2
+
+
+def _yaml_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    for name, field in TrainConfig.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        annotation = field.annotation
+        if annotation is bool:
+            parser.add_argument(flag, dest=name, nargs="?", const=True, default=None, type=_yaml_value,
+                                help=field.description)
+        else:
+            choices = get_args(annotation) if str(annotation).startswith("typing.Literal") else None
+            parser.add_argument(flag, dest=name, default=None, type=_yaml_value if choices is None else str,
+                                choices=choices, help=field.description or f"(default {field.default!r})")
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from did_core.plugins import load_plugins
+
+    state = load_plugins()
+    if args.json:
+        print(json.dumps({
+            "plugins": [vars(p) for p in state.plugins],
+            **{kind: [{"name": e.name, "provider": e.provider} for e in reg] for kind, reg in state.registries.items()},
+            "errors": state.errors,
+        }, indent=2))
+        return 0
+    print("plugins:")
+    for p in state.plugins:
+        print(f"  {p.name:<20} {p.distribution} {p.version}  hooks: {', '.join(p.hooks) or '-'}")
+    for kind, reg in state.registries.items():
+        print(f"{kind}:")
+        for entry in reg:
+            print(f"  {entry.name:<20} from {entry.provider}")
+        if not reg.names():
+            print("  (none)")
+    if state.errors:
+        print("errors:")
+        for error in state.errors:
+            print(f"  {error}")
+    return 0
+
+
+def _cmd_solve(args: argparse.Namespace) -> int:
+    from did_core.equilibria import Epsilon, check_concept
+    from did_core.game_io import load_game
+    from did_core.plugins import create
+
+    concept = check_concept(args.concept)
+    eps = Epsilon(args.eps, relative=not args.absolute)
+    block = create("blocks", args.block)
+    game = load_game(Path(args.game))
+    eq = block(game.unsqueeze(0), concept=concept, eps=eps)
+    sigma = eq.sigma[0].detach().double()
+    report = {
+        "joint": sigma.tolist(),
+        "gap": float(eq.info["gap"][0]),
+        "violation": float(eq.info["violation"][0]),
+        "entropy": float(eq.info["entropy"][0]),
+        "eps": eq.eps[0].tolist(),
+    }
+    if "active" in eq.info:
+        report["active_constraints"] = int(eq.info["active"][0])
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    torch.set_printoptions(precision=6, sci_mode=False)
+    print(f"game: {args.game}  players: {game.shape[0]}  actions: {list(game.shape[1:])}")
+    print(f"block: {args.block}  concept: {concept}  eps: {'absolute' if args.absolute else 'relative'} "
+          f"{args.eps} -> per player {[round(e, 6) for e in report['eps']]}")
+    print("eps-ME joint (axes = players' actions):")
+    print(sigma)
+    print(f"gap: {report['gap']:.3e}  violation: {report['violation']:.3e}  entropy: {report['entropy']:.6f}"
+          + (f"  active constraints: {report['active_constraints']}" if "active_constraints" in report else ""))
+    return 0
+
+
+def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in TrainConfig.model_fields if getattr(args, name) is not None}
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from did_core.evaluate import format_eval
+    from did_core.runs import new_run_path
+    from did_core.train import train
+
+    flags = _train_flags(args)
+    if args.resume:
+        run_path = Path(args.resume)
+        if not (run_path / "config.yaml").exists():
+            return fail(f"cannot resume: {run_path} has no config.yaml (not a run directory)")
+        cfg = resolve_train_config(flags, load_yaml(run_path / "config.yaml"))
+    else:
+        cfg = resolve_train_config(flags, load_yaml(Path(args.config)) if args.config else None)
+        run_path = Path(args.run_dir) if args.run_dir else new_run_path(Path("runs"), f"{cfg.task}-{cfg.block}")
+    from did_core.train import build_components
+
+    build_components(cfg)  # fail on bad names/options before anything is written
+    print(f"run directory: {run_path}", file=sys.stderr)
+    try:
+        result = train(cfg, run_path, resume=bool(args.resume))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: checkpoint saved; continue with: did train --resume {run_path}", file=sys.stderr)
+        return 130
+    print(f"held-out evaluation ({cfg.eval_contexts} contexts, seed {cfg.eval_seed}, {cfg.concept}, eps {cfg.eps}):")
+    print(format_eval(result))
+    print(f"written: {run_path / 'eval.json'}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from did_core.evaluate import evaluate_generator, format_eval
+    from did_core.runs import RunDir
+    from did_core.train import build_components
+
+    run = RunDir(Path(args.run_dir))
+    if not run.file("config.yaml").exists():
+        return fail(f"{run.path} is not a run directory (no config.yaml)")
+    cfg = resolve_train_config({}, load_yaml(run.file("config.yaml")))
+    state = run.load_checkpoint()
+    if state is None:
+        return fail(f"{run.path} has no checkpoint.pt to evaluate")
+    parts = build_components(cfg)
+    parts.generator.load_state_dict(state["model"])
+    blocks = args.blocks.split(",") if args.blocks else list(dict.fromkeys([cfg.block, cfg.exact_block]))
+    result = evaluate_generator(cfg, parts, blocks, contexts=args.contexts or cfg.eval_contexts,
+                                seed=cfg.eval_seed if args.seed is None else args.seed)
+    run.write_json("eval.json", result)
+    print(format_eval(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``did`` argument parser (plugin subcommands are dispatched before parsing)."""
+    parser = argparse.ArgumentParser(prog="did", description="Deep Incentive Design")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("plugins", help="installed plugins, what they register, and load errors")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_plugins)
+
+    p = sub.add_parser("solve", help="the eps-ME (C)CE of one game")
+    p.add_argument("game", help="a .json ({\"payoffs\": [...]}), .npy or Gambit .nfg file")
+    p.add_argument("--block", default="exact_cvx")
+    p.add_argument("--concept", default="cce", help="ce or cce")
+    p.add_argument("--eps", type=float, default=0.05)
+    p.add_argument("--absolute", action="store_true", help="eps is absolute, not relative to the payoff scale")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_solve)
+
+    p = sub.add_parser("train", help="train a mechanism generator")
+    p.add_argument("--config", help="YAML file of options (flags override it)")
+    p.add_argument("--run-dir", help="run directory (default: a new folder under runs/)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run where it stopped")
+    _add_config_flags(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a trained run on held-out contexts")
+    p.add_argument("run_dir")
+    p.add_argument("--contexts", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--blocks", help="comma-separated block names")
+    p.set_defaults(func=_cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``did`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and not argv[0].startswith("-") and argv[0] not in {"plugins", "solve", "train", "eval"}:
+            from did_core.plugins import registry
+
+            commands = registry("commands")
+            if argv[0] in commands:
+                return int(commands.get(argv[0]).factory(argv[1:]) or 0)
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except USER_ERRORS as exc:
+        return fail(str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

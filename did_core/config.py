@@ -1,0 +1,128 @@
+"""Validated configuration of a training run (precedence: defaults < profile < YAML file < flags).
+
+The command line and a YAML file map onto the same pydantic model, so an
+unknown or invalid field is rejected the same way from both, in one line.
+Profiles come from the task: its objective's ``TRAIN_PROFILES`` (trainer
+fields) and each component's ``PROFILES`` (its own options).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from did_core.tasks import options_error
+
+__all__ = ["TrainConfig", "load_yaml", "resolve_train_config", "ConfigError", "PROFILES"]
+
+PROFILES: tuple[str, ...] = ("quick", "paper")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, described in one line."""
+
+
+class TrainConfig(BaseModel):
+    """Every option of ``did train``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(description="task name: its sampler, loss and default generator")
+    block: str = Field("exact_cvx", description="equilibrium block the generator trains through")
+    block_options: dict[str, Any] = Field(default_factory=dict, description="options of the block's factory")
+    exact_block: str = Field("exact_cvx", description="exact block used for evaluation")
+    concept: Literal["ce", "cce"] = "cce"
+    eps: float = Field(0.05, gt=0, description="equilibrium tolerance (relative unless absolute_eps)")
+    absolute_eps: bool = False
+    profile: Literal["quick", "paper"] = "quick"
+    sampler: str | None = Field(None, description="override the task's sampler")
+    loss: str | None = Field(None, description="override the task's designer objective")
+    generator: str | None = Field(None, description="override the task's generator")
+    sampler_options: dict[str, Any] = Field(default_factory=dict)
+    loss_options: dict[str, Any] = Field(default_factory=dict)
+    generator_options: dict[str, Any] = Field(default_factory=dict)
+    steps: int = Field(300, gt=0)
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(20, ge=0)
+    final_lr_fraction: float = Field(0.1, gt=0, le=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+    seed: int = 0
+    device: str = Field("cpu", description="cpu, cuda, cuda:N or auto")
+    threads: int | None = Field(None, gt=0, description="torch CPU threads")
+    log_every: int = Field(10, gt=0)
+    checkpoint_every: int = Field(50, gt=0)
+    eval_contexts: int = Field(128, gt=0)
+    eval_seed: int = 12345
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", value):
+            raise ValueError("must be cpu, cuda, cuda:N or auto")
+        return value
+
+    @property
+    def sampler_name(self) -> str:
+        return self.sampler or self.task
+
+    @property
+    def loss_name(self) -> str:
+        return self.loss or self.task
+
+    @property
+    def generator_name(self) -> str:
+        return self.generator or self.task
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from ``path``, or ``ConfigError``."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of options, got {type(data).__name__}")
+    return data
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_train_config(flags: dict[str, Any], file_data: dict[str, Any] | None = None) -> TrainConfig:
+    """Merge defaults, the task's profile, a config file and flags into a validated config."""
+    from did_core.plugins import registry
+
+    merged = _merge(file_data or {}, {k: v for k, v in flags.items() if v is not None})
+    if "task" not in merged:
+        raise ConfigError("no task given: pass --task NAME or set task: in the config file")
+    profile = merged.get("profile", "quick")
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    task = merged["task"]
+    defaults: dict[str, Any] = {}
+    for kind, key, field in (("samplers", "sampler", "sampler_options"), ("losses", "loss", "loss_options"),
+                             ("generators", "generator", "generator_options")):
+        entry = registry(kind).get(merged.get(key) or task)
+        defaults[field] = dict(getattr(entry.factory, "PROFILES", {}).get(profile, {}))
+        if kind == "losses":
+            defaults.update(getattr(entry.factory, "TRAIN_PROFILES", {}).get(profile, {}))
+    try:
+        return TrainConfig(**_merge(defaults, merged))
+    except ValidationError as exc:
+        raise ConfigError(str(options_error("the training config", exc))) from None

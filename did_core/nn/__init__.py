@@ -1,0 +1,37 @@
+"""Masked equivariant layers for batched games (SPEC section 5).
+
+``pooling`` holds the masked aggregations, ``layers`` the layers; data layouts
+and the masking rule are stated at the top of each module.
+"""
+
+from did_core.nn.layers import D2D, O2O, P2D, P2P, PO2O, PO2PO, Activation
+from did_core.nn.pooling import (
+    AGGREGATIONS,
+    Aggregation,
+    MaxAggregation,
+    MeanAggregation,
+    MeanVarAggregation,
+    get_aggregation,
+    masked_max,
+    masked_mean,
+    masked_meanvar,
+)
+
+__all__ = [
+    "P2P",
+    "P2D",
+    "D2D",
+    "PO2PO",
+    "PO2O",
+    "O2O",
+    "Activation",
+    "Aggregation",
+    "MeanAggregation",
+    "MeanVarAggregation",
+    "MaxAggregation",
+    "AGGREGATIONS",
+    "get_aggregation",
+    "masked_mean",
+    "masked_meanvar",
+    "masked_max",
+]

@@ -1,0 +1,152 @@
+"""Run directories: atomic files, checkpoints, metrics, TensorBoard and progress.
+
+A run directory holds ``config.yaml`` (the resolved config), ``checkpoint.pt``
+(written atomically: temp file then rename), ``metrics.json`` (periodic
+records), TensorBoard event files under ``tb/`` and task reports. Checkpoints
+hold only tensors and plain Python data, so they load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "RunDir", "Progress", "new_run_path"]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old or the new file, never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def new_run_path(root: Path, label: str) -> Path:
+    """A fresh timestamped folder name under ``root`` (not created)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    candidate = Path(root) / f"{stamp}-{label}"
+    suffix = 1
+    while candidate.exists():
+        suffix += 1
+        candidate = Path(root) / f"{stamp}-{label}-{suffix}"
+    return candidate
+
+
+class RunDir:
+    """One run's folder and its files."""
+
+    CONFIG = "config.yaml"
+    CHECKPOINT = "checkpoint.pt"
+    METRICS = "metrics.json"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def create(self) -> "RunDir":
+        """Create the folder (parents too)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def file(self, name: str) -> Path:
+        """Path of a file in the run directory."""
+        return self.path / name
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        """Atomically write ``obj`` as indented JSON."""
+        target = self.file(name)
+        atomic_write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        return target
+
+    def read_json(self, name: str) -> Any:
+        """Read a JSON file of the run."""
+        return json.loads(self.file(name).read_text())
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Atomically save a checkpoint (tensors and plain data only)."""
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(self.file(self.CHECKPOINT), buffer.getvalue())
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The last checkpoint, loaded without executing code; ``None`` if there is none."""
+        path = self.file(self.CHECKPOINT)
+        if not path.exists():
+            return None
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """The periodic metric records written so far."""
+        path = self.file(self.METRICS)
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def write_metrics(self, records: list[dict[str, Any]]) -> None:
+        """Atomically replace the metric records."""
+        self.write_json(self.METRICS, records)
+
+
+class Progress:
+    """A one-line progress display: step, loss and ETA (a carriage-return bar on a terminal)."""
+
+    def __init__(self, total: int, start: int = 0, stream: TextIO | None = None, label: str = "train") -> None:
+        self.total, self.start, self.label = total, start, label
+        self.stream = stream or sys.stderr
+        self.began = time.monotonic()
+        self.tty = self.stream.isatty()
+        self._last_line = 0.0
+
+    def update(self, step: int, scalars: dict[str, float], force: bool = False) -> None:
+        """Show progress after ``step`` steps (rate-limited unless ``force``)."""
+        now = time.monotonic()
+        if not force and now - self._last_line < (0.2 if self.tty else 5.0) and step < self.total:
+            return
+        self._last_line = now
+        done = step - self.start
+        rate = done / max(now - self.began, 1e-9)
+        eta = (self.total - step) / rate if rate > 0 else math.inf
+        parts = " ".join(f"{k}={v:.4g}" for k, v in scalars.items())
+        width = 24
+        filled = int(width * step / max(self.total, 1))
+        bar = "#" * filled + "-" * (width - filled)
+        line = f"{self.label} [{bar}] {step}/{self.total} {parts} {rate:.2f} it/s ETA {_duration(eta)}"
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if step >= self.total else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the progress line."""
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

@@ -1,0 +1,115 @@
+"""One generic trainer for mechanism generators (SPEC section 6, ARCHITECTURE data flow).
+
+    sampler(batch, rng) -> context
+    generator(context)  -> intervention x
+    objective.induce(context, x) -> games, mask
+    block(games, mask, eps, concept) -> Equilibrium
+    objective.loss(context, x, eq, progress) -> scalar; backward into the generator only
+
+The trainer never knows which task or block it runs: everything is looked up
+by name in the plugin registries.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from did_core.blocks import Equilibrium, EquilibriumBlock
+from did_core.config import TrainConfig
+from did_core.equilibria import Epsilon
+from did_core.loop import LoopSettings, Schedule, run_loop
+from did_core.plugins import create
+from did_core.runs import RunDir
+from did_core.tasks import Context, ContextSampler, DesignObjective
+
+__all__ = ["Components", "build_components", "solve_induced", "train", "resolve_device", "context_to"]
+
+
+@dataclass
+class Components:
+    """The named parts of a run, built from its config."""
+
+    sampler: ContextSampler
+    objective: DesignObjective
+    generator: nn.Module
+    block: EquilibriumBlock
+    eps: Epsilon
+    device: torch.device
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available; asking for CUDA without it is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return torch.device(name)
+
+
+def build_components(cfg: TrainConfig, block_name: str | None = None) -> Components:
+    """Instantiate sampler, objective, generator and block named by ``cfg``."""
+    device = resolve_device(cfg.device)
+    sampler = create("samplers", cfg.sampler_name, **cfg.sampler_options)
+    objective = create("losses", cfg.loss_name, **cfg.loss_options)
+    generator = create("generators", cfg.generator_name, sampler, **cfg.generator_options).to(device)
+    name = block_name or cfg.block
+    block = create("blocks", name, **(cfg.block_options if name == cfg.block else {}))
+    return Components(sampler, objective, generator, block, Epsilon(cfg.eps, not cfg.absolute_eps), device)
+
+
+def context_to(context: Context, device: torch.device) -> Context:
+    """Move every tensor of a context to ``device``."""
+    return {k: v.to(device) for k, v in context.items()}
+
+
+def solve_induced(parts: Components, block: EquilibriumBlock, context: Context, x: torch.Tensor,
+                  concept: str) -> Equilibrium:
+    """Induce the games of ``(context, x)`` and solve them with ``block`` in double precision."""
+    games, mask = parts.objective.induce(context, x)
+    return block(games.double(), mask, concept=concept, eps=parts.eps)
+
+
+def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, Any]:
+    """Train the generator of ``cfg`` into ``run_path``; evaluate on held-out contexts; return the evaluation."""
+    from did_core.evaluate import evaluate_generator
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run = RunDir(run_path).create()
+    if not resume:
+        (run.file("config.yaml")).write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
+    torch.manual_seed(cfg.seed)
+    parts = build_components(cfg)
+    rng = torch.Generator().manual_seed(cfg.seed)
+
+    def step_fn(step: int, progress: float) -> dict[str, float]:
+        context = context_to(parts.sampler.sample(cfg.batch_size, rng), parts.device)
+        x = parts.generator(context)
+        eq = solve_induced(parts, parts.block, context, x, cfg.concept)
+        loss, scalars = parts.objective.loss(context, x, eq, progress)
+        loss.backward()
+        with torch.no_grad():
+            scalars.update(loss=float(loss), violation=float(eq.info["violation"].mean()))
+        return scalars
+
+    settings = LoopSettings(
+        steps=cfg.steps,
+        schedule=Schedule(cfg.lr, min(cfg.warmup_steps, cfg.steps), cfg.steps, cfg.final_lr_fraction),
+        grad_clip=cfg.grad_clip,
+        log_every=cfg.log_every,
+        checkpoint_every=cfg.checkpoint_every,
+        label=f"{cfg.task}/{cfg.block}",
+        extra_state={"config": json.dumps(cfg.model_dump())},
+    )
+    run_loop(run, parts.generator, step_fn, settings, rng, resume=resume)
+    blocks = list(dict.fromkeys([cfg.block, cfg.exact_block]))
+    result = evaluate_generator(cfg, parts, blocks, contexts=cfg.eval_contexts, seed=cfg.eval_seed)
+    run.write_json("eval.json", result)
+    return result

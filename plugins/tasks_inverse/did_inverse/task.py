@@ -1,0 +1,107 @@
+"""Inverse equilibrium: design a whole game whose eps-ME joint matches a target (SPEC 6.2).
+
+Context: a target joint ``tau ~ Dirichlet(1)`` over the real joint actions of a
+game with ``n_p ~ U{min..max}`` actions per player (non-square allowed), and
+noise ``z ~ N(0, 1)`` of the same shape (the inverse map is one-to-many).
+Intervention: the game ``G [B, N, A..]``. Loss: ``KL(tau || sigma*(G)) +
+mu ||G - Phi(G)||^2`` (mean over real entries) (the penalty fixes the output's gauge only). Baseline: a
+constant game, whose eps-ME joint is uniform.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from did_core.blocks import Equilibrium
+from did_core.equilibria import kl_divergence
+from did_core.games import embed, joint_mask, random_sizes_mask
+from did_core.tasks import Context, ContextSampler, DesignObjective, Options
+
+__all__ = ["InverseSampler", "InverseObjective"]
+
+
+class InverseSampler(ContextSampler):
+    """Target joints and noise, padded to ``max_actions`` per player.
+
+    Context keys: ``target [B, A..]`` (zero on padded joints), ``noise [B, A..]``,
+    ``mask [B, N, A]``.
+    """
+
+    class Options(Options):
+        n_players: int = Field(2, ge=1, le=4)
+        min_actions: int = Field(2, ge=1)
+        max_actions: int = Field(16, ge=1, le=32)
+
+    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
+        "quick": {"min_actions": 2, "max_actions": 4},
+        "paper": {"min_actions": 2, "max_actions": 16},
+    }
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        if self.options.min_actions > self.options.max_actions:
+            raise ValueError(f"invalid options for InverseSampler: min_actions {self.options.min_actions} "
+                             f"> max_actions {self.options.max_actions}")
+
+    def sample(self, batch: int, generator: torch.Generator) -> Context:
+        o = self.options
+        mask = random_sizes_mask(batch, o.n_players, o.min_actions, o.max_actions, generator=generator)
+        sizes = [o.max_actions] * o.n_players
+        jm = joint_mask(mask, sizes)
+        # Dirichlet(1) over the real joint actions: normalised standard exponentials.
+        exponential = -torch.log(torch.rand(batch, *sizes, generator=generator).clamp_min(1e-12))
+        weights = exponential * jm
+        target = weights / weights.flatten(1).sum(dim=1).view(-1, *[1] * o.n_players)
+        noise = torch.randn(batch, *sizes, generator=generator) * jm
+        return {"target": target, "noise": noise, "mask": mask}
+
+    def size_of(self, context: Context) -> Tensor:
+        """The larger player's action count."""
+        return context["mask"].sum(dim=2).amax(dim=1)
+
+    def payoff_features(self, context: Context) -> tuple[Tensor, Tensor]:
+        n_players = context["mask"].shape[1]
+        channels = torch.stack([context["target"], context["noise"]], dim=1)
+        return channels.unsqueeze(2).expand(-1, -1, n_players, *channels.shape[2:]), context["mask"]
+
+
+class InverseObjective(DesignObjective):
+    """``KL(tau || sigma*)`` with a gauge penalty ``mu ||G - Phi(G)||^2``."""
+
+    class Options(Options):
+        mu: float = Field(0.1, ge=0)
+
+    minimize: ClassVar[bool] = True
+    report_change: ClassVar[bool] = False
+    metric_name: ClassVar[str] = "KL(target||sigma)"
+    polish_budget: ClassVar[int] = 4000
+    TRAIN_PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
+        "quick": {"steps": 300, "batch_size": 64, "lr": 3e-3, "warmup_steps": 20, "eval_contexts": 128},
+        "paper": {"steps": 20000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
+    }
+
+    def induce(self, context: Context, intervention: Tensor) -> tuple[Tensor, Tensor]:
+        mask = context["mask"]
+        jm = joint_mask(mask, intervention.shape[2:]).unsqueeze(1)
+        return intervention * jm, mask
+
+    def value(self, context: Context, intervention: Tensor, eq: Equilibrium) -> Tensor:
+        return kl_divergence(context["target"].to(eq.sigma.dtype), eq.sigma)
+
+    def loss(self, context: Context, intervention: Tensor, eq: Equilibrium, progress: float
+             ) -> tuple[Tensor, dict[str, float]]:
+        kl = self.value(context, intervention, eq).mean()
+        games, mask = self.induce(context, intervention)
+        real = joint_mask(mask, games.shape[2:]).unsqueeze(1).expand_as(games)
+        squared = (games - embed(games, mask)).pow(2) * real
+        gauge = (squared.flatten(1).sum(dim=1) / real.flatten(1).sum(dim=1)).mean()
+        return kl + self.options.mu * gauge, {"kl": float(kl), "gauge": float(gauge)}
+
+    def baseline_intervention(self, context: Context) -> Tensor:
+        mask = context["mask"]
+        n_players, a_max = mask.shape[1], mask.shape[2]
+        return torch.zeros(mask.shape[0], n_players, *[a_max] * n_players, device=mask.device)

@@ -1,0 +1,67 @@
+"""The ``did`` command line: plugins, solve on every file format, malformed input."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from did_core.cli import main
+from did_core.testing import reference_solve
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "games"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_plugins_lists_blocks_and_providers(capsys):
+    code, out, _ = run(capsys, "plugins")
+    assert code == 0
+    assert "exact_cvx" in out and "did-plugins-exact-cvx" in out
+
+
+@pytest.mark.parametrize("name", ["chicken.json", "prisoners_dilemma.nfg", "battle_of_sexes_outcome.nfg",
+                                  "three_player.json", "non_square.npy"])
+@pytest.mark.parametrize("concept", ["ce", "cce"])
+def test_solve_json_matches_reference(capsys, name, concept):
+    from did_core.game_io import load_game
+
+    code, out, _ = run(capsys, "solve", str(EXAMPLES / name), "--concept", concept, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert set(report) >= {"joint", "gap", "violation", "entropy", "eps"}
+    ref = reference_solve(load_game(EXAMPLES / name).numpy(), concept, 0.05)
+    assert np.abs(np.array(report["joint"]) - ref).max() < 1e-4
+    assert report["violation"] <= 1e-6
+
+
+def test_solve_absolute_eps_and_text_output(capsys):
+    code, out, _ = run(capsys, "solve", str(EXAMPLES / "chicken.json"), "--eps", "0.5", "--absolute")
+    assert code == 0 and "gap:" in out and "violation:" in out and "entropy:" in out
+
+
+@pytest.mark.parametrize(
+    "content, suffix, args, message",
+    [
+        ('{"payoffs": [[[1, 2], [3]], [[1, 2], [3, 4]]]}', ".json", [], "ragged"),
+        ('{"payoffs": [[[1, NaN], [3, 4]], [[1, 2], [3, 4]]]}', ".json", [], "NaN"),
+        ('{"payoffs": [[1, 2], [3, 4]]}', ".json", [], "nest"),
+        ('{"payoffs": [[[1, 2], [3, 4]], [[1, 2], [3, 4]]]}', ".json", ["--concept", "nash"], "unknown concept"),
+        ('{"payoffs": [[[1, 2], [3, 4]], [[1, 2], [3, 4]]]}', ".json", ["--eps", "0"], "eps"),
+        ('{"payoffs": [[[1, 2], [3, 4]], [[1, 2], [3, 4]]]}', ".json", ["--block", "nope"], "known:"),
+        ("hello", ".txt", [], "supported: .json"),
+    ],
+)
+def test_malformed_input_one_line_exit_2(capsys, tmp_path, content, suffix, args, message):
+    path = tmp_path / f"game{suffix}"
+    path.write_text(content)
+    before = sorted(tmp_path.iterdir())
+    code, out, err = run(capsys, "solve", str(path), *args)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("did: error:")
+    assert message.lower() in err.lower()
+    assert sorted(tmp_path.iterdir()) == before
