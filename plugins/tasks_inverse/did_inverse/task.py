@@ -99,7 +99,7 @@ class InverseObjective(DesignObjective):
         real = joint_mask(mask, games.shape[2:]).unsqueeze(1).expand_as(games)
         squared = (games - embed(games, mask)).pow(2) * real
         gauge = (squared.flatten(1).sum(dim=1) / real.flatten(1).sum(dim=1)).mean()
-        return kl + self.options.mu * gauge, {"kl": float(kl), "gauge": float(gauge)}
+        return kl + self.options.mu * gauge, {"kl": float(kl.detach()), "gauge": float(gauge.detach())}
 
     def baseline_intervention(self, context: Context) -> Tensor:
         mask = context["mask"]
