@@ -23,6 +23,7 @@ from did_core.nn import (
     P2P,
     PO2O,
     PO2PO,
+    dual_mask,
     get_aggregation,
     masked_max,
     masked_mean,
@@ -296,7 +297,7 @@ def test_permuting_outcomes_permutes_the_output(case: Case) -> None:
     assert torch.allclose(got, permute_outcomes(out, case.target, perm), atol=1e-12)
 
 
-def test_players_are_not_pooled_at_a_shared_dual_index() -> None:
+def test_harness_catches_players_pooled_at_a_shared_dual_index() -> None:
     """Sanity check of the harness: a non-equivariant map fails the action-permutation test."""
     y = torch.randn(1, 1, 2, 3, generator=_gen(13), dtype=DTYPE)
     bad = y + y.mean(dim=2, keepdim=True)  # pools players at the same d: not equivariant
@@ -361,6 +362,17 @@ def test_padded_outputs_are_exactly_zero(case: Case) -> None:
         assert torch.all(out.transpose(1, 3)[~mask.transpose(1, 2)] == 0)
     if case.target == "ce":
         assert torch.all(out.diagonal(dim1=3, dim2=4) == 0)
+
+
+@pytest.mark.parametrize("concept", ["cce", "ce"])
+def test_dual_mask_marks_the_constraint_rows(concept: str) -> None:
+    from did_core.equilibria import Epsilon, constraints
+
+    counts = [[2, 3], [3, 1]]
+    mask = _size_mask(counts, 3)
+    games = torch.randn(2, 2, 3, 3, generator=_gen(33), dtype=DTYPE)
+    rows = constraints(games, mask, concept, Epsilon()).rows  # type: ignore[arg-type]
+    assert torch.equal(dual_mask(mask, concept).reshape(2, -1), rows)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- size independence

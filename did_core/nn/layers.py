@@ -54,7 +54,7 @@ from did_core.equilibria import Concept, check_concept
 from did_core.games import joint_mask
 from did_core.nn.pooling import Aggregation, get_aggregation
 
-__all__ = ["Activation", "P2P", "P2D", "D2D", "PO2PO", "PO2O", "O2O"]
+__all__ = ["Activation", "dual_mask", "P2P", "P2D", "D2D", "PO2PO", "PO2O", "O2O"]
 
 Activation = Callable[[Tensor], Tensor]
 """An elementwise activation (``F.gelu``, an ``nn.Module`` such as ``nn.GELU()``, ...)."""
@@ -107,8 +107,12 @@ def _outcome_mask(outcome_mask: Tensor | None, batch: int, outcomes: int, device
     return outcome_mask.to(device=device, dtype=torch.bool)
 
 
-def _dual_mask(mask: Tensor, concept: Concept) -> Tensor:
-    """Real dual rows: ``[B, N, A]`` (CCE) or ``[B, N, A, A]`` (CE, ``r != d``)."""
+def dual_mask(mask: Tensor, concept: Concept) -> Tensor:
+    """Real dual rows of a batch with action mask ``mask [B, N, A]``.
+
+    **Returns:** CCE ``[B, N, A]`` (``d`` real); CE ``[B, N, A, A]`` (``r`` and ``d``
+    real and ``r != d``). The same rows as ``did_core.equilibria.Constraints.rows``.
+    """
     if concept == "cce":
         return mask
     a_max = mask.shape[-1]
@@ -327,7 +331,7 @@ class P2D(_EquivariantLayer):
             ]
         else:
             features = [*row_stats, *slice_stats, *global_stats]
-        return self._combine(features, _dual_mask(mask, self.concept).unsqueeze(1))
+        return self._combine(features, dual_mask(mask, self.concept).unsqueeze(1))
 
 
 class D2D(_EquivariantLayer):
@@ -368,7 +372,7 @@ class D2D(_EquivariantLayer):
         _check_in_channels(y, self.in_ch)
         batch, _, n_players, a_max = y.shape[:4]
         mask = _action_mask(mask, batch, [a_max] * n_players, y.device)
-        real = _dual_mask(mask, self.concept).unsqueeze(1)
+        real = dual_mask(mask, self.concept).unsqueeze(1)
         agg = self.aggregation
         if not ce:
             per_player = agg.pool(y, real, (3,))
