@@ -145,13 +145,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from did_core.evaluate import evaluate_generator, format_eval
-    from did_core.runs import RunDir
-    from did_core.train import build_components
+    from did_core.evaluate import PolishSettings, evaluate_generator
+    from did_core.plugins import create, registry
+    from did_core.report import build_report, markdown_table
+    from did_core.runs import RunDir, atomic_write_text
+    from did_core.train import build_components, solve_induced
 
     run = RunDir(Path(args.run_dir))
+    if args.from_json:
+        if not run.file("report.json").exists():
+            return fail(f"{run.path} has no report.json: run did eval {run.path} first")
+        print(markdown_table(run.read_json("report.json")))
+        return 0
     if not run.file("config.yaml").exists():
         return fail(f"{run.path} is not a run directory (no config.yaml)")
+    if args.contexts is not None and args.contexts < 1:
+        return fail(f"--contexts must be >= 1, got {args.contexts}")
     cfg = resolve_train_config({}, load_yaml(run.file("config.yaml")))
     state = run.load_checkpoint()
     if state is None:
@@ -159,10 +168,36 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     parts = build_components(cfg)
     parts.generator.load_state_dict(state["model"])
     blocks = args.blocks.split(",") if args.blocks else list(dict.fromkeys([cfg.block, cfg.exact_block]))
-    result = evaluate_generator(cfg, parts, blocks, contexts=args.contexts or cfg.eval_contexts,
-                                seed=cfg.eval_seed if args.seed is None else args.seed)
-    run.write_json("eval.json", result)
-    print(format_eval(result))
+    for name in blocks:
+        registry("blocks").get(name)
+    if args.plots:
+        from did_core.plots import require_matplotlib
+
+        require_matplotlib()
+    polish = None
+    if args.polish:
+        polish = PolishSettings(args.polish_budget or parts.objective.polish_budget, args.workers or 0)
+    contexts = args.contexts or cfg.eval_contexts
+    seed = cfg.eval_seed if args.seed is None else args.seed
+    result = evaluate_generator(cfg, parts, blocks, contexts=contexts, seed=seed, polish=polish)
+    report = build_report(cfg.task, cfg.model_dump(), result, contexts, seed, ["eval", *args.argv])
+    run.write_json("report.json", report)
+    table = markdown_table(report)
+    atomic_write_text(run.file("report.md"), table + "\n")
+    print(table)
+    if args.plots:
+        from did_core.plots import per_size_bars, training_curves
+
+        folder = run.file("plots")
+        folder.mkdir(exist_ok=True)
+        written = [per_size_bars(report, folder / "per_size.png")]
+        if run.metrics():
+            written.append(training_curves(run.metrics(), folder / "training_curves.png"))
+        exact = create("blocks", cfg.exact_block)
+        written += parts.objective.extra_plots(parts, lambda c, x: solve_induced(parts, exact, c, x, cfg.concept),
+                                               folder)
+        print("plots: " + ", ".join(str(p) for p in written))
+    print(f"written: {run.file('report.json')}, {run.file('report.md')}")
     return 0
 
 
@@ -191,11 +226,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(p)
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a trained run on held-out contexts")
+    p = sub.add_parser("eval", help="evaluate a trained run on held-out contexts: blocks, guarded, polish, plots")
     p.add_argument("run_dir")
-    p.add_argument("--contexts", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--blocks", help="comma-separated block names")
+    p.add_argument("--contexts", type=int, help="held-out contexts (default: the run's eval_contexts)")
+    p.add_argument("--seed", type=int, help="held-out seed (default: the run's eval_seed)")
+    p.add_argument("--blocks", help="comma-separated block names (default: the run's block and exact block)")
+    p.add_argument("--polish", action="store_true", help="also Nelder-Mead on each context's intervention")
+    p.add_argument("--polish-budget", type=int, help="function evaluations per context (default: the task's)")
+    p.add_argument("--workers", type=int, help="processes for the polish (default: CPU count)")
+    p.add_argument("--plots", action="store_true", help="write PNG plots to RUN_DIR/plots (needs matplotlib)")
+    p.add_argument("--from-json", action="store_true", help="reprint the table from the stored report.json")
     p.set_defaults(func=_cmd_eval)
     return parser
 
@@ -211,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             if argv[0] in commands:
                 return int(commands.get(argv[0]).factory(argv[1:]) or 0)
         args = build_parser().parse_args(argv)
+        args.argv = argv[1:]
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:
         return fail(str(exc))

@@ -19,6 +19,8 @@ option overrides per profile name (``"quick"``, ``"paper"``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -126,6 +128,14 @@ class DesignObjective(Configurable, ABC):
     def intervention_mask(self, context: Context) -> Tensor | None:
         """Which entries of an intervention are real (for the local polish); ``None``: all."""
         return None
+
+    def extra_plots(self, parts: Any, solve: Callable[[Context, Tensor], Equilibrium], folder: Path) -> list[Path]:
+        """Task-specific figures written into ``folder`` by ``did eval --plots``; default none.
+
+        ``parts`` holds the run's sampler and generator; ``solve(context, x)`` solves the
+        induced games with the exact block.
+        """
+        return []
 
     def improved(self, value: Tensor, baseline: Tensor) -> Tensor:
         """Per context: is ``value`` strictly better than ``baseline``?"""

@@ -10,6 +10,8 @@ constant game, whose eps-ME joint is uniform.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -100,6 +102,19 @@ class InverseObjective(DesignObjective):
         squared = (games - embed(games, mask)).pow(2) * real
         gauge = (squared.flatten(1).sum(dim=1) / real.flatten(1).sum(dim=1)).mean()
         return kl + self.options.mu * gauge, {"kl": float(kl.detach()), "gauge": float(gauge.detach())}
+
+    def intervention_mask(self, context: Context) -> Tensor:
+        """Real payoff entries ``[B, N, A..]``: every player's payoff at every real joint action."""
+        mask = context["mask"]
+        n_players, a_max = mask.shape[1], mask.shape[2]
+        jm = joint_mask(mask, [a_max] * n_players).unsqueeze(1)
+        return jm.expand(-1, n_players, *jm.shape[2:])
+
+    def extra_plots(self, parts: Any, solve: Callable[[Context, Tensor], Equilibrium], folder: Path) -> list[Path]:
+        """The 2-simplex of 3-joint-action games (3 actions against 1): target, equilibrium set, ME joint."""
+        from did_inverse.simplex import simplex_figure
+
+        return [simplex_figure(parts.sampler, parts.generator, self, solve, folder / "inverse_simplex.png")]
 
     def baseline_intervention(self, context: Context) -> Tensor:
         mask = context["mask"]
