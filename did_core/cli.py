@@ -61,13 +61,15 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             "errors": state.errors,
         }, indent=2))
         return 0
+    width = max([len(p.name) for p in state.plugins] + [len(e.name) for r in state.registries.values() for e in r]
+                + [8]) + 2
     print("plugins:")
     for p in state.plugins:
-        print(f"  {p.name:<20} {p.distribution} {p.version}  hooks: {', '.join(p.hooks) or '-'}")
+        print(f"  {p.name:<{width}}{p.distribution} {p.version}  hooks: {', '.join(p.hooks) or '-'}")
     for kind, reg in state.registries.items():
         print(f"{kind}:")
         for entry in reg:
-            print(f"  {entry.name:<20} from {entry.provider}")
+            print(f"  {entry.name:<{width}}from {entry.provider}")
         if not reg.names():
             print("  (none)")
     if state.errors:
