@@ -7,6 +7,7 @@ game cut to its real size (padding).
 
 from __future__ import annotations
 
+import math
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -487,3 +488,23 @@ def test_output_layer_has_no_activation() -> None:
         layer.linear.bias.fill_(-5.0)
     out = layer(torch.zeros(1, 1, 2, 3, dtype=DTYPE))
     assert torch.all(out == -5.0)  # GELU would give about -1.4e-6
+
+
+def test_payoff_generator_output_map_applies_to_every_real_entry():
+    """A real entry whose raw output is exactly 0 still goes through the map; padded entries stay 0."""
+    from did_core.nn.generators import PayoffGenerator
+
+    class Sampler:
+        def sample(self, batch, generator):
+            return {"x": torch.zeros(batch, 2, 3, 3)}
+
+        def payoff_features(self, context):
+            mask = torch.tensor([[True, True, False], [True, True, True]]).expand(context["x"].shape[0], 2, 3)
+            return context["x"].unsqueeze(1), mask
+
+    gen = PayoffGenerator(Sampler(), width=4, depth=1, output="neg_softplus")
+    torch.nn.init.zeros_(gen.head.linear.weight)
+    torch.nn.init.zeros_(gen.head.linear.bias)
+    out = gen(Sampler().sample(2, None))
+    assert torch.allclose(out[:, :, :2, :], torch.full_like(out[:, :, :2, :], -math.log(2.0)))
+    assert torch.equal(out[:, :, 2, :], torch.zeros_like(out[:, :, 2, :]))

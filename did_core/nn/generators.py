@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
+from did_core.games import joint_mask
 from did_core.nn.layers import P2P
 from did_core.tasks import Configurable, Context, ContextSampler, Options
 
@@ -55,5 +56,5 @@ class PayoffGenerator(Configurable, nn.Module):
         for layer in self.hidden:
             h = layer(h, mask)
         raw = self.options.output_scale * self.head(h, mask)[:, 0]
-        # The head is 0 on padded entries; keep them 0 after a map with f(0) != 0.
-        return torch.where(raw != 0, OUTPUT_MAPS[self.options.output](raw), torch.zeros_like(raw))
+        real = joint_mask(mask, raw.shape[2:]).unsqueeze(1)
+        return torch.where(real, OUTPUT_MAPS[self.options.output](raw), torch.zeros_like(raw))
