@@ -39,6 +39,7 @@ __all__ = [
     "concat_contexts",
     "context_size",
     "options_error",
+    "linear_ramp",
 ]
 
 Context = dict[str, Tensor]
@@ -140,6 +141,13 @@ class DesignObjective(Configurable, ABC):
     def improved(self, value: Tensor, baseline: Tensor) -> Tensor:
         """Per context: is ``value`` strictly better than ``baseline``?"""
         return value < baseline if self.minimize else value > baseline
+
+
+def linear_ramp(progress: float, start: float, end: float, fraction: float) -> float:
+    """A penalty weight ramped linearly from ``start`` (progress 0) to ``end`` (progress ``fraction``), then ``end``."""
+    if fraction <= 0:
+        return end
+    return start + (end - start) * min(1.0, max(0.0, progress) / fraction)
 
 
 def context_size(context: Context) -> int:

@@ -154,3 +154,12 @@ def test_third_party_task_trains_without_core_changes(tmp_path, monkeypatch):
     finally:
         monkeypatch.setattr(metadata, "entry_points", real)
         plugins.load_plugins(force=True)
+
+
+def test_linear_ramp():
+    from did_core.tasks import linear_ramp
+
+    assert linear_ramp(0.0, 0.1, 1.0, 0.5) == pytest.approx(0.1)
+    assert linear_ramp(0.25, 0.1, 1.0, 0.5) == pytest.approx(0.55)
+    assert linear_ramp(0.9, 0.1, 1.0, 0.5) == pytest.approx(1.0)
+    assert linear_ramp(0.3, 0.0, 2.0, 0.0) == pytest.approx(2.0)

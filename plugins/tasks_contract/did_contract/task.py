@@ -30,7 +30,7 @@ from torch import Tensor
 
 from did_core.blocks import Equilibrium
 from did_core.games import joint_mask
-from did_core.tasks import Context, ContextSampler, DesignObjective, Options
+from did_core.tasks import Context, ContextSampler, DesignObjective, Options, linear_ramp
 
 __all__ = [
     "ContractSampler",
@@ -132,9 +132,7 @@ def principal_utility(context: Context, contracts: Tensor, sigma: Tensor) -> Ten
 
 def payment_weight(progress: float, lam_start: float, ramp: float) -> float:
     """``lam``: linear from ``lam_start`` at ``progress = 0`` to 1 at ``progress = ramp``, then 1."""
-    if ramp <= 0:
-        return 1.0
-    return lam_start + (1.0 - lam_start) * min(1.0, max(0.0, progress) / ramp)
+    return linear_ramp(progress, lam_start, 1.0, ramp)
 
 
 class ContractObjective(DesignObjective):

@@ -43,7 +43,7 @@ from torch import Tensor
 
 from did_core.blocks import Equilibrium
 from did_core.games import joint_mask
-from did_core.tasks import Context, ContextSampler, DesignObjective, Options
+from did_core.tasks import Context, ContextSampler, DesignObjective, Options, linear_ramp
 
 __all__ = ["SchedulingSampler", "SchedulingObjective", "scheduling_game"]
 
@@ -184,8 +184,7 @@ class SchedulingObjective(DesignObjective):
     def lam_at(self, progress: float) -> float:
         """The tax weight at training ``progress`` in ``[0, 1]``."""
         o = self.options
-        fraction = 1.0 if o.ramp == 0 else min(progress / o.ramp, 1.0)
-        return o.lam_start + (o.lam - o.lam_start) * fraction
+        return linear_ramp(progress, o.lam_start, o.lam, o.ramp)
 
     def loss(self, context: Context, intervention: Tensor, eq: Equilibrium, progress: float
              ) -> tuple[Tensor, dict[str, float]]:
