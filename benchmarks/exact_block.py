@@ -66,6 +66,7 @@ class Row:
     iterations: int = 0
     failed: int = 0
     layers_diff: float = math.nan
+    ecos_fallbacks: int = 0
 
 
 def parse_sizes(text: str) -> list[tuple[int, ...]]:
@@ -112,16 +113,28 @@ class ReusedEcos:
         self.cons = [self.gains @ self.sigma <= self.eps, cp.sum(self.sigma) == 1]
         self.problem = cp.Problem(cp.Maximize(cp.sum(cp.entr(self.sigma))), self.cons)
         self.shape = (k, j)
+        self.fallbacks = 0
 
     def solve(self, gains: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``sigma [J]`` and ``alpha [K_real]`` of one game (``gains [K, J]`` with padded rows)."""
+        """``sigma [J]`` and ``alpha [K_real]`` of one game (``gains [K, J]`` with padded rows).
+
+        Like the ``exact_cvx`` block, falls back (ECOS with its default tolerances, then
+        Clarabel) when ECOS fails; ``self.fallbacks`` counts those games.
+        """
+        import cvxpy as cp
         import scipy.sparse as sp
 
         g = gains[self.rows]
         self.gains.value_sparse = sp.coo_array((g[self.pattern], self.pattern), shape=self.shape)
         self.eps.value = eps[self.rows]
-        self.problem.solve(solver="ECOS", **ECOS_OPTIONS)
-        return np.clip(self.sigma.value, 0, None), np.clip(self.cons[0].dual_value, 0, None)
+        for solver, options in (("ECOS", ECOS_OPTIONS), ("ECOS", {}), ("CLARABEL", {})):
+            try:
+                self.problem.solve(solver=solver, **options)
+            except cp.error.SolverError:
+                self.fallbacks += 1
+                continue
+            return np.clip(self.sigma.value, 0, None), np.clip(self.cons[0].dual_value, 0, None)
+        raise RuntimeError("no solver solved the game")
 
 
 def make_layer(k: int, j: int):  # type: ignore[no-untyped-def]
@@ -190,7 +203,10 @@ def bench_case(sizes: tuple[int, ...], concept: str, args: argparse.Namespace, l
         out = ecos(g, concept=concept, eps=eps)
         (out.sigma.reshape(n_ecos, -1) * weights[:n_ecos]).sum().backward()
 
-    eq_ecos = ecos_fwd()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        eq_ecos = ecos_fwd()
+    row.ecos_fallbacks = sum("eps-ME solve" in str(w.message) for w in caught)
     row.times["ecos_fwd"] = median_time(ecos_fwd, args.repeats, lambda: None) / n_ecos
     row.times["ecos_fb"] = median_time(ecos_fwd_bwd, args.repeats, lambda: None) / n_ecos
     row.sigma_diff = float((eq_ecos.sigma.reshape(n_ecos, -1) - sigma_newton[:n_ecos]).abs().max())
@@ -201,14 +217,21 @@ def bench_case(sizes: tuple[int, ...], concept: str, args: argparse.Namespace, l
     reused.solve(gains_np[0], eps_np[0])  # compile once, outside the timing
     alphas = np.zeros((n_ecos, cons.rows.shape[1]))
 
+    reused_failed: set[int] = set()
+
     def reused_fwd() -> None:
         for b in range(n_ecos):
+            before = reused.fallbacks
             _, alphas[b, cons.rows[b].numpy()] = reused.solve(gains_np[b], eps_np[b])
+            if reused.fallbacks > before:
+                reused_failed.add(b)
 
     def implicit_bwd() -> None:
-        implicit_vjp(sub, mask[:n_ecos], concept, eps, torch.as_tensor(alphas), weights[:n_ecos])  # type: ignore[arg-type]
+        alpha = torch.as_tensor(alphas)
+        implicit_vjp(sub, mask[:n_ecos], concept, eps, alpha, weights[:n_ecos])  # type: ignore[arg-type]
 
     row.times["reused_fwd"] = median_time(reused_fwd, args.repeats, lambda: None) / n_ecos
+    row.ecos_fallbacks = max(row.ecos_fallbacks, len(reused_failed))
     row.times["reused_fb"] = row.times["reused_fwd"] + median_time(implicit_bwd, args.repeats, lambda: None) / n_ecos
 
     # cvxpylayers (diffcp + SCS), a few games.
@@ -242,9 +265,21 @@ COLUMNS = [
     ("layers_fwd", "cvxpylayers fwd"), ("layers_fb", "cvxpylayers f+b"),
     ("newton_fwd", "Newton fwd"), ("newton_fb", "Newton f+b"),
     ("x_reused", "fwd x vs ECOS reused"), ("x_layers", "f+b x vs cvxpylayers"),
-    ("sigma_diff", "max|dsigma| vs ECOS"), ("layers_diff", "max|dsigma| cvxpylayers"),
+    ("sigma_diff", "max abs dsigma vs ECOS"), ("layers_diff", "max abs dsigma cvxpylayers"),
     ("violation", "Newton violation"), ("kkt", "Newton KKT"), ("iterations", "iters"), ("failed", "unconverged"),
+    ("ecos_fallbacks", "ECOS failed"),
 ]
+
+
+LEGEND = """K: real constraint rows per game. Times: ms per game, forward (fwd) and forward + backward of a
+scalar loss of sigma (f+b). ECOS rebuilt: the `exact_cvx` block (cvxpy problem built per game, implicit
+backward); ECOS reused: one problem per size with a sparse gain parameter, re-solved per game (+ the same
+backward); cvxpylayers: `CvxpyLayer` (diffcp + SCS, default settings); Newton: `exact_newton` on the whole
+batch. Ratios: ECOS reused fwd / Newton fwd and cvxpylayers f+b / Newton f+b, measured in this run.
+max abs dsigma: largest |sigma difference| to ECOS (over the ECOS games) and between cvxpylayers and Newton.
+Newton violation / KKT / iters / unconverged: worst over the Newton batch. ECOS failed: games on which ECOS
+failed and a fallback solver (ECOS with default tolerances, then Clarabel) answered.
+"""
 
 
 def cells(row: Row) -> list[str]:
@@ -267,7 +302,7 @@ def cells(row: Row) -> list[str]:
         "x_reused": ratio("reused_fwd", "newton_fwd"), "x_layers": ratio("layers_fb", "newton_fb"),
         "sigma_diff": sci(row.sigma_diff), "layers_diff": sci(row.layers_diff),
         "violation": sci(row.violation), "kkt": sci(row.kkt),
-        "iterations": str(row.iterations), "failed": str(row.failed),
+        "iterations": str(row.iterations), "failed": str(row.failed), "ecos_fallbacks": str(row.ecos_fallbacks),
     }
     return [values[key] if key in values else ms(key) for key, _ in COLUMNS]
 
@@ -309,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats, median reported (default 3)")
     parser.add_argument("--batch", type=int, default=64, help="Newton batch size (default 64)")
     parser.add_argument("--ecos-games", type=int, default=8, help="games solved by ECOS per row (default 8)")
-    parser.add_argument("--layers-games", type=int, default=2, help="games for cvxpylayers per row (default 2; 0 skips)")
+    parser.add_argument("--layers-games", type=int, default=2,
+                        help="games for cvxpylayers per row (default 2; 0 skips)")
     parser.add_argument("--eps", type=float, default=0.05, help="relative epsilon (default 0.05)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (default 1, like the single-threaded baselines; 0 = torch's "
@@ -348,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.out, "w") as fh:
             fh.write("# Exact blocks: ECOS, cvxpylayers and the batched Newton block\n\n")
             fh.write(f"Command: `{command.strip()}`\n\n{environment(args, layers_ok)}\n\n")
-            fh.write(render(rows, markdown=True) + "\n")
+            fh.write(render(rows, markdown=True) + "\n\n" + LEGEND)
         print(f"wrote {args.out}")
     return 0
 

@@ -121,14 +121,15 @@ class NonConvergenceError(RuntimeError):
 
 @dataclass
 class NewtonResult:
-    """Solution of a batch: ``alpha [B, K]``, ``sigma [B, J]`` and per-game ``iterations``,
-    ``converged`` and ``kkt`` (scaled KKT residual), each ``[B]``."""
+    """Solution of a batch: ``alpha [B, K]``, ``sigma [B, J]``, per-game ``iterations``,
+    ``converged`` and ``kkt`` (scaled KKT residual), each ``[B]``, and ``regrets = D sigma [B, K]``."""
 
     alpha: Tensor
     sigma: Tensor
     iterations: Tensor
     converged: Tensor
     kkt: Tensor
+    regrets: Tensor
 
 
 def kkt_residual(alpha: Tensor, grad: Tensor, rows: Tensor, scale: Tensor) -> Tensor:
@@ -151,13 +152,15 @@ def _logsumexp(x: Tensor) -> Tensor:
     return (x - top).exp_().sum(dim=-1).log_() + top.squeeze(-1)
 
 
-def _newton_steps(alpha: Tensor, gains: Tensor, eps: Tensor, wmask: Tensor, log_target: Tensor, scale: Tensor,
-                  lam: Tensor, iterations: Tensor, n_steps: int, tol: float) -> tuple[Tensor, Tensor, Tensor]:
+def _newton_steps(alpha: Tensor, gains: Tensor, eps: Tensor, wmask: Tensor, log_target: Tensor, logits: Tensor,
+                  scale: Tensor, lam: Tensor, iterations: Tensor, n_steps: int,
+                  tol: float) -> tuple[Tensor, Tensor, Tensor]:
     """``n_steps`` projected Newton iterations on a compact working set ``gains [B, M, J]``.
 
-    Slots outside ``wmask`` must have zero gains, ``alpha`` and ``eps``. A game whose
-    working-set residual reaches ``tol`` stops moving. Returns the new ``alpha [B, M]``,
-    ``lam [B]`` and ``iterations [B]``.
+    Slots outside ``wmask`` must have zero gains, ``alpha`` and ``eps``; ``logits`` are
+    ``log_target - gains^T alpha`` (every row outside the set has ``alpha = 0``). A game
+    whose working-set residual reaches ``tol`` stops moving. Returns the new
+    ``alpha [B, M]``, ``lam [B]`` and ``iterations [B]``.
     """
     batch, m = alpha.shape
     dtype, dev = alpha.dtype, alpha.device
@@ -169,7 +172,6 @@ def _newton_steps(alpha: Tensor, gains: Tensor, eps: Tensor, wmask: Tensor, log_
     c, inv_c = scale.unsqueeze(1), scale.reciprocal().unsqueeze(1)
     steps = torch.tensor(STEPS, dtype=dtype, device=dev).expand(batch, -1)
     caps = torch.tensor(LOGIT_CAPS, dtype=dtype, device=dev).unsqueeze(0)
-    logits = log_target - torch.bmm(alpha.unsqueeze(1), gains).squeeze(1)
     log_z = _logsumexp(logits)
     f = log_z + (alpha * eps).sum(dim=1)
     for _ in range(n_steps):
@@ -296,8 +298,10 @@ def solve_dual_newton(gains: Tensor | GainOperator | DenseGains, rows: Tensor, e
     iterations = torch.zeros(batch, dtype=torch.long, device=dev)
     done = 0
     while True:
-        sigma = torch.softmax(log_target - op.transpose(alpha), dim=1)
-        grad = eps - op.regrets(sigma)
+        logits = log_target - op.transpose(alpha)
+        sigma = torch.softmax(logits, dim=1)
+        regrets = op.regrets(sigma)
+        grad = eps - regrets
         kkt = kkt_residual(alpha, grad, rows, scale)
         converged = kkt <= tol
         unfinished = ~converged & torch.isfinite(kkt)
@@ -318,8 +322,8 @@ def solve_dual_newton(gains: Tensor | GainOperator | DenseGains, rows: Tensor, e
         w_alpha = torch.where(wmask, sub(alpha).gather(1, index), torch.zeros_like(wmask, dtype=alpha.dtype))
         n = min(check_every, max_iter - done)
         w_alpha, w_lam, w_iterations = _newton_steps(
-            w_alpha, w_gains, sub(eps).gather(1, index) * wmask, wmask, sub(log_target), sub(scale), sub(lam),
-            sub(iterations), n, tol)
+            w_alpha, w_gains, sub(eps).gather(1, index) * wmask, wmask, sub(log_target), sub(logits), sub(scale),
+            sub(lam), sub(iterations), n, tol)
         new_alpha = sub(alpha).scatter(1, index, torch.where(wmask, w_alpha, sub(alpha).gather(1, index)))
         if live is None:
             alpha, lam, iterations = new_alpha, w_lam, w_iterations
@@ -327,7 +331,7 @@ def solve_dual_newton(gains: Tensor | GainOperator | DenseGains, rows: Tensor, e
             alpha = alpha.index_copy(0, live, new_alpha)
             lam, iterations = lam.index_copy(0, live, w_lam), iterations.index_copy(0, live, w_iterations)
         done += n
-    return NewtonResult(alpha, sigma, iterations, converged, kkt)
+    return NewtonResult(alpha, sigma, iterations, converged, kkt, regrets)
 
 
 class _NewtonSolve(torch.autograd.Function):
@@ -390,7 +394,7 @@ class NewtonBlock(DualSolverBlock):
             op = GainOperator(payoffs, mask, concept_name)
             eps_rows = op.eps_rows(payoffs, mask, epsilon)
             result = self._solve(op, op.real, eps_rows, op.log_target(), alpha0, tuple(games.shape), concept_name)
-            regrets = op.regrets(result.sigma)
+            regrets = result.regrets
             info = {
                 "iterations": result.iterations,
                 "converged": result.converged,
