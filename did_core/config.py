@@ -34,7 +34,7 @@ class TrainConfig(BaseModel):
     task: str = Field(description="task name: its sampler, loss and default generator")
     block: str = Field("exact_cvx", description="equilibrium block the generator trains through")
     block_options: dict[str, Any] = Field(default_factory=dict, description="options of the block's factory")
-    exact_block: str = Field("exact_cvx", description="exact block used for evaluation")
+    exact_block: str = Field("exact_newton", description="exact block used for evaluation and the guard")
     concept: Literal["ce", "cce"] = "cce"
     eps: float = Field(0.05, gt=0, description="equilibrium tolerance (relative unless absolute_eps)")
     absolute_eps: bool = False
