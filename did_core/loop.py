@@ -10,6 +10,8 @@ is the caller's ``step_fn``.
 from __future__ import annotations
 
 import math
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,6 +102,7 @@ def run_loop(
 
     progress = Progress(settings.steps, start, label=settings.label)
     completed = start
+    previous = _interrupt_on_signals()
     try:
         for step in range(start, settings.steps):
             model.train()
@@ -129,6 +132,28 @@ def run_loop(
         writer.close()
         progress.close()
         raise
+    finally:
+        _restore_signals(previous)
     writer.close()
     progress.close()
     return records
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _interrupt_on_signals() -> dict[int, Any]:
+    """Turn SIGINT and SIGTERM into ``KeyboardInterrupt`` (so both save a checkpoint), also when a
+    launcher started the process with SIGINT ignored; returns the previous handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, _raise_interrupt)
+    return previous
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)

@@ -163,3 +163,28 @@ def test_linear_ramp():
     assert linear_ramp(0.25, 0.1, 1.0, 0.5) == pytest.approx(0.55)
     assert linear_ramp(0.9, 0.1, 1.0, 0.5) == pytest.approx(1.0)
     assert linear_ramp(0.3, 0.0, 2.0, 0.0) == pytest.approx(2.0)
+
+
+def test_sigterm_saves_a_checkpoint(tmp_path):
+    """A real SIGTERM (as a job scheduler sends) stops the run with a checkpoint at the last finished step."""
+    import os
+    import signal
+
+    import did_core.loop as loop
+
+    cfg = resolve_train_config({**TINY, "checkpoint_every": 1000})
+    original = loop.Progress.update
+
+    def terminate(self, step, scalars, force=False):
+        original(self, step, scalars, force)
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    loop.Progress.update = terminate
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, tmp_path / "run")
+    finally:
+        loop.Progress.update = original
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 2
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
