@@ -155,9 +155,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     run = RunDir(Path(args.run_dir))
     if args.from_json:
-        if not run.file("report.json").exists():
-            return fail(f"{run.path} has no report.json: run did eval {run.path} first")
-        print(markdown_table(run.read_json("report.json")))
+        stored = run.path if run.path.suffix == ".json" else run.file("report.json")
+        if not stored.is_file():
+            return fail(f"{stored} not found: run did eval on the run directory first")
+        try:
+            print(markdown_table(json.loads(stored.read_text())))
+        except (ValueError, KeyError, TypeError) as exc:
+            return fail(f"{stored} is not a DID evaluation report: {type(exc).__name__}: {exc}")
         return 0
     if not run.file("config.yaml").exists():
         return fail(f"{run.path} is not a run directory (no config.yaml)")
@@ -229,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a trained run on held-out contexts: blocks, guarded, polish, plots")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="a run directory (with --from-json also a report.json file)")
     p.add_argument("--contexts", type=int, help="held-out contexts (default: the run's eval_contexts)")
     p.add_argument("--seed", type=int, help="held-out seed (default: the run's eval_seed)")
     p.add_argument("--blocks", help="comma-separated block names (default: the run's block and exact block)")

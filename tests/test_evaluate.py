@@ -82,3 +82,14 @@ def test_eval_bad_arguments(run_dir, capsys, argv, message):
 def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_from_json_accepts_a_report_file_and_rejects_others(run_dir, tmp_path, capsys):
+    assert main(["eval", str(run_dir), "--contexts", "2"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run_dir / "report.json"), "--from-json"]) == 0
+    assert capsys.readouterr().out.strip() == (run_dir / "report.md").read_text().strip()
+    bad = tmp_path / "other.json"
+    bad.write_text('{"x": 1}')
+    assert main(["eval", str(bad), "--from-json"]) == 2
+    assert "not a DID evaluation report" in capsys.readouterr().err
