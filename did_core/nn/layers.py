@@ -127,6 +127,16 @@ def _payoff_outcome_mask(mask: Tensor, outcome_mask: Tensor, sizes: Sequence[int
     return joint & outcome_mask.reshape(batch, 1, 1, *([1] * n_players), -1)
 
 
+def _payoff_outcome_inputs(x: Tensor, in_ch: int, mask: Tensor | None, outcome_mask: Tensor | None
+                           ) -> tuple[tuple[int, ...], Tensor, Tensor]:
+    """Validate payoff-outcome input; return its action sizes, outcome mask ``[B, M]`` and real entries."""
+    sizes = _payoff_sizes(x, in_ch, 1, "payoff-outcome data")
+    batch = x.shape[0]
+    outcome_mask = _outcome_mask(outcome_mask, batch, x.shape[-1], x.device)
+    real = _payoff_outcome_mask(_action_mask(mask, batch, sizes, x.device), outcome_mask, sizes)
+    return tuple(sizes), outcome_mask, real
+
+
 # ----------------------------------------------------------------------------- pooled features
 
 
@@ -187,7 +197,11 @@ class _EquivariantLayer(nn.Module, ABC):
     """Pools -> concatenation over channels -> shared linear map -> activation -> zero padding (abstract)."""
 
     def __init__(
-        self, in_ch: int, out_ch: int, aggregation: str | Aggregation, activation: Activation | None
+        self,
+        in_ch: int,
+        out_ch: int,
+        aggregation: str | Aggregation = "meanvar",
+        activation: Activation | None = F.gelu,
     ) -> None:
         super().__init__()
         for name, value in (("in_ch", in_ch), ("out_ch", out_ch)):
@@ -249,15 +263,6 @@ class P2P(_EquivariantLayer):
     **Returns:** ``[B, out_ch, N, A_1..A_N]``, exactly 0 on padded joint actions.
     Any ``N >= 1``; action counts may differ between players.
     """
-
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        aggregation: str | Aggregation = "meanvar",
-        activation: Activation | None = F.gelu,
-    ) -> None:
-        super().__init__(in_ch, out_ch, aggregation, activation)
 
     def _n_features(self, n_stats: int) -> int:
         return 1 + 7 * n_stats
@@ -409,24 +414,11 @@ class PO2PO(_EquivariantLayer):
     **Returns:** ``[B, out_ch, N, A_1..A_N, M]``, 0 on padded actions or outcomes.
     """
 
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        aggregation: str | Aggregation = "meanvar",
-        activation: Activation | None = F.gelu,
-    ) -> None:
-        super().__init__(in_ch, out_ch, aggregation, activation)
-
     def _n_features(self, n_stats: int) -> int:
         return 1 + 15 * n_stats
 
     def forward(self, x: Tensor, mask: Tensor | None = None, outcome_mask: Tensor | None = None) -> Tensor:
-        sizes = _payoff_sizes(x, self.in_ch, 1, "payoff-outcome data")
-        batch = x.shape[0]
-        mask = _action_mask(mask, batch, sizes, x.device)
-        outcome_mask = _outcome_mask(outcome_mask, batch, x.shape[-1], x.device)
-        real = _payoff_outcome_mask(mask, outcome_mask, sizes)
+        _, _, real = _payoff_outcome_inputs(x, self.in_ch, mask, outcome_mask)
         features = _payoff_features(x, real, self.aggregation, (x.dim() - 1,))
         return self._combine(features, real)
 
@@ -443,24 +435,12 @@ class PO2O(_EquivariantLayer):
     **Returns:** ``[B, out_ch, N, M]``, 0 on padded outcomes.
     """
 
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        aggregation: str | Aggregation = "meanvar",
-        activation: Activation | None = F.gelu,
-    ) -> None:
-        super().__init__(in_ch, out_ch, aggregation, activation)
-
     def _n_features(self, n_stats: int) -> int:
         return 4 * n_stats
 
     def forward(self, x: Tensor, mask: Tensor | None = None, outcome_mask: Tensor | None = None) -> Tensor:
-        sizes = _payoff_sizes(x, self.in_ch, 1, "payoff-outcome data")
+        sizes, outcome_mask, real = _payoff_outcome_inputs(x, self.in_ch, mask, outcome_mask)
         batch = x.shape[0]
-        mask = _action_mask(mask, batch, sizes, x.device)
-        outcome_mask = _outcome_mask(outcome_mask, batch, x.shape[-1], x.device)
-        real = _payoff_outcome_mask(mask, outcome_mask, sizes)
         actions = tuple(range(3, 3 + len(sizes)))
         agg = self.aggregation
         per_outcome = tuple(s.squeeze(actions) for s in agg.pool(x, real, actions))  # [B, C, N, M]
@@ -476,15 +456,6 @@ class O2O(_EquivariantLayer):
 
     **Returns:** ``[B, out_ch, N, M]``, 0 on padded outcomes.
     """
-
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        aggregation: str | Aggregation = "meanvar",
-        activation: Activation | None = F.gelu,
-    ) -> None:
-        super().__init__(in_ch, out_ch, aggregation, activation)
 
     def _n_features(self, n_stats: int) -> int:
         return 1 + 3 * n_stats
