@@ -28,6 +28,7 @@ __all__ = [
     "CONCEPTS",
     "check_concept",
     "Epsilon",
+    "dual_mask",
     "deviation_gains",
     "Constraints",
     "constraints",
@@ -35,6 +36,7 @@ __all__ = [
     "joint_from_dual",
     "dual_objective",
     "regrets",
+    "masked_row_max",
     "gap",
     "violation",
     "entropy",
@@ -77,6 +79,18 @@ class Epsilon:
         return torch.full(games.shape[:2], self.value, dtype=games.dtype, device=games.device)
 
 
+def dual_mask(mask: Tensor, concept: Concept) -> Tensor:
+    """Real constraint rows (dual entries) of a batch with action mask ``mask [B, N, A]``.
+
+    **Returns:** CCE ``[B, N, A]`` (``d`` real); CE ``[B, N, A, A]`` (``r`` and ``d``
+    real and ``r != d``).
+    """
+    if concept == "cce":
+        return mask
+    off_diagonal = ~torch.eye(mask.shape[-1], dtype=torch.bool, device=mask.device)
+    return mask.unsqueeze(-1) & mask.unsqueeze(-2) & off_diagonal
+
+
 def deviation_gains(games: Tensor, mask: Tensor, concept: Concept) -> Tensor:
     """Deviation gains of every player, zero on padded rows and padded joint actions.
 
@@ -100,11 +114,9 @@ def deviation_gains(games: Tensor, mask: Tensor, concept: Concept) -> Tensor:
             view[3 + p] = size
             gain = gain.unsqueeze(1) * recommended.reshape(view)
             gain = _pad_axis(_pad_axis(gain, 1, a_max), 2, a_max)
-            real = mask[:, p, :, None] & mask[:, p, None, :]
-            real = real & ~torch.eye(a_max, dtype=torch.bool, device=games.device)
         else:
             gain = _pad_axis(gain, 1, a_max)
-            real = mask[:, p]
+        real = dual_mask(mask, concept)[:, p]
         per_player.append(gain * real.reshape(*real.shape, *([1] * n_players)))
     return torch.stack(per_player, dim=1)
 
@@ -158,12 +170,7 @@ def constraints(games: Tensor, mask: Tensor, concept: Concept, eps: Epsilon) -> 
     gains = deviation_gains(games, mask, concept)
     rows_per_player = gains[0, 0].numel() // math.prod(sizes)
     flat_gains = gains.reshape(batch, n_players * rows_per_player, -1)
-    if concept == "ce":
-        real = mask[:, :, :, None] & mask[:, :, None, :]
-        real = real & ~torch.eye(real.shape[-1], dtype=torch.bool, device=games.device)
-    else:
-        real = mask
-    rows = real.reshape(batch, -1)
+    rows = dual_mask(mask, concept).reshape(batch, -1)
     eps_rows = eps.per_player(games, mask).repeat_interleave(rows_per_player, dim=1) * rows
     jm = joint_mask(mask, sizes).reshape(batch, -1)
     count = jm.sum(dim=1, keepdim=True).to(games.dtype)
@@ -192,19 +199,21 @@ def regrets(sigma: Tensor, cons: Constraints) -> Tensor:
     return torch.einsum("bkj,bj->bk", cons.gains, sigma.reshape(sigma.shape[0], -1))
 
 
-def _masked_max(values: Tensor, rows: Tensor) -> Tensor:
-    filled = torch.where(rows, values, torch.full_like(values, -math.inf)).amax(dim=1)
+def masked_row_max(values: Tensor, rows: Tensor) -> Tensor:
+    """Per game, the largest of ``values [B, K]`` over real ``rows [B, K]``; 0 when there is none."""
+    filled = torch.where(rows, values, torch.full_like(values, -math.inf))
+    filled = filled.amax(dim=1) if filled.shape[1] else filled.new_full(filled.shape[:1], -math.inf)
     return torch.where(torch.isfinite(filled), filled, torch.zeros_like(filled))
 
 
 def gap(sigma: Tensor, cons: Constraints) -> Tensor:
     """``max_p max_k sum_a sigma(a) D_k(a)`` per game, ``[B]`` (0 when there is no real row)."""
-    return _masked_max(regrets(sigma, cons), cons.rows)
+    return masked_row_max(regrets(sigma, cons), cons.rows)
 
 
 def violation(sigma: Tensor, cons: Constraints) -> Tensor:
     """``max(0, max_k (regret_k - eps_k))`` per game, ``[B]``."""
-    return _masked_max(regrets(sigma, cons) - cons.eps, cons.rows).clamp_min(0.0)
+    return masked_row_max(regrets(sigma, cons) - cons.eps, cons.rows).clamp_min(0.0)
 
 
 def entropy(sigma: Tensor) -> Tensor:

@@ -374,6 +374,17 @@ def test_dual_mask_marks_the_constraint_rows(concept: str) -> None:
     games = torch.randn(2, 2, 3, 3, generator=_gen(33), dtype=DTYPE)
     rows = constraints(games, mask, concept, Epsilon()).rows  # type: ignore[arg-type]
     assert torch.equal(dual_mask(mask, concept).reshape(2, -1), rows)  # type: ignore[arg-type]
+    # Independent truth from the definition: a row is real when its actions are real (and r != d for CE).
+    expected = torch.zeros_like(dual_mask(mask, concept))  # type: ignore[arg-type]
+    for b, per_game in enumerate(counts):
+        for p, n in enumerate(per_game):
+            for d in range(n):
+                if concept == "cce":
+                    expected[b, p, d] = True
+                else:
+                    for r in range(n):
+                        expected[b, p, r, d] = r != d
+    assert torch.equal(dual_mask(mask, concept), expected)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- size independence

@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from did_core.equilibria import Concept, check_concept
+from did_core.equilibria import Concept, check_concept, dual_mask
 from did_core.games import joint_mask
 from did_core.nn.pooling import Aggregation, get_aggregation
 
@@ -105,19 +105,6 @@ def _outcome_mask(outcome_mask: Tensor | None, batch: int, outcomes: int, device
     if tuple(outcome_mask.shape) != (batch, outcomes):
         raise ValueError(f"outcome_mask must have shape {[batch, outcomes]}, got {list(outcome_mask.shape)}")
     return outcome_mask.to(device=device, dtype=torch.bool)
-
-
-def dual_mask(mask: Tensor, concept: Concept) -> Tensor:
-    """Real dual rows of a batch with action mask ``mask [B, N, A]``.
-
-    **Returns:** CCE ``[B, N, A]`` (``d`` real); CE ``[B, N, A, A]`` (``r`` and ``d``
-    real and ``r != d``). The same rows as ``did_core.equilibria.Constraints.rows``.
-    """
-    if concept == "cce":
-        return mask
-    a_max = mask.shape[-1]
-    off_diagonal = ~torch.eye(a_max, dtype=torch.bool, device=mask.device)
-    return mask.unsqueeze(-1) & mask.unsqueeze(-2) & off_diagonal
 
 
 def _payoff_outcome_mask(mask: Tensor, outcome_mask: Tensor, sizes: Sequence[int]) -> Tensor:

@@ -31,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from did_core.equilibria import Concept, check_concept
+from did_core.equilibria import Concept, check_concept, dual_mask
 from did_core.games import joint_mask
 from did_core.nn import D2D, P2D, P2P
 
-__all__ = ["NetConfig", "DebMarrisNet", "dual_row_mask"]
+__all__ = ["NetConfig", "DebMarrisNet"]
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,6 @@ class NetConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def dual_row_mask(mask: Tensor, concept: Concept) -> Tensor:
-    """Real dual rows of a batch: CCE ``[B, N, A]``, CE ``[B, N, A, A]`` (``r != d``)."""
-    if concept == "cce":
-        return mask
-    a = mask.shape[-1]
-    off = ~torch.eye(a, dtype=torch.bool, device=mask.device)
-    return mask.unsqueeze(-1) & mask.unsqueeze(-2) & off
 
 
 def size_channels(mask: Tensor, sizes: tuple[int, ...], dtype: torch.dtype) -> Tensor:
@@ -122,7 +113,7 @@ class DebMarrisNet(nn.Module):
         sizes = phi.shape[2:]
         batch = phi.shape[0]
         real_payoff = joint_mask(mask, sizes).reshape(batch, 1, 1, *sizes)
-        real_dual = dual_row_mask(mask, self.concept).unsqueeze(1)
+        real_dual = dual_mask(mask, self.concept).unsqueeze(1)
         x = phi.unsqueeze(1)
         if self.config.size_features:
             x = torch.cat([x, size_channels(mask, sizes, phi.dtype) * real_payoff], dim=1)

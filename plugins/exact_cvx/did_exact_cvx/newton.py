@@ -69,7 +69,7 @@ import torch
 from torch import Tensor
 
 from did_core.blocks import DualSolverBlock, Equilibrium, SolverOutput
-from did_core.equilibria import Concept, Constraints, Epsilon, check_concept, entropy
+from did_core.equilibria import Concept, Constraints, Epsilon, check_concept, entropy, masked_row_max
 from did_core.games import check_games
 from did_core.implicit import GainOperator, implicit_vjp
 
@@ -399,8 +399,8 @@ class NewtonBlock(DualSolverBlock):
                 "iterations": result.iterations,
                 "converged": result.converged,
                 "kkt": result.kkt,
-                "gap": _masked_max(regrets, op.real),
-                "violation": _masked_max(regrets - eps_rows, op.real).clamp_min(0.0),
+                "gap": masked_row_max(regrets, op.real),
+                "violation": masked_row_max(regrets - eps_rows, op.real).clamp_min(0.0),
                 "entropy": entropy(result.sigma),
                 "active": ((result.alpha > 1e-7) & op.real).sum(dim=1),
             }
@@ -449,7 +449,3 @@ class NewtonBlock(DualSolverBlock):
         return result
 
 
-def _masked_max(values: Tensor, rows: Tensor) -> Tensor:
-    filled = torch.where(rows, values, torch.full_like(values, -math.inf))
-    filled = filled.amax(dim=1) if filled.shape[1] else filled.new_full(filled.shape[:1], -math.inf)
-    return torch.where(torch.isfinite(filled), filled, torch.zeros_like(filled))
