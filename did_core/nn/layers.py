@@ -261,7 +261,22 @@ class P2P(_EquivariantLayer):
         return self._combine(_payoff_features(x, real, self.aggregation, ()), real)
 
 
-class P2D(_EquivariantLayer):
+class _ConceptLayer(_EquivariantLayer):
+    """A layer whose dual-side shape depends on the concept (abstract): CCE rows ``(p, d)``, CE ``(p, r, d)``."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        concept: Concept,
+        aggregation: str | Aggregation = "meanvar",
+        activation: Activation | None = F.gelu,
+    ) -> None:
+        self.concept: Concept = check_concept(concept)
+        super().__init__(in_ch, out_ch, aggregation, activation)
+
+
+class P2D(_ConceptLayer):
     """Payoff -> dual layer.
 
     CCE row ``(p, d)``: pools over ``a_{-p}`` of row ``d`` of ``p``'s slice, pools of
@@ -274,17 +289,6 @@ class P2D(_EquivariantLayer):
     **Returns:** CCE ``[B, out_ch, N, A_max]``, CE ``[B, out_ch, N, A_max, A_max]``;
     exactly 0 on rows that are not real (unreal ``r`` or ``d``, and ``r == d``).
     """
-
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        concept: Concept,
-        aggregation: str | Aggregation = "meanvar",
-        activation: Activation | None = F.gelu,
-    ) -> None:
-        self.concept: Concept = check_concept(concept)
-        super().__init__(in_ch, out_ch, aggregation, activation)
 
     def _n_features(self, n_stats: int) -> int:
         return (5 if self.concept == "ce" else 3) * n_stats
@@ -326,7 +330,7 @@ class P2D(_EquivariantLayer):
         return self._combine(features, dual_mask(mask, self.concept).unsqueeze(1))
 
 
-class D2D(_EquivariantLayer):
+class D2D(_ConceptLayer):
     """Dual -> dual layer.
 
     CCE: the row itself, pools over ``d``, and those merged over players. CE: the
@@ -339,17 +343,6 @@ class D2D(_EquivariantLayer):
 
     **Returns:** the same shape with ``out_ch`` channels, 0 on rows that are not real.
     """
-
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        concept: Concept,
-        aggregation: str | Aggregation = "meanvar",
-        activation: Activation | None = F.gelu,
-    ) -> None:
-        self.concept: Concept = check_concept(concept)
-        super().__init__(in_ch, out_ch, aggregation, activation)
 
     def _n_features(self, n_stats: int) -> int:
         return 2 + 6 * n_stats if self.concept == "ce" else 1 + 2 * n_stats
