@@ -131,10 +131,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = resolve_train_config(flags, load_yaml(Path(args.config)) if args.config else None)
         run_path = Path(args.run_dir) if args.run_dir else new_run_path(Path("runs"), f"{cfg.task}-{cfg.block}")
-    from did_core.train import build_components
-
-    build_components(cfg)  # fail on bad names/options before anything is written
-    print(f"run directory: {run_path}", file=sys.stderr)
     try:
         result = train(cfg, run_path, resume=bool(args.resume))
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ by name in the plugin registries.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,11 +83,12 @@ def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, A
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    parts = build_components(cfg)  # bad names or options fail here, before anything is written
     run = RunDir(run_path).create()
+    print(f"run directory: {run_path}", file=sys.stderr)
     if not resume:
         (run.file("config.yaml")).write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
-    torch.manual_seed(cfg.seed)
-    parts = build_components(cfg)
     rng = torch.Generator().manual_seed(cfg.seed)
 
     def step_fn(step: int, progress: float) -> dict[str, float]:
