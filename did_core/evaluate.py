@@ -29,7 +29,7 @@ from torch import Tensor
 from did_core.config import TrainConfig
 from did_core.plugins import create
 from did_core.runs import Progress
-from did_core.tasks import Context, index_context
+from did_core.tasks import Context, context_size, index_context
 
 __all__ = ["evaluate_generator", "format_eval", "summarise", "PolishSettings", "polish_context"]
 
@@ -76,7 +76,7 @@ def generate(parts: Any, context: Context, chunk: int = 64) -> tuple[Tensor, Ten
 
     parts.generator.eval()
     xs, x0s = [], []
-    n = next(iter(context.values())).shape[0]
+    n = context_size(context)
     with torch.no_grad():
         for start in range(0, n, chunk):
             part = context_to(index_context(context, slice(start, start + chunk)), parts.device)

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
-from torch import Tensor, nn
+from torch import Tensor
 
 from did_core.blocks import Equilibrium
 
@@ -36,7 +36,6 @@ __all__ = [
     "ContextSampler",
     "DesignObjective",
     "index_context",
-    "concat_contexts",
     "context_size",
     "options_error",
     "linear_ramp",
@@ -83,8 +82,7 @@ class ContextSampler(Configurable, ABC):
 
     def size_of(self, context: Context) -> Tensor:
         """A size label per context ``[B]`` (e.g. its action count) for per-size reports; default all 0."""
-        first = next(iter(context.values()))
-        return torch.zeros(first.shape[0], dtype=torch.long)
+        return torch.zeros(context_size(context), dtype=torch.long)
 
     def payoff_features(self, context: Context) -> tuple[Tensor, Tensor]:
         """Payoff-shaped generator input ``([B, C, N, A_1..A_N], mask [B, N, A_max])``.
@@ -158,13 +156,3 @@ def context_size(context: Context) -> int:
 def index_context(context: Context, index: Tensor | slice | list[int]) -> Context:
     """The sub-batch ``index`` of every tensor of a context."""
     return {k: v[index] for k, v in context.items()}
-
-
-def concat_contexts(contexts: list[Context]) -> Context:
-    """Concatenate batches of contexts along the batch axis (same keys and trailing shapes)."""
-    return {k: torch.cat([c[k] for c in contexts]) for k in contexts[0]}
-
-
-def generator_parameters(module: nn.Module) -> int:
-    """Trainable parameter count of a generator."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
