@@ -43,7 +43,8 @@ Example::
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from itertools import combinations
 
 import torch
@@ -98,6 +99,16 @@ def _action_mask(mask: Tensor | None, batch: int, sizes: Sequence[int], device: 
     return mask.to(device=device, dtype=torch.bool)
 
 
+def _padding_mask(mask: Tensor | None, sizes: Sequence[int]) -> Tensor | None:
+    """``mask`` as bool, or ``None`` when it marks every action on each player's axis real (no padding)."""
+    if mask is None:
+        return None
+    mask = mask.to(torch.bool)
+    if all(bool(mask[:, p, :size].all()) for p, size in enumerate(sizes)):
+        return None
+    return mask
+
+
 def _outcome_mask(outcome_mask: Tensor | None, batch: int, outcomes: int, device: torch.device) -> Tensor:
     """The outcome mask ``[B, M]`` as bool; all real when ``None``."""
     if outcome_mask is None:
@@ -136,47 +147,153 @@ def _stack_players(per_player: Sequence[tuple[Tensor, ...]], dim: int) -> tuple[
     return tuple(torch.stack(stat, dim=dim) for stat in zip(*per_player))
 
 
-def _within_pool(
-    x: Tensor, mask: Tensor, agg: Aggregation, within: str, actions: tuple[int, ...], extra: tuple[int, ...]
-) -> tuple[Tensor, ...]:
-    """Pools of each player's slice over a within-slice action set plus ``extra`` axes.
+def _linear(weight: Tensor, x: Tensor) -> Tensor:
+    """``weight [O, C]`` applied to the channels of ``x [B, C, ...]``: ``[B, O, ...]`` (any trailing shape).
 
-    ``own``/``others`` pool a different axis per player, so they loop over players
-    and broadcast each result back over the action axes before stacking.
+    A batched product with the weight broadcast over the batch: channels-first
+    data needs no transposed copy, in the forward or the backward pass.
     """
-    if within == "none":
-        return agg.pool(x, mask, extra)
-    if within == "all":
-        return agg.pool(x, mask, actions + extra)
-    per_player = []
-    for p, own in enumerate(actions):
-        dims = (own,) if within == "own" else tuple(d for d in actions if d != own)
-        stats = agg.pool(x[:, :, p : p + 1], mask, dims + extra)
-        shape = [x.shape[d] if d in actions else size for d, size in enumerate(stats[0].shape)]
-        per_player.append(tuple(s.expand(shape) for s in stats))
-    return tuple(torch.cat(stat, dim=2) for stat in zip(*per_player))
+    batch, channels, *rest = x.shape
+    flat = x.reshape(batch, channels, -1)
+    return torch.bmm(weight.expand(batch, *weight.shape), flat).reshape(batch, weight.shape[0], *rest)
 
 
-def _payoff_features(x: Tensor, mask: Tensor, agg: Aggregation, extra: tuple[int, ...]) -> list[Tensor]:
-    """The pools of payoff(-outcome) data ``[B, C, N, A_1..A_N, *extra]`` (P2P, PO2PO).
+def _pool_count(counts: Sequence[Tensor | int], dims: tuple[int, ...]) -> Tensor | float | None:
+    """Real entries in a pool over ``dims`` of an outer-product mask with per-axis real lengths ``counts``."""
+    if not dims:
+        return None
+    total = math.prod(counts[d] for d in dims)
+    return total.clamp_min(1) if isinstance(total, Tensor) else float(max(total, 1))
 
-    For every subset ``E`` of the ``extra`` (outcome) axes and every within-slice
-    set ``W`` in (none, own, others, all actions), in that order: the pool over
-    ``W + E`` kept per player, then merged over players at the same joint action.
-    The pool over nothing kept per player is ``x`` itself (the first feature).
-    ``1 + (8 * 2**len(extra) - 1) * n_stats`` features.
+
+def _axis_counts(x: Tensor, mask: Tensor | None, outcome_mask: Tensor | None) -> list[Tensor | int]:
+    """Real length of every axis of payoff(-outcome) data ``x [B, C, N, A_1..A_N(, M)]``, indexed by axis.
+
+    A Python int for an axis without padding (``mask`` or ``outcome_mask`` is
+    ``None``), else a per-game tensor ``[B, 1, ..., 1]``; the batch and channel
+    axes count 1 and the player axis ``N`` (pooling players counts each once).
     """
-    actions = tuple(range(3, 3 + x.shape[2]))
-    features = [x]
+    n_players = x.shape[2]
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    counts: list[Tensor | int] = [1, 1, n_players]
+    for p in range(n_players):
+        counts.append(x.shape[3 + p] if mask is None else mask[:, p].sum(dim=1).to(x.dtype).reshape(shape))
+    if x.dim() > 3 + n_players:
+        counts.append(x.shape[-1] if outcome_mask is None else outcome_mask.sum(dim=1).to(x.dtype).reshape(shape))
+    return counts
+
+
+class _Terms:
+    """Outputs of per-pool linear maps, summed by broadcast shape so each full-size addition happens once.
+
+    ``add(t)`` takes a term broadcastable to the output ``[B, O, N, ...]``;
+    ``add(t, player=p)`` one for player ``p``'s slice only (``t`` has a player
+    axis of length 1). Terms of equal shape are summed first, per-player terms
+    are stacked over players, and smaller sums are folded into larger ones they
+    broadcast into before the output is touched.
+    """
+
+    def __init__(self, base: Tensor | None, n_players: int) -> None:
+        self.base = base
+        self.n_players = n_players
+        self.shared: dict[tuple[int, ...], Tensor] = {}
+        self.players: dict[tuple[int, ...], list[Tensor | None]] = {}
+
+    def add(self, term: Tensor, player: int | None = None) -> None:
+        key = tuple(term.shape)
+        if player is None:
+            self.shared[key] = self.shared[key] + term if key in self.shared else term
+            return
+        slots = self.players.setdefault(key, [None] * self.n_players)
+        slots[player] = term if slots[player] is None else slots[player] + term
+
+    def total(self) -> Tensor:
+        """The sum of every term (and ``base``), broadcast to the output shape."""
+        for key, slots in self.players.items():
+            zero = next(s for s in slots if s is not None).new_zeros(key)
+            self.add(torch.cat([zero if s is None else s for s in slots], dim=2))
+        out = self.base
+        keys = sorted(self.shared, key=math.prod)
+        for i, key in enumerate(keys):
+            into = next((k for k in keys[i + 1:] if all(a in (1, b) for a, b in zip(key, k))), None)
+            if into is not None:
+                self.shared[into] = self.shared[into] + self.shared[key]
+            else:
+                out = self.shared[key] if out is None else out + self.shared[key]
+        assert out is not None
+        return out
+
+
+def _pool(agg: Aggregation, moments: tuple[Tensor, ...], dims: tuple[int, ...], count: Tensor | float | None
+          ) -> tuple[Tensor, ...]:
+    """Statistics of ``moments`` reduced over ``dims``; ``count`` is the real entries per group (``None``: none pooled)."""
+    return agg.finish(agg.reduce(moments, dims), count)
+
+
+def _payoff_output(x: Tensor, real: Tensor | None, counts: Sequence[Tensor | int], agg: Aggregation,
+                   weights: Iterator[Tensor], extra: tuple[int, ...]) -> "_Terms":
+    """The linear map of the pools of payoff(-outcome) data ``[B, C, N, A_1..A_N, *extra]`` (P2P, PO2PO).
+
+    The pools, in the order of the weights: ``x`` itself, then for every subset
+    ``E`` of the ``extra`` (outcome) axes and every within-slice set ``W`` in
+    (none, own, others, all actions): the pool over ``W + E`` kept per player
+    (except the pool over nothing), then merged over players at the same joint
+    action. ``1 + (8 * 2**len(extra) - 1) * n_stats`` pools in all.
+
+    The concatenation is never built: each pool's share of the linear map is
+    applied at the pool's own (reduced) shape, and the results are summed by
+    broadcasting (:class:`_Terms`). ``real`` is the real-entry mask (``None``:
+    no padding); ``counts[d]`` the real length of axis ``d`` per game.
+    """
+    n_players = x.shape[2]
+    actions = tuple(range(3, 3 + n_players))
+    terms = _Terms(_linear(next(weights), x), n_players)
+    moments = agg.moments(x, real)
+
+    def apply(stats: Sequence[Tensor | None], player: int | None = None, scale: float = 1.0,
+              taken: Sequence[Tensor] | None = None) -> None:
+        for weight, stat in zip(taken or [next(weights) for _ in range(agg.n_stats)], stats):
+            if stat is not None:
+                terms.add(_linear(weight * scale if scale != 1.0 else weight, stat), player)
+
+    def within_moments(reduced: tuple[Tensor, ...], by_axis: dict[int, tuple[Tensor, ...]], p: int,
+                       dims: tuple[int, ...]) -> tuple[Tensor, ...]:
+        """Player ``p``'s slice of ``reduced`` reduced over the action axes ``dims``, from ``by_axis``."""
+        if not dims:
+            return tuple(m[:, :, p : p + 1] for m in reduced)
+        return agg.reduce(tuple(m[:, :, p : p + 1] for m in by_axis[dims[0]]), dims[1:])
+
     for ext in _subsets(extra):
+        reduced = agg.reduce(moments, ext)
+        # One pass over the data per action axis; every other within-slice pool is reduced from these.
+        by_axis = {d: agg.reduce(reduced, (d,)) for d in actions}
         for within in _WITHIN:
-            stats = _within_pool(x, mask, agg, within, actions, ext)
+            if within in ("own", "others"):
+                # A different axis set per player: pooled, mapped and kept at each player's own shape.
+                groups = []
+                for p, axis in enumerate(actions):
+                    dims = (axis,) if within == "own" else tuple(d for d in actions if d != axis)
+                    groups.append(agg.finish(within_moments(reduced, by_axis, p, dims),
+                                             _pool_count(counts, dims + ext)))
+                kept = [next(weights) for _ in range(agg.n_stats)]
+                for p, stats in enumerate(groups):
+                    apply(stats, player=p, taken=kept)
+                linear, rest = agg.merge_split(groups)
+                merged = [next(weights) for _ in range(agg.n_stats)]
+                for stats in linear:
+                    apply(stats, scale=1.0 / n_players, taken=merged)
+                for weight, item in zip(merged, rest):
+                    if item is not None:
+                        stat, coefficient = item
+                        apply((stat,), scale=coefficient, taken=(weight,))
+                continue
+            # Players pooled at the same joint action, each counted once: the player axis joins the pool.
+            dims = actions if within == "all" else ()
+            kept_moments = agg.reduce(by_axis[actions[0]], actions[1:]) if dims else reduced
             if within != "none" or ext:
-                features.extend(stats)
-            features.extend(agg.merge(stats, (2,)))
-    return features
-
-
+                apply(agg.finish(kept_moments, _pool_count(counts, dims + ext)))
+            apply(_pool(agg, kept_moments, (2,), _pool_count(counts, (2,) + dims + ext)))
+    return terms
 # ----------------------------------------------------------------------------- the shared core
 
 
@@ -215,15 +332,42 @@ class _EquivariantLayer(nn.Module, ABC):
         """
         if len(features) != self.n_features:
             raise RuntimeError(f"{type(self).__name__} built {len(features)} features, expected {self.n_features}")
-        out: Tensor | None = None
-        for weight, feature in zip(self.linear.weight.split(self.in_ch, dim=1), features):
-            term = torch.einsum("oc,bc...->bo...", weight, feature)
-            out = term if out is None else out + term
-        assert out is not None
-        out = out + self.linear.bias.reshape(1, -1, *([1] * (out.dim() - 2)))
+        terms = _Terms(None, 1)
+        for weight, feature in zip(self._weights(), features):
+            terms.add(_linear(weight, feature))
+        return self._output(terms, out_mask, out_mask.dim())
+
+    def _weights(self) -> Iterator[Tensor]:
+        """The linear map's share ``[out_ch, in_ch]`` of each pooled feature, in feature order."""
+        return iter(self.linear.weight.split(self.in_ch, dim=1))
+
+    def _output(self, terms: "_Terms", out_mask: Tensor | None, ndim: int) -> Tensor:
+        """``activation(sum of terms + b)``, zero where ``out_mask`` is false (``None``: nothing is padded)."""
+        terms.add(self.linear.bias.reshape(1, -1, *([1] * (ndim - 2))))
+        out = terms.total()
         if self.activation is not None:
             out = self.activation(out)
-        return torch.where(out_mask, out, 0.0)
+        return out if out_mask is None else out * out_mask.to(out.dtype)
+
+    def _payoff_forward(self, x: Tensor, mask: Tensor | None, outcome_mask: Tensor | None,
+                        extra: tuple[int, ...]) -> Tensor:
+        """The P2P / PO2PO layer on validated payoff(-outcome) data (see :func:`_payoff_output`)."""
+        sizes = tuple(x.shape[3 : 3 + x.shape[2]])
+        mask = _padding_mask(mask, sizes)
+        if outcome_mask is not None and bool(outcome_mask.all()):
+            outcome_mask = None
+        real = None
+        if mask is not None or outcome_mask is not None:
+            batch = x.shape[0]
+            actions = _action_mask(mask, batch, sizes, x.device)
+            outcomes = _outcome_mask(outcome_mask, batch, x.shape[-1], x.device) if extra else None
+            real = (joint_mask(actions, sizes).reshape(batch, 1, 1, *sizes) if outcomes is None
+                    else _payoff_outcome_mask(actions, outcomes, sizes))
+        weights = self._weights()
+        terms = _payoff_output(x, real, _axis_counts(x, mask, outcome_mask), self.aggregation, weights, extra)
+        if next(weights, None) is not None:
+            raise RuntimeError(f"{type(self).__name__} used fewer pools than its {self.n_features} features")
+        return self._output(terms, real, x.dim())
 
     def extra_repr(self) -> str:
         act = None if self.activation is None else getattr(self.activation, "__name__", repr(self.activation))
@@ -256,9 +400,8 @@ class P2P(_EquivariantLayer):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         sizes = _payoff_sizes(x, self.in_ch, 0, "payoff data")
-        mask = _action_mask(mask, x.shape[0], sizes, x.device)
-        real = joint_mask(mask, sizes).reshape(x.shape[0], 1, 1, *sizes)
-        return self._combine(_payoff_features(x, real, self.aggregation, ()), real)
+        _action_mask(mask, x.shape[0], sizes, x.device)
+        return self._payoff_forward(x, mask, None, ())
 
 
 class _ConceptLayer(_EquivariantLayer):
@@ -398,9 +541,8 @@ class PO2PO(_EquivariantLayer):
         return 1 + 15 * n_stats
 
     def forward(self, x: Tensor, mask: Tensor | None = None, outcome_mask: Tensor | None = None) -> Tensor:
-        _, _, real = _payoff_outcome_inputs(x, self.in_ch, mask, outcome_mask)
-        features = _payoff_features(x, real, self.aggregation, (x.dim() - 1,))
-        return self._combine(features, real)
+        _payoff_outcome_inputs(x, self.in_ch, mask, outcome_mask)
+        return self._payoff_forward(x, mask, outcome_mask, (x.dim() - 1,))
 
 
 class PO2O(_EquivariantLayer):

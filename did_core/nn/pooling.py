@@ -16,10 +16,18 @@ An :class:`Aggregation` bundles one reduction (``mean``, ``meanvar``, ``max``) w
 the two derived operations the layers need: ``merge`` (combine statistics that
 were pooled per group, each group weighted equally, e.g. per player) and
 ``pool_diff`` (statistics of pairwise row differences, for CE duals).
+
+Every pool is computed in one pass from *moments*, per-entry quantities that
+combine over any set of axes (sums for ``mean`` and ``meanvar``, maxima for
+``max``): ``pool = finish(reduce(moments(x, mask), dims), count)``. Because
+moments reduced over some axes can be reduced further, a layer that needs pools
+over nested axis sets reads its input once and derives the rest from small
+tensors (see :mod:`did_core.nn.layers`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -70,58 +78,57 @@ def _finish(out: Tensor, x: Tensor, expand: bool) -> Tensor:
 
 def masked_mean(x: Tensor, mask: Tensor | None, dims: Sequence[int], *, expand: bool = False) -> Tensor:
     """Mean of the real entries of ``x`` over ``dims`` (keepdim; 0 where none is real)."""
-    axes = _normalize_dims(dims, x.dim())
-    if mask is None:
-        out = x.mean(dim=axes, keepdim=True) if axes else x
-        return _finish(out, x, expand)
-    mask = _aligned(mask, x.dim())
-    kept = torch.where(mask, x, 0.0)
-    out = kept.sum(dim=axes, keepdim=True) / _count(x, mask, axes) if axes else kept
-    return _finish(out, x, expand)
+    return _finish(MeanAggregation().pool(x, mask, dims)[0], x, expand)
 
 
 def masked_meanvar(
     x: Tensor, mask: Tensor | None, dims: Sequence[int], *, expand: bool = False
 ) -> tuple[Tensor, Tensor]:
     """Mean and (population) variance of the real entries of ``x`` over ``dims`` (keepdim)."""
-    axes = _normalize_dims(dims, x.dim())
-    mean = masked_mean(x, mask, axes)
-    if not axes:
-        return _finish(mean, x, expand), _finish(torch.zeros_like(mean), x, expand)
-    square = (x - mean).square()
-    if mask is None:
-        var = square.mean(dim=axes, keepdim=True)
-    else:
-        mask = _aligned(mask, x.dim())
-        var = torch.where(mask, square, 0.0).sum(dim=axes, keepdim=True) / _count(x, mask, axes)
+    mean, var = MeanVarAggregation().pool(x, mask, dims)
     return _finish(mean, x, expand), _finish(var, x, expand)
 
 
 def masked_max(x: Tensor, mask: Tensor | None, dims: Sequence[int], *, expand: bool = False) -> Tensor:
     """Maximum of the real entries of ``x`` over ``dims`` (keepdim; 0 where none is real)."""
-    axes = _normalize_dims(dims, x.dim())
-    if mask is None:
-        out = x.amax(dim=axes, keepdim=True) if axes else x
-        return _finish(out, x, expand)
-    mask = _aligned(mask, x.dim())
-    if not axes:
-        return _finish(torch.where(mask, x, 0.0), x, expand)
-    out = torch.where(mask, x, -math.inf).amax(dim=axes, keepdim=True)
-    return _finish(torch.where(torch.isneginf(out), 0.0, out), x, expand)
+    return _finish(MaxAggregation().pool(x, mask, dims)[0], x, expand)
 
 
 class Aggregation(ABC):
     """How a pool reduces a set of entries to ``n_stats`` statistics (abstract).
 
-    Subclasses are final; :data:`AGGREGATIONS` holds one instance of each.
+    Subclasses are final; :data:`AGGREGATIONS` holds one instance of each. A
+    subclass defines its moments (:meth:`moments`, :meth:`reduce`, :meth:`finish`)
+    and how statistics pooled per group merge (:meth:`merge`, :meth:`merge_split`).
     """
 
     name: ClassVar[str]
     n_stats: ClassVar[int]
 
     @abstractmethod
+    def moments(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, ...]:
+        """Per-entry moments of ``x``, neutral (contributing nothing) where ``mask`` is false."""
+
+    @abstractmethod
+    def reduce(self, moments: tuple[Tensor, ...], dims: Sequence[int]) -> tuple[Tensor, ...]:
+        """Moments combined over ``dims`` (keepdim); an empty ``dims`` returns them unchanged."""
+
+    @abstractmethod
+    def finish(self, moments: tuple[Tensor, ...], count: Tensor | None) -> tuple[Tensor, ...]:
+        """The ``n_stats`` statistics from reduced moments and the real entries per group.
+
+        ``count`` broadcasts against the moments (at least 1); ``None`` means nothing
+        was pooled (each group is a single entry).
+        """
+
     def pool(self, x: Tensor, mask: Tensor | None, dims: Sequence[int]) -> tuple[Tensor, ...]:
         """The ``n_stats`` statistics of the real entries of ``x`` over ``dims`` (keepdim)."""
+        axes = _normalize_dims(dims, x.dim())
+        mask = None if mask is None else _aligned(mask, x.dim())
+        if not axes:
+            return self.finish(self.moments(x, mask), None)
+        count = _count(x, mask, axes) if mask is not None else x.new_full((), math.prod(x.shape[d] for d in axes))
+        return self.finish(self.reduce(self.moments(x, mask), axes), count)
 
     @abstractmethod
     def merge(self, stats: Sequence[Tensor], dims: Sequence[int]) -> tuple[Tensor, ...]:
@@ -130,6 +137,20 @@ class Aggregation(ABC):
         ``stats`` is what :meth:`pool` returned, stacked with the groups along
         ``dims`` (every group real). For ``meanvar`` this is the mean and
         variance of the equal-weight mixture of the groups.
+        """
+
+    @abstractmethod
+    def merge_split(self, groups: Sequence[tuple[Tensor, ...]]) -> tuple[list[tuple[Tensor | None, ...]],
+                                                                          tuple[tuple[Tensor, float] | None, ...]]:
+        """:meth:`merge` over groups whose statistics have different (broadcastable) shapes, split in two.
+
+        **Arguments:** ``groups``: one tuple of ``n_stats`` statistics per group.
+
+        **Returns:** ``(linear, rest)`` with merged statistic ``k`` equal to
+        ``mean_g linear[g][k] + c * r`` where ``rest[k] = (r, c)`` (a ``None``
+        adds nothing). The linear parts keep their group's small shape, so a
+        linear map can act on them before they are broadcast; only ``r`` has the
+        broadcast shape, and the scalar ``c`` can be folded into a linear map.
         """
 
     def pool_diff(self, rows: Tensor, col_mask: Tensor | None) -> tuple[Tensor, ...]:
@@ -148,18 +169,37 @@ class Aggregation(ABC):
         return f"{type(self).__name__}()"
 
 
+def _zeroed(x: Tensor, mask: Tensor | None) -> Tensor:
+    """``x`` with the entries where ``mask`` is false set to 0 (a product: ``x`` must be finite there)."""
+    return x if mask is None else x * mask.to(x.dtype)
+
+
+def _sums(moments: tuple[Tensor, ...], dims: Sequence[int]) -> tuple[Tensor, ...]:
+    return tuple(m.sum(dim=tuple(dims), keepdim=True) for m in moments) if dims else moments
+
+
 class MeanAggregation(Aggregation):
     """``mean``: one statistic."""
 
     name = "mean"
     n_stats = 1
 
-    def pool(self, x: Tensor, mask: Tensor | None, dims: Sequence[int]) -> tuple[Tensor, ...]:
-        return (masked_mean(x, mask, dims),)
+    def moments(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, ...]:
+        return (_zeroed(x, mask),)
+
+    def reduce(self, moments: tuple[Tensor, ...], dims: Sequence[int]) -> tuple[Tensor, ...]:
+        return _sums(moments, dims)
+
+    def finish(self, moments: tuple[Tensor, ...], count: Tensor | None) -> tuple[Tensor, ...]:
+        return moments if count is None else (moments[0] / count,)
 
     def merge(self, stats: Sequence[Tensor], dims: Sequence[int]) -> tuple[Tensor, ...]:
         (mean,) = stats
         return (mean.mean(dim=tuple(dims), keepdim=True) if dims else mean,)
+
+    def merge_split(self, groups: Sequence[tuple[Tensor, ...]]) -> tuple[list[tuple[Tensor | None, ...]],
+                                                                          tuple[tuple[Tensor, float] | None, ...]]:
+        return [tuple(g) for g in groups], (None,)
 
     def pool_diff(self, rows: Tensor, col_mask: Tensor | None) -> tuple[Tensor, ...]:
         mu = masked_mean(rows, col_mask, (-1,)).squeeze(-1)
@@ -167,13 +207,28 @@ class MeanAggregation(Aggregation):
 
 
 class MeanVarAggregation(Aggregation):
-    """``meanvar(x) = (mean x, var x)``: two statistics (the SPEC's default)."""
+    """``meanvar(x) = (mean x, var x)``: two statistics (the default).
+
+    Moments are the sums of ``x`` and ``x^2``; the variance is ``E[x^2] - E[x]^2``
+    (clamped at 0), so one pass over ``x`` gives both statistics.
+    """
 
     name = "meanvar"
     n_stats = 2
 
-    def pool(self, x: Tensor, mask: Tensor | None, dims: Sequence[int]) -> tuple[Tensor, ...]:
-        return masked_meanvar(x, mask, dims)
+    def moments(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, ...]:
+        kept = _zeroed(x, mask)
+        return kept, kept.square()
+
+    def reduce(self, moments: tuple[Tensor, ...], dims: Sequence[int]) -> tuple[Tensor, ...]:
+        return _sums(moments, dims)
+
+    def finish(self, moments: tuple[Tensor, ...], count: Tensor | None) -> tuple[Tensor, ...]:
+        total, squares = moments
+        if count is None:
+            return total, total.new_zeros(()).expand_as(total)
+        mean = total / count
+        return mean, (squares / count - mean.square()).clamp_min(0.0)
 
     def merge(self, stats: Sequence[Tensor], dims: Sequence[int]) -> tuple[Tensor, ...]:
         mean, var = stats
@@ -183,6 +238,13 @@ class MeanVarAggregation(Aggregation):
         total_mean = mean.mean(dim=axes, keepdim=True)
         between = (mean - total_mean).square().mean(dim=axes, keepdim=True)
         return total_mean, var.mean(dim=axes, keepdim=True) + between
+
+    def merge_split(self, groups: Sequence[tuple[Tensor, ...]]) -> tuple[list[tuple[Tensor | None, ...]],
+                                                                          tuple[tuple[Tensor, float] | None, ...]]:
+        # var of the mixture = mean_g (var_g + mean_g^2) - (mean_g mean_g)^2.
+        total_mean = sum(mean for mean, _ in groups) / len(groups)
+        linear = [(mean, var + mean.square()) for mean, var in groups]
+        return linear, (None, (total_mean.square(), -1.0))
 
     def pool_diff(self, rows: Tensor, col_mask: Tensor | None) -> tuple[Tensor, ...]:
         # var(x_d - x_r) = var x_d + var x_r - 2 cov(x_r, x_d): a matmul instead of an R x R x J tensor.
@@ -208,12 +270,23 @@ class MaxAggregation(Aggregation):
     name = "max"
     n_stats = 1
 
-    def pool(self, x: Tensor, mask: Tensor | None, dims: Sequence[int]) -> tuple[Tensor, ...]:
-        return (masked_max(x, mask, dims),)
+    def moments(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, ...]:
+        return (x if mask is None else torch.where(mask, x, -math.inf),)
+
+    def reduce(self, moments: tuple[Tensor, ...], dims: Sequence[int]) -> tuple[Tensor, ...]:
+        return tuple(m.amax(dim=tuple(dims), keepdim=True) for m in moments) if dims else moments
+
+    def finish(self, moments: tuple[Tensor, ...], count: Tensor | None) -> tuple[Tensor, ...]:
+        (top,) = moments
+        return (torch.where(torch.isneginf(top), 0.0, top),)
 
     def merge(self, stats: Sequence[Tensor], dims: Sequence[int]) -> tuple[Tensor, ...]:
         (top,) = stats
         return (top.amax(dim=tuple(dims), keepdim=True) if dims else top,)
+
+    def merge_split(self, groups: Sequence[tuple[Tensor, ...]]) -> tuple[list[tuple[Tensor | None, ...]],
+                                                                          tuple[tuple[Tensor, float] | None, ...]]:
+        return [(None,) for _ in groups], ((functools.reduce(torch.maximum, (top for (top,) in groups)), 1.0),)
 
 
 AGGREGATIONS: dict[str, Aggregation] = {
