@@ -47,6 +47,11 @@ class TrainConfig(BaseModel):
     generator_options: dict[str, Any] = Field(default_factory=dict)
     steps: int = Field(300, gt=0)
     batch_size: int = Field(64, gt=0)
+    size_groups: int = Field(8, gt=0, description="run each batch as at most this many size groups, each padded "
+                             "only to its own largest size (1: pad the whole batch); results are unchanged")
+    group_min_saving: int = Field(1024, ge=0, description="split off one more size group only when it saves more "
+                                  "padded cells (contexts x joint actions x outcomes) than this; each group has a "
+                                  "fixed cost")
     lr: float = Field(1e-3, gt=0)
     warmup_steps: int = Field(20, ge=0)
     final_lr_fraction: float = Field(0.1, gt=0, le=1)

@@ -19,7 +19,7 @@ option overrides per profile name (``"quick"``, ``"paper"``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -83,6 +83,37 @@ class ContextSampler(Configurable, ABC):
     def size_of(self, context: Context) -> Tensor:
         """A size label per context ``[B]`` (e.g. its action count) for per-size reports; default all 0."""
         return torch.zeros(context_size(context), dtype=torch.long)
+
+    def extents(self, context: Context) -> Tensor | None:
+        """The real length of every padded dimension per context ``[B, K]``, or ``None`` (default).
+
+        A sampler that returns extents (e.g. each player's action count) and
+        declares :meth:`padded_axes` lets the trainer run a batch as size groups,
+        each cropped to its own largest size (:mod:`did_core.grouping`).
+        """
+        return None
+
+    def padded_axes(self) -> dict[str, dict[int, tuple[int, ...]]]:
+        """Which axes of each context tensor are padded: ``{key: {axis: dims}}``.
+
+        Axis ``axis`` of ``context[key]`` is cropped to the largest group extent among
+        the dimensions ``dims`` (indices into :meth:`extents`' ``K``); e.g. an action
+        mask ``[B, N, A_max]`` names every player's dimension for axis 2.
+        """
+        return {}
+
+    def crop(self, context: Context, lengths: Sequence[int]) -> Context:
+        """The contexts cut to ``lengths`` (one per dimension of :meth:`extents`) on every padded axis.
+
+        Only padding may be cut: ``lengths`` must be at least every context's extents.
+        """
+        out = dict(context)
+        for key, axes in self.padded_axes().items():
+            index = [slice(None)] * context[key].dim()
+            for axis, dims in axes.items():
+                index[axis] = slice(0, max(lengths[d] for d in dims))
+            out[key] = context[key][tuple(index)]
+        return out
 
     def payoff_features(self, context: Context) -> tuple[Tensor, Tensor]:
         """Payoff-shaped generator input ``([B, C, N, A_1..A_N], mask [B, N, A_max])``.

@@ -25,12 +25,14 @@ from torch import nn
 from did_core.blocks import Equilibrium, EquilibriumBlock
 from did_core.config import TrainConfig
 from did_core.equilibria import Epsilon
+from did_core.grouping import grouped
 from did_core.loop import LoopSettings, Schedule, run_loop
 from did_core.plugins import create
 from did_core.runs import RunDir
 from did_core.tasks import Context, ContextSampler, DesignObjective
 
-__all__ = ["Components", "build_components", "solve_induced", "train", "resolve_device", "context_to"]
+__all__ = ["Components", "build_components", "solve_induced", "training_step", "train", "resolve_device",
+           "context_to"]
 
 
 @dataclass
@@ -77,6 +79,27 @@ def solve_induced(parts: Components, block: EquilibriumBlock, context: Context, 
     return block(games.double(), mask, concept=concept, eps=parts.eps)
 
 
+def training_step(parts: Components, context: Context, concept: str, progress: float, max_groups: int,
+                  min_saving: int = 0) -> dict[str, float]:
+    """Loss and backward pass of one batch, run as size groups; returns the logged scalars.
+
+    Each group (:func:`did_core.grouping.grouped`) goes through generator, induced
+    game, block and loss, and back-propagates its loss weighted by its share of
+    the batch, so the gradient is the padded batch's. Scalars (the objective's,
+    ``loss`` and the mean ``violation``) are the same weighted means.
+    """
+    totals: dict[str, float] = {}
+    for weight, group in grouped(parts.sampler, context, max_groups, min_saving):
+        x = parts.generator(group)
+        eq = solve_induced(parts, parts.block, group, x, concept)
+        loss, scalars = parts.objective.loss(group, x, eq, progress)
+        (loss * weight).backward()
+        scalars.update(loss=float(loss.detach()), violation=float(eq.info["violation"].mean()))
+        for name, value in scalars.items():
+            totals[name] = totals.get(name, 0.0) + weight * float(value)
+    return totals
+
+
 def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, Any]:
     """Train the generator of ``cfg`` into ``run_path``; evaluate on held-out contexts; return the evaluation."""
     from did_core.evaluate import evaluate_generator
@@ -93,13 +116,7 @@ def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, A
 
     def step_fn(step: int, progress: float) -> dict[str, float]:
         context = context_to(parts.sampler.sample(cfg.batch_size, rng), parts.device)
-        x = parts.generator(context)
-        eq = solve_induced(parts, parts.block, context, x, cfg.concept)
-        loss, scalars = parts.objective.loss(context, x, eq, progress)
-        loss.backward()
-        with torch.no_grad():
-            scalars.update(loss=float(loss), violation=float(eq.info["violation"].mean()))
-        return scalars
+        return training_step(parts, context, cfg.concept, progress, cfg.size_groups, cfg.group_min_saving)
 
     settings = LoopSettings(
         steps=cfg.steps,

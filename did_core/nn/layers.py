@@ -53,7 +53,7 @@ from torch import Tensor, nn
 
 from did_core.equilibria import Concept, check_concept, dual_mask
 from did_core.games import joint_mask
-from did_core.nn.pooling import Aggregation, get_aggregation
+from did_core.nn.pooling import Aggregation, get_aggregation, times_mask
 
 __all__ = ["Activation", "dual_mask", "P2P", "P2D", "D2D", "PO2PO", "PO2O", "O2O"]
 
@@ -150,12 +150,20 @@ def _stack_players(per_player: Sequence[tuple[Tensor, ...]], dim: int) -> tuple[
 def _linear(weight: Tensor, x: Tensor) -> Tensor:
     """``weight [O, C]`` applied to the channels of ``x [B, C, ...]``: ``[B, O, ...]`` (any trailing shape).
 
-    A batched product with the weight broadcast over the batch: channels-first
-    data needs no transposed copy, in the forward or the backward pass.
+    Large data: a batched product with the weight broadcast over the batch
+    (channels-first data needs no transposed copy). Small data (pooled
+    statistics): one matrix product over all positions, which has less overhead.
     """
     batch, channels, *rest = x.shape
     flat = x.reshape(batch, channels, -1)
-    return torch.bmm(weight.expand(batch, *weight.shape), flat).reshape(batch, weight.shape[0], *rest)
+    if flat.shape[2] >= _BATCHED_MIN_POSITIONS:
+        return torch.bmm(weight.expand(batch, *weight.shape), flat).reshape(batch, weight.shape[0], *rest)
+    out = weight @ flat.transpose(0, 1).reshape(channels, -1)
+    return out.reshape(-1, batch, flat.shape[2]).transpose(0, 1).reshape(batch, weight.shape[0], *rest)
+
+
+_BATCHED_MIN_POSITIONS = 32
+"""Positions per game from which :func:`_linear` uses the batched product (measured on CPU)."""
 
 
 def _pool_count(counts: Sequence[Tensor | int], dims: tuple[int, ...]) -> Tensor | float | None:
@@ -199,7 +207,9 @@ class _Terms:
         self.shared: dict[tuple[int, ...], Tensor] = {}
         self.players: dict[tuple[int, ...], list[Tensor | None]] = {}
 
-    def add(self, term: Tensor, player: int | None = None) -> None:
+    def add(self, term: Tensor | None, player: int | None = None) -> None:
+        if term is None:
+            return
         key = tuple(term.shape)
         if player is None:
             self.shared[key] = self.shared[key] + term if key in self.shared else term
@@ -212,15 +222,23 @@ class _Terms:
         for key, slots in self.players.items():
             zero = next(s for s in slots if s is not None).new_zeros(key)
             self.add(torch.cat([zero if s is None else s for s in slots], dim=2))
-        out = self.base
+        finals = [] if self.base is None else [self.base]
         keys = sorted(self.shared, key=math.prod)
         for i, key in enumerate(keys):
             into = next((k for k in keys[i + 1:] if all(a in (1, b) for a, b in zip(key, k))), None)
             if into is not None:
                 self.shared[into] = self.shared[into] + self.shared[key]
             else:
-                out = self.shared[key] if out is None else out + self.shared[key]
-        assert out is not None
+                finals.append(self.shared[key])
+        # The first sum is a fresh tensor (not a view, which autograd would copy on every in-place
+        # update), so it can take the other terms in place.
+        shape = torch.broadcast_shapes(*(t.shape for t in finals))
+        full = next((i for i, t in enumerate(finals) if t.shape == shape), len(finals) - 1)
+        out = finals.pop(full)
+        if finals:
+            out = out + finals.pop()
+        for term in finals:
+            out.add_(term)
         return out
 
 
@@ -230,15 +248,33 @@ def _pool(agg: Aggregation, moments: tuple[Tensor, ...], dims: tuple[int, ...], 
     return agg.finish(agg.reduce(moments, dims), count)
 
 
+def _map_stats(block: Tensor, stats: Sequence[Tensor | None]) -> Tensor | None:
+    """One pool's share of the linear map: ``block [O, n_stats * C]`` on its statistics ``[B, C, ...]`` each.
+
+    The statistics present (a ``None`` contributes nothing) are concatenated over
+    channels, so one product serves them all.
+    """
+    present = [i for i, s in enumerate(stats) if s is not None]
+    if not present:
+        return None
+    if len(present) < len(stats):
+        columns = block.split(block.shape[1] // len(stats), dim=1)
+        block = torch.cat([columns[i] for i in present], dim=1)
+    inputs = [stats[i] for i in present]
+    return _linear(block, inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=1))
+
+
 def _payoff_output(x: Tensor, real: Tensor | None, counts: Sequence[Tensor | int], agg: Aggregation,
-                   weights: Iterator[Tensor], extra: tuple[int, ...]) -> "_Terms":
+                   blocks: Iterator[Tensor], extra: tuple[int, ...]) -> "_Terms":
     """The linear map of the pools of payoff(-outcome) data ``[B, C, N, A_1..A_N, *extra]`` (P2P, PO2PO).
 
     The pools, in the order of the weights: ``x`` itself, then for every subset
     ``E`` of the ``extra`` (outcome) axes and every within-slice set ``W`` in
     (none, own, others, all actions): the pool over ``W + E`` kept per player
     (except the pool over nothing), then merged over players at the same joint
-    action. ``1 + (8 * 2**len(extra) - 1) * n_stats`` pools in all.
+    action. ``1 + (8 * 2**len(extra) - 1) * n_stats`` features in all; ``blocks``
+    yields the weight columns of ``x`` (``[O, C]``), then those of each pool's
+    ``n_stats`` statistics (``[O, n_stats * C]``), in that order.
 
     The concatenation is never built: each pool's share of the linear map is
     applied at the pool's own (reduced) shape, and the results are summed by
@@ -247,14 +283,8 @@ def _payoff_output(x: Tensor, real: Tensor | None, counts: Sequence[Tensor | int
     """
     n_players = x.shape[2]
     actions = tuple(range(3, 3 + n_players))
-    terms = _Terms(_linear(next(weights), x), n_players)
+    terms = _Terms(_linear(next(blocks), x), n_players)
     moments = agg.moments(x, real)
-
-    def apply(stats: Sequence[Tensor | None], player: int | None = None, scale: float = 1.0,
-              taken: Sequence[Tensor] | None = None) -> None:
-        for weight, stat in zip(taken or [next(weights) for _ in range(agg.n_stats)], stats):
-            if stat is not None:
-                terms.add(_linear(weight * scale if scale != 1.0 else weight, stat), player)
 
     def within_moments(reduced: tuple[Tensor, ...], by_axis: dict[int, tuple[Tensor, ...]], p: int,
                        dims: tuple[int, ...]) -> tuple[Tensor, ...]:
@@ -275,24 +305,23 @@ def _payoff_output(x: Tensor, real: Tensor | None, counts: Sequence[Tensor | int
                     dims = (axis,) if within == "own" else tuple(d for d in actions if d != axis)
                     groups.append(agg.finish(within_moments(reduced, by_axis, p, dims),
                                              _pool_count(counts, dims + ext)))
-                kept = [next(weights) for _ in range(agg.n_stats)]
+                kept, merged = next(blocks), next(blocks)
                 for p, stats in enumerate(groups):
-                    apply(stats, player=p, taken=kept)
+                    terms.add(_map_stats(kept, stats), player=p)
                 linear, rest = agg.merge_split(groups)
-                merged = [next(weights) for _ in range(agg.n_stats)]
                 for stats in linear:
-                    apply(stats, scale=1.0 / n_players, taken=merged)
-                for weight, item in zip(merged, rest):
+                    terms.add(_map_stats(merged / n_players, stats))
+                columns = merged.split(x.shape[1], dim=1)
+                for weight, item in zip(columns, rest):
                     if item is not None:
-                        stat, coefficient = item
-                        apply((stat,), scale=coefficient, taken=(weight,))
+                        terms.add(_linear(weight * item[1], item[0]))
                 continue
             # Players pooled at the same joint action, each counted once: the player axis joins the pool.
             dims = actions if within == "all" else ()
             kept_moments = agg.reduce(by_axis[actions[0]], actions[1:]) if dims else reduced
             if within != "none" or ext:
-                apply(agg.finish(kept_moments, _pool_count(counts, dims + ext)))
-            apply(_pool(agg, kept_moments, (2,), _pool_count(counts, (2,) + dims + ext)))
+                terms.add(_map_stats(next(blocks), agg.finish(kept_moments, _pool_count(counts, dims + ext))))
+            terms.add(_map_stats(next(blocks), _pool(agg, kept_moments, (2,), _pool_count(counts, (2,) + dims + ext))))
     return terms
 # ----------------------------------------------------------------------------- the shared core
 
@@ -333,13 +362,17 @@ class _EquivariantLayer(nn.Module, ABC):
         if len(features) != self.n_features:
             raise RuntimeError(f"{type(self).__name__} built {len(features)} features, expected {self.n_features}")
         terms = _Terms(None, 1)
-        for weight, feature in zip(self._weights(), features):
+        for weight, feature in zip(self.linear.weight.split(self.in_ch, dim=1), features):
             terms.add(_linear(weight, feature))
         return self._output(terms, out_mask, out_mask.dim())
 
-    def _weights(self) -> Iterator[Tensor]:
-        """The linear map's share ``[out_ch, in_ch]`` of each pooled feature, in feature order."""
-        return iter(self.linear.weight.split(self.in_ch, dim=1))
+    def _pool_blocks(self) -> Iterator[Tensor]:
+        """The linear map's columns for the first feature (``[out_ch, in_ch]``), then for each pool's
+        ``n_stats`` consecutive features (``[out_ch, n_stats * in_ch]``)."""
+        weight, width = self.linear.weight, self.aggregation.n_stats * self.in_ch
+        yield weight[:, : self.in_ch]
+        for start in range(self.in_ch, weight.shape[1], width):
+            yield weight[:, start : start + width]
 
     def _output(self, terms: "_Terms", out_mask: Tensor | None, ndim: int) -> Tensor:
         """``activation(sum of terms + b)``, zero where ``out_mask`` is false (``None``: nothing is padded)."""
@@ -347,7 +380,7 @@ class _EquivariantLayer(nn.Module, ABC):
         out = terms.total()
         if self.activation is not None:
             out = self.activation(out)
-        return out if out_mask is None else out * out_mask.to(out.dtype)
+        return out if out_mask is None else times_mask(out, out_mask)
 
     def _payoff_forward(self, x: Tensor, mask: Tensor | None, outcome_mask: Tensor | None,
                         extra: tuple[int, ...]) -> Tensor:
@@ -363,9 +396,9 @@ class _EquivariantLayer(nn.Module, ABC):
             outcomes = _outcome_mask(outcome_mask, batch, x.shape[-1], x.device) if extra else None
             real = (joint_mask(actions, sizes).reshape(batch, 1, 1, *sizes) if outcomes is None
                     else _payoff_outcome_mask(actions, outcomes, sizes))
-        weights = self._weights()
-        terms = _payoff_output(x, real, _axis_counts(x, mask, outcome_mask), self.aggregation, weights, extra)
-        if next(weights, None) is not None:
+        blocks = self._pool_blocks()
+        terms = _payoff_output(x, real, _axis_counts(x, mask, outcome_mask), self.aggregation, blocks, extra)
+        if next(blocks, None) is not None:
             raise RuntimeError(f"{type(self).__name__} used fewer pools than its {self.n_features} features")
         return self._output(terms, real, x.dim())
 

@@ -171,7 +171,30 @@ class Aggregation(ABC):
 
 def _zeroed(x: Tensor, mask: Tensor | None) -> Tensor:
     """``x`` with the entries where ``mask`` is false set to 0 (a product: ``x`` must be finite there)."""
-    return x if mask is None else x * mask.to(x.dtype)
+    return x if mask is None else times_mask(x, mask)
+
+
+def times_mask(x: Tensor, mask: Tensor) -> Tensor:
+    """``x * mask`` for a mask broadcastable to ``x``, with runs of axes that broadcast alike merged.
+
+    The same product; merging makes it a product over at most a few axes, which
+    the CPU kernels do several times faster than a broadcast over many (in the
+    backward pass too).
+    """
+    mask = _aligned(mask, x.dim()).to(x.dtype)
+    x_shape: list[int] = []
+    mask_shape: list[int] = []
+    previous: bool | None = None
+    for size, mask_size in zip(x.shape, mask.shape):
+        same = size == mask_size
+        if same == previous:
+            x_shape[-1] *= size
+            mask_shape[-1] *= mask_size
+        else:
+            x_shape.append(size)
+            mask_shape.append(mask_size)
+        previous = same
+    return (x.reshape(x_shape) * mask.reshape(mask_shape)).reshape(x.shape)
 
 
 def _sums(moments: tuple[Tensor, ...], dims: Sequence[int]) -> tuple[Tensor, ...]:

@@ -104,6 +104,21 @@ class ContractSampler(ContextSampler):
         """The largest action count of any agent."""
         return context["mask"].sum(dim=2).amax(dim=1)
 
+    def extents(self, context: Context) -> Tensor:
+        """Each agent's action count and the outcome count ``[B, N + 1]``."""
+        return torch.cat([context["mask"].sum(dim=2), context["outcome_mask"].sum(dim=1, keepdim=True)], dim=1)
+
+    def padded_axes(self) -> dict[str, dict[int, tuple[int, ...]]]:
+        n = self.options.n_players
+        players = tuple(range(n))
+        return {
+            "costs": {2 + p: (p,) for p in players},
+            "transitions": {**{1 + p: (p,) for p in players}, 1 + n: (n,)},
+            "values": {1: (n,)},
+            "mask": {2: players},
+            "outcome_mask": {1: (n,)},
+        }
+
 
 def induced_games(context: Context, contracts: Tensor) -> Tensor:
     """``u_i(a) = -c_i(a) + sum_w P(w|a) t_i(w)``: ``[B, N, A..]`` from contracts ``[B, N, M]``."""

@@ -65,6 +65,15 @@ class InverseSampler(ContextSampler):
         """The larger player's action count."""
         return context["mask"].sum(dim=2).amax(dim=1)
 
+    def extents(self, context: Context) -> Tensor:
+        """Each player's action count ``[B, N]``."""
+        return context["mask"].sum(dim=2)
+
+    def padded_axes(self) -> dict[str, dict[int, tuple[int, ...]]]:
+        players = range(self.options.n_players)
+        joint = {1 + p: (p,) for p in players}
+        return {"target": joint, "noise": joint, "mask": {2: tuple(players)}}
+
     def payoff_features(self, context: Context) -> tuple[Tensor, Tensor]:
         n_players = context["mask"].shape[1]
         channels = torch.stack([context["target"], context["noise"]], dim=1)

@@ -135,6 +135,19 @@ class SchedulingSampler(ContextSampler):
         """The number of machines."""
         return context["mask"][:, 0].sum(dim=1)
 
+    def extents(self, context: Context) -> Tensor:
+        """The number of machines, once per player ``[B, N]``."""
+        return context["mask"].sum(dim=2)
+
+    def padded_axes(self) -> dict[str, dict[int, tuple[int, ...]]]:
+        players = tuple(range(self.options.n_players))
+        return {
+            "times": {2: players},
+            "mask": {2: players},
+            "utilities": {2 + p: (p,) for p in players},
+            "makespan": {1 + p: (p,) for p in players},
+        }
+
     def payoff_features(self, context: Context) -> tuple[Tensor, Tensor]:
         """``[B, C, N, M..]``: the untaxed utilities, and (``makespan_feature``) the makespan for every player."""
         utilities = context["utilities"]
