@@ -48,7 +48,8 @@ class TrainConfig(BaseModel):
     steps: int = Field(300, gt=0)
     batch_size: int = Field(64, gt=0)
     size_groups: int = Field(8, gt=0, description="run each batch as at most this many size groups, each padded "
-                             "only to its own largest size (1: pad the whole batch); results are unchanged")
+                             "only to its own largest size (1: pad the whole batch); the loss and gradient are the padded "
+                             "batch's up to rounding")
     group_min_saving: int = Field(1024, ge=0, description="split off one more size group only when it saves more "
                                   "padded cells (contexts x joint actions x outcomes) than this; each group has a "
                                   "fixed cost")
