@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from did_core.config import ConfigError, TrainConfig, load_yaml, resolve_train_config
+from did_core.loop import Interrupted
 from did_core.registry import DuplicateNameError, UnknownNameError
 
 __all__ = ["main", "fail"]
@@ -133,8 +134,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_path = Path(args.run_dir) if args.run_dir else new_run_path(Path("runs"), f"{cfg.task}-{cfg.block}")
     try:
         result = train(cfg, run_path, resume=bool(args.resume))
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: checkpoint saved; continue with: did train --resume {run_path}", file=sys.stderr)
+    except Interrupted as stop:
+        where = (f"checkpoint saved at step {stop.step}" if stop.step is not None
+                 else "stopped mid-step; the last periodic checkpoint is kept")
+        print(f"\ninterrupted: {where}; continue with: did train --resume {run_path}", file=sys.stderr)
         return 130
     print(f"held-out evaluation ({cfg.eval_contexts} contexts, seed {cfg.eval_seed}, {cfg.concept}, eps {cfg.eps}):")
     print(format_eval(result))
@@ -257,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:
         return fail(str(exc))
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

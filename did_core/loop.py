@@ -21,7 +21,21 @@ from torch import nn
 
 from did_core.runs import Progress, RunDir
 
-__all__ = ["Schedule", "LoopSettings", "run_loop", "lr_factor"]
+__all__ = ["Schedule", "LoopSettings", "run_loop", "lr_factor", "Interrupted"]
+
+
+class Interrupted(KeyboardInterrupt):
+    """The loop stopped on Ctrl-C or SIGTERM; ``step`` is the step of the checkpoint it wrote, or ``None``.
+
+    A first signal is honoured at the next step boundary, where the checkpoint
+    (weights, optimiser, schedule, random state) is exactly the state an
+    uninterrupted run has there, so a resumed run repeats it. A second signal
+    stops at once without writing one (the last periodic checkpoint stays).
+    """
+
+    def __init__(self, step: int | None) -> None:
+        super().__init__(step)
+        self.step = step
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,8 @@ class LoopSettings:
     validate_every: int | None = None
     label: str = "train"
     extra_state: dict[str, Any] = field(default_factory=dict)
+    #: asked at every step boundary; true ends the run there (with a checkpoint), as a deadline does.
+    stop_when: Callable[[], bool] | None = None
 
 
 StepFn = Callable[[int, float], dict[str, float]]
@@ -90,9 +106,11 @@ def run_loop(
             rng.set_state(state["rng"])
             start = int(state["step"])
             records = [r for r in run.metrics() if r["step"] <= start]
-    writer = SummaryWriter(str(run.file("tb")), purge_step=start if start else None)
+    # Points after the checkpoint belong to steps the resumed run repeats: purge them, keep the rest.
+    writer = SummaryWriter(str(run.file("tb")), purge_step=start + 1 if start else None)
 
     def checkpoint(step: int) -> None:
+        writer.flush()
         run.save_checkpoint({
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "rng": rng.get_state(), "step": step,
@@ -101,10 +119,12 @@ def run_loop(
         run.write_metrics(records)
 
     progress = Progress(settings.steps, start, label=settings.label)
-    completed = start
-    previous = _interrupt_on_signals()
+    completed, at_boundary = start, True
+    stop = _StopRequest()
+    previous = stop.install()
     try:
         for step in range(start, settings.steps):
+            at_boundary = False
             model.train()
             optimizer.zero_grad(set_to_none=True)
             scalars = step_fn(step, step / max(settings.steps, 1))
@@ -125,13 +145,26 @@ def run_loop(
                 records.append({"step": done, **{k: float(v) for k, v in scalars.items()}})
             if done % settings.checkpoint_every == 0 or done == settings.steps:
                 checkpoint(done)
-            completed = done
+            completed, at_boundary = done, True
             progress.update(done, {"loss": scalars["loss"]}, force=done == settings.steps)
-    except KeyboardInterrupt:
-        checkpoint(completed)
+            if done < settings.steps and (stop.requested or (settings.stop_when and settings.stop_when())):
+                if done % settings.checkpoint_every:
+                    checkpoint(done)
+                if stop.requested:
+                    raise Interrupted(done)
+                break
+    except Interrupted:
         writer.close()
         progress.close()
         raise
+    except KeyboardInterrupt:
+        # Raised outside a step boundary (a second signal, or Ctrl-C off the main thread): the state
+        # may be half-updated, so the last checkpoint stays as it is.
+        if at_boundary:
+            checkpoint(completed)
+        writer.close()
+        progress.close()
+        raise Interrupted(completed if at_boundary else None) from None
     finally:
         _restore_signals(previous)
     writer.close()
@@ -139,19 +172,24 @@ def run_loop(
     return records
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+class _StopRequest:
+    """SIGINT and SIGTERM handlers: the first asks the loop to stop at the next step boundary,
+    the second raises ``KeyboardInterrupt`` at once (also when a launcher started the process
+    with SIGINT ignored)."""
 
+    def __init__(self) -> None:
+        self.requested = False
 
-def _interrupt_on_signals() -> dict[int, Any]:
-    """Turn SIGINT and SIGTERM into ``KeyboardInterrupt`` (so both save a checkpoint), also when a
-    launcher started the process with SIGINT ignored; returns the previous handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, _raise_interrupt)
-    return previous
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt(f"signal {signum}")
+        self.requested = True
+
+    def install(self) -> dict[int, Any]:
+        """Install the handlers (main thread only); return the previous ones."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _restore_signals(previous: dict[int, Any]) -> None:

@@ -188,3 +188,69 @@ def test_sigterm_saves_a_checkpoint(tmp_path):
         loop.Progress.update = original
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 2
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def _tensorboard_steps(folder: Path, tag: str) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return [e.step for e in events.Scalars(tag)]
+
+
+def test_signal_mid_step_stops_at_the_boundary_and_resume_is_exact(tmp_path, monkeypatch):
+    """SIGINT while a step runs (between sampling and the update) finishes that step, checkpoints at the
+    boundary (not on the periodic schedule), and the resumed run repeats the uninterrupted one bitwise,
+    with every TensorBoard point present once."""
+    import os
+    import signal
+
+    import did_core.train as trainer
+
+    cfg = resolve_train_config({**TINY, "block": "exact_newton", "checkpoint_every": 1000})
+    train(cfg, tmp_path / "full")
+    original = trainer.training_step
+    calls = {"n": 0}
+
+    def interrupted_step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:  # the batch of step 4 is already drawn
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "training_step", interrupted_step)
+    with pytest.raises(KeyboardInterrupt) as stop:
+        train(cfg, tmp_path / "cut")
+    assert stop.value.step == 4
+    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["step"] == 4
+    monkeypatch.setattr(trainer, "training_step", original)
+    train(cfg, tmp_path / "cut", resume=True)
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    resumed = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert [(r["step"], r["loss"]) for r in resumed] == [(r["step"], r["loss"]) for r in full]
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _tensorboard_steps(tmp_path / "cut" / "tb", "train/loss") == list(range(1, 7))
+    assert json.loads((tmp_path / "cut" / "eval.json").read_text()) == json.loads(
+        (tmp_path / "full" / "eval.json").read_text())
+
+
+def test_cli_reports_the_interrupt_checkpoint(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    import did_core.train as trainer
+
+    original = trainer.training_step
+
+    def interrupted_step(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "training_step", interrupted_step)
+    flags = ["--task", "inverse", "--block", "exact_newton", "--steps", "5", "--batch-size", "4",
+             "--sampler-options", "{min_actions: 2, max_actions: 2}", "--generator-options", "{width: 8, depth: 1}",
+             "--run-dir", str(tmp_path / "run")]
+    assert main(["train", *flags]) == 130
+    assert "checkpoint saved at step 1" in capsys.readouterr().err

@@ -146,9 +146,6 @@ def _train(args: argparse.Namespace) -> int:
     val_rows: dict[int, list] = {}
 
     def step_fn(step: int, progress: float) -> dict[str, float]:
-        if deadline.expired():
-            print(f"\ndid deb train: --max-minutes {cfg.max_minutes} reached at step {step}", file=sys.stderr)
-            raise KeyboardInterrupt
         _, scalars = pretrain_step(net, cfg, rng)
         return scalars
 
@@ -166,15 +163,13 @@ def _train(args: argparse.Namespace) -> int:
         grad_clip=cfg.grad_clip, log_every=50, checkpoint_every=200, validate_every=cfg.validate_every,
         label=f"deb {cfg.concept}",
         extra_state={"deb_meta": _meta(cfg)},
+        stop_when=deadline.expired,
     )
-    stopped_early = False
-    try:
-        run_loop(run, net, step_fn, settings, rng, validate_fn=validate_fn, resume=bool(args.resume))
-    except KeyboardInterrupt:
-        if not deadline.expired():
-            raise
-        stopped_early = True
+    run_loop(run, net, step_fn, settings, rng, validate_fn=validate_fn, resume=bool(args.resume))
     state = run.load_checkpoint() or {}
+    stopped_early = int(state.get("step", cfg.steps)) < cfg.steps
+    if stopped_early:
+        print(f"\ndid deb train: --max-minutes {cfg.max_minutes} reached at step {state['step']}", file=sys.stderr)
     net.load_state_dict(state.get("model", net.state_dict()))
     rows = validate(net, vset, cfg.device)
     from did_deb_marris.pretrain import format_table
