@@ -125,6 +125,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     flags = _train_flags(args)
     if args.resume:
+        for flag, value in (("--config", args.config), ("--run-dir", args.run_dir)):
+            if value:
+                return fail(f"{flag} cannot be combined with --resume: a resumed run keeps its directory and config")
         run_path = Path(args.resume)
         if not (run_path / "config.yaml").exists():
             return fail(f"cannot resume: {run_path} has no config.yaml (not a run directory)")

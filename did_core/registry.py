@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -65,8 +66,18 @@ class Registry:
             raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
     def create(self, name: str, *args: Any, **options: Any) -> Any:
-        """Look up ``name`` and call its factory."""
-        return self.get(name).factory(*args, **options)
+        """Look up ``name`` and call its factory; options its signature cannot take are a ``ValueError``."""
+        factory = self.get(name).factory
+        try:
+            signature = inspect.signature(factory)
+        except (TypeError, ValueError):  # no introspectable signature: let the call decide
+            signature = None
+        if signature is not None:
+            try:
+                signature.bind(*args, **options)
+            except TypeError as exc:
+                raise ValueError(f"invalid options for {self.kind} {name!r}: {exc}") from None
+        return factory(*args, **options)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -21,7 +21,11 @@ from typing import Any, TextIO
 
 import torch
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "RunDir", "Progress", "new_run_path"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "RunDir", "RunDirError", "Progress", "new_run_path"]
+
+
+class RunDirError(ValueError):
+    """A run directory cannot be used as asked (in use, holds another run, or resumed with another config)."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -30,6 +34,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # the mode an ordinary file would get, not mkstemp's 0600
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -38,6 +43,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -63,13 +74,55 @@ class RunDir:
     CHECKPOINT = "checkpoint.pt"
     METRICS = "metrics.json"
 
+    LOCK = ".lock"
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._lock: int | None = None
 
     def create(self) -> "RunDir":
         """Create the folder (parents too)."""
         self.path.mkdir(parents=True, exist_ok=True)
         return self
+
+    def holds_run(self) -> bool:
+        """Does the folder already hold a run (its config or a checkpoint)?"""
+        return self.file(self.CONFIG).exists() or self.file(self.CHECKPOINT).exists()
+
+    def check_new(self) -> None:
+        """Refuse, before anything is written, to start a new run where one exists or where a file is."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"run directory {self.path} is not a directory")
+        if self.holds_run():
+            raise RunDirError(f"run directory {self.path} already holds a run; continue it with "
+                              f"did train --resume {self.path}, or choose another --run-dir")
+
+    def acquire(self) -> "RunDir":
+        """Create the folder and hold its lock for the life of this process (one writer per run).
+
+        The lock (``fcntl.flock`` on ``.lock``, released by the system when the process ends,
+        also on a crash) is a ``RunDirError`` when another process holds it.
+        """
+        import fcntl
+
+        self.create()
+        fd = os.open(self.file(self.LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise RunDirError(f"run directory {self.path} is in use by another did process (pid {owner})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock = fd
+        return self
+
+    def release(self) -> None:
+        """Give the lock back (also done by the system when the process ends)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def file(self, name: str) -> Path:
         """Path of a file in the run directory."""
@@ -79,6 +132,14 @@ class RunDir:
         """Atomically write ``obj`` as indented JSON."""
         target = self.file(name)
         atomic_write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        return target
+
+    def write_yaml(self, name: str, obj: Any) -> Path:
+        """Atomically write ``obj`` as YAML (keys in their given order)."""
+        import yaml
+
+        target = self.file(name)
+        atomic_write_text(target, yaml.safe_dump(obj, sort_keys=False))
         return target
 
     def read_json(self, name: str) -> Any:

@@ -27,8 +27,8 @@ from did_core.config import TrainConfig
 from did_core.equilibria import Epsilon
 from did_core.grouping import grouped
 from did_core.loop import LoopSettings, Schedule, run_loop
-from did_core.plugins import create
-from did_core.runs import RunDir
+from did_core.plugins import create, registry
+from did_core.runs import RunDir, RunDirError
 from did_core.tasks import Context, ContextSampler, DesignObjective
 
 __all__ = ["Components", "build_components", "solve_induced", "training_step", "train", "resolve_device",
@@ -64,6 +64,7 @@ def build_components(cfg: TrainConfig, block_name: str | None = None) -> Compone
     generator = create("generators", cfg.generator_name, sampler, **cfg.generator_options).to(device)
     name = block_name or cfg.block
     block = create("blocks", name, **(cfg.block_options if name == cfg.block else {}))
+    registry("blocks").get(cfg.exact_block)  # an unknown evaluation block fails now, not after training
     return Components(sampler, objective, generator, block, Epsilon(cfg.eps, not cfg.absolute_eps), device)
 
 
@@ -100,18 +101,76 @@ def training_step(parts: Components, context: Context, concept: str, progress: f
     return totals
 
 
-def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, Any]:
-    """Train the generator of ``cfg`` into ``run_path``; evaluate on held-out contexts; return the evaluation."""
-    from did_core.evaluate import evaluate_generator
+RESUME_FREE = ("threads", "log_every", "checkpoint_every", "eval_contexts", "eval_seed", "exact_block")
+"""Config fields a resumed run may change: they do not change what the remaining steps compute."""
 
+
+def check_components(parts: Components, cfg: TrainConfig) -> None:
+    """One forward pass on two contexts, so parts that do not fit together fail before anything is written."""
+    try:
+        context = context_to(parts.sampler.sample(2, torch.Generator().manual_seed(0)), parts.device)
+        with torch.no_grad():
+            x = parts.generator(context)
+            eq = solve_induced(parts, parts.block, context, x, cfg.concept)
+            parts.objective.loss(context, x, eq, 0.0)
+            parts.objective.value(context, x, eq)
+    except Exception as exc:  # any failure here means the named parts do not work together
+        raise ValueError(f"sampler {cfg.sampler_name!r}, loss {cfg.loss_name!r}, generator "
+                         f"{cfg.generator_name!r} and block {cfg.block!r} do not work together: "
+                         f"{type(exc).__name__}: {exc}") from None
+
+
+def check_resume(run: RunDir, cfg: TrainConfig) -> None:
+    """Refuse to resume ``run`` with a config that changes what it trains (exact resumption needs the same).
+
+    The reference is the config stored in the last checkpoint (else ``config.yaml``);
+    only the fields in :data:`RESUME_FREE` may differ.
+    """
+    if not run.holds_run():
+        raise RunDirError(f"cannot resume: {run.path} holds no run (no config.yaml or checkpoint)")
+    state = run.load_checkpoint()
+    stored = json.loads(state["config"]) if state and "config" in state else yaml.safe_load(
+        run.file(RunDir.CONFIG).read_text())
+    asked = cfg.model_dump()
+    changed = [k for k in asked if k not in RESUME_FREE and stored.get(k) != asked[k]]
+    if changed:
+        was = ", ".join(f"{k}={stored.get(k)!r}" for k in changed)
+        now = ", ".join(f"{k}={asked[k]!r}" for k in changed)
+        raise RunDirError(f"cannot resume {run.path}: it was trained with {was}, this command asks {now} "
+                          f"(flags or an edited config.yaml); start a new run to train with other settings")
+
+
+def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, Any]:
+    """Train the generator of ``cfg`` into ``run_path``; evaluate on held-out contexts; return the evaluation.
+
+    Everything is validated before the run directory is touched: names and options
+    (building the components), that they work together (:func:`check_components`),
+    and that the directory is free (a new run) or holds this run with the same
+    config (:func:`check_resume`). The directory is locked while the run lasts.
+    """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    parts = build_components(cfg)  # bad names or options fail here, before anything is written
-    run = RunDir(run_path).create()
-    print(f"run directory: {run_path}", file=sys.stderr)
-    if not resume:
-        (run.file("config.yaml")).write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
+    parts = build_components(cfg)
+    check_components(parts, cfg)
+    run = RunDir(run_path)
+    if resume:
+        check_resume(run, cfg)
+    else:
+        run.check_new()
+    run.acquire()
+    try:
+        return _train(cfg, parts, run, resume)
+    finally:
+        run.release()
+
+
+def _train(cfg: TrainConfig, parts: Components, run: RunDir, resume: bool) -> dict[str, Any]:
+    from did_core.evaluate import evaluate_generator
+
+    print(f"run directory: {run.path}", file=sys.stderr)
+    # A new run's config, or a resumed run's with its changed evaluation-only fields.
+    run.write_yaml(RunDir.CONFIG, cfg.model_dump())
     rng = torch.Generator().manual_seed(cfg.seed)
 
     def step_fn(step: int, progress: float) -> dict[str, float]:

@@ -1,0 +1,81 @@
+"""A run directory belongs to one run: refusals happen before anything is written.
+
+Checked by the file tree itself: after a refused command, the directory is
+byte-for-byte what it was (or does not exist).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from did_core.cli import main
+from did_core.config import resolve_train_config
+from did_core.runs import RunDir, RunDirError
+from did_core.train import train
+
+TINY = {"task": "inverse", "block": "exact_newton", "steps": 3, "batch_size": 4, "eval_contexts": 4,
+        "checkpoint_every": 2, "log_every": 1, "warmup_steps": 1,
+        "sampler_options": {"min_actions": 2, "max_actions": 2}, "generator_options": {"width": 8, "depth": 1}}
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("runs") / "done"
+    train(resolve_train_config(TINY), path)
+    return path
+
+
+def test_a_new_run_never_replaces_an_existing_one(finished: Path) -> None:
+    before = _snapshot(finished)
+    with pytest.raises(RunDirError, match="already holds a run"):
+        train(resolve_train_config({**TINY, "task": "scheduling", "sampler_options": {}}), finished)
+    assert _snapshot(finished) == before
+
+
+@pytest.mark.parametrize("change", [{"lr": 0.5}, {"batch_size": 5}, {"steps": 9}, {"concept": "ce"}])
+def test_resume_with_a_training_change_is_refused_and_names_it(finished: Path, change: dict) -> None:
+    before = _snapshot(finished)
+    field = next(iter(change))
+    with pytest.raises(RunDirError, match=f"{field}="):
+        train(resolve_train_config({**TINY, **change}), finished, resume=True)
+    assert _snapshot(finished) == before
+
+
+def test_resume_may_change_evaluation_only_fields(tmp_path: Path) -> None:
+    path = tmp_path / "run"
+    train(resolve_train_config(TINY), path)
+    train(resolve_train_config({**TINY, "eval_contexts": 2, "threads": 1}), path, resume=True)
+    assert "eval_contexts: 2" in (path / "config.yaml").read_text()
+
+
+def test_a_locked_directory_is_refused(tmp_path: Path) -> None:
+    holder = RunDir(tmp_path / "busy").acquire()
+    try:
+        with pytest.raises(RunDirError, match="in use by another did process"):
+            train(resolve_train_config(TINY), tmp_path / "busy")
+        assert _snapshot(tmp_path / "busy") == {".lock": _snapshot(tmp_path / "busy")[".lock"]}
+    finally:
+        holder.release()
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"exact_block": "nope"}, "unknown block 'nope'"),
+    ({"block_options": {"bogus": 1}}, "invalid options for block 'exact_newton'"),
+    ({"sampler": "scheduling", "sampler_options": {}}, "do not work together"),
+])
+def test_bad_components_fail_before_the_directory_exists(tmp_path: Path, flags: dict, message: str) -> None:
+    with pytest.raises((ValueError, LookupError), match=message):
+        train(resolve_train_config({**TINY, **flags}), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_refuses_run_dir_or_config_beside_resume(finished: Path, tmp_path: Path, capsys) -> None:
+    assert main(["train", "--resume", str(finished), "--run-dir", str(tmp_path / "x")]) == 2
+    assert "--run-dir cannot be combined with --resume" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
