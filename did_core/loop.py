@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from did_core.runs import Progress, RunDir
+from did_core.runs import Progress, RunDir, RunDirError
 
 __all__ = ["Schedule", "LoopSettings", "run_loop", "lr_factor", "Interrupted"]
 
@@ -100,7 +100,11 @@ def run_loop(
     if resume:
         state = run.load_checkpoint()
         if state is not None:
-            model.load_state_dict(state["model"])
+            try:
+                model.load_state_dict(state["model"])
+            except RuntimeError as exc:
+                raise RunDirError(f"checkpoint in {run.path} does not fit this model: "
+                                  f"{str(exc).splitlines()[0]}") from None
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             rng.set_state(state["rng"])

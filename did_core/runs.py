@@ -153,11 +153,25 @@ class RunDir:
         atomic_write_bytes(self.file(self.CHECKPOINT), buffer.getvalue())
 
     def load_checkpoint(self) -> dict[str, Any] | None:
-        """The last checkpoint, loaded without executing code; ``None`` if there is none."""
+        """The last checkpoint, loaded without executing code; ``None`` if there is none.
+
+        A file that is not a readable checkpoint of this framework (truncated, foreign,
+        a pickle that would run code, no model or step) is a one-line ``RunDirError``.
+        """
         path = self.file(self.CHECKPOINT)
         if not path.exists():
             return None
-        return torch.load(path, map_location="cpu", weights_only=True)
+        if not path.is_file():
+            raise RunDirError(f"checkpoint {path} is not a regular file")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for damaged or unsafe files
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RunDirError(f"checkpoint {path} cannot be read (damaged, or not a did checkpoint): "
+                              f"{detail[:200]}") from None
+        if not isinstance(state, dict) or not {"model", "step"} <= state.keys():
+            raise RunDirError(f"checkpoint {path} is not a did checkpoint (no model or step)")
+        return state
 
     def metrics(self) -> list[dict[str, Any]]:
         """The periodic metric records written so far."""

@@ -79,3 +79,48 @@ def test_cli_refuses_run_dir_or_config_beside_resume(finished: Path, tmp_path: P
     assert main(["train", "--resume", str(finished), "--run-dir", str(tmp_path / "x")]) == 2
     assert "--run-dir cannot be combined with --resume" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def _malicious() -> bytes:
+    import io
+    import pickle
+
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("open('/tmp/did_pwned', 'w').write('x')",))
+
+    buffer = io.BytesIO()
+    pickle.dump(Boom(), buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "random", "malicious", "no_model"])
+def test_damaged_checkpoints_give_one_line_and_change_nothing(finished: Path, tmp_path: Path, damage: str) -> None:
+    import io
+    import os
+    import shutil
+
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    good = (run / "checkpoint.pt").read_bytes()
+    buffer = io.BytesIO()
+    torch.save({"step": 3}, buffer)
+    (run / "checkpoint.pt").write_bytes({
+        "empty": b"", "truncated": good[: len(good) // 2], "random": os.urandom(4096),
+        "malicious": _malicious(), "no_model": buffer.getvalue()}[damage])
+    before = _snapshot(run)
+    with pytest.raises(RunDirError, match="checkpoint .* (cannot be read|is not a did checkpoint)") as error:
+        train(resolve_train_config(TINY), run, resume=True)
+    assert "\n" not in str(error.value)
+    assert _snapshot(run) == before
+    assert not Path("/tmp/did_pwned").exists()
+
+
+def test_run_dir_naming_a_file_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("not a run")
+    with pytest.raises(RunDirError, match="not a directory"):
+        train(resolve_train_config(TINY), target)
+    assert target.read_text() == "not a run"
