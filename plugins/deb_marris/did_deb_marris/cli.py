@@ -114,6 +114,7 @@ def _train(args: argparse.Namespace) -> int:
         cfg.net["concept"] = cfg.concept
         cfg.val_sizes = [s for s in cfg.val_sizes if s <= cfg.max_actions] or [cfg.max_actions]
         run = RunDir(Path(args.run_dir) if args.run_dir else new_run_path(Path("runs"), f"deb-{cfg.concept}"))
+    cfg.validate()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.device == "cuda" and not torch.cuda.is_available():

@@ -59,6 +59,20 @@ class PretrainConfig:
     def net_config(self) -> NetConfig:
         return NetConfig(**{**self.net, "concept": self.concept})
 
+    def validate(self) -> "PretrainConfig":
+        """``ValueError`` naming the first option out of range (before anything is written)."""
+        positive = {"steps": self.steps, "batch_size": self.batch_size, "buckets": self.buckets,
+                    "validate_every": self.validate_every, "val_games": self.val_games, "lr": self.lr,
+                    "eps": self.eps_rel, "max_minutes": self.max_minutes, "threads": self.threads}
+        for name, value in positive.items():
+            if value is not None and not value > 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
+        if not 2 <= self.min_actions <= self.max_actions:
+            raise ValueError(f"--max-actions must be at least {max(2, self.min_actions)}, got {self.max_actions}")
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from did_deb_marris import DebMarrisBlock, load_weights
@@ -39,3 +40,14 @@ def test_train_export_validate(tmp_path, capsys):
     assert torch.allclose(eq.sigma.sum((1, 2)), torch.ones(2, dtype=torch.float64))
     assert main(["validate", "--weights", str(out), "--games", "2", "--sizes", "2,3"]) == 0
     assert "| 3x3 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag, message", [(["--steps", "-2"], "--steps must be positive"),
+                                           (["--batch-size", "-4"], "--batch-size must be positive"),
+                                           (["--max-actions", "1"], "--max-actions must be at least 2")])
+def test_bad_pretraining_options_give_one_line_and_no_directory(tmp_path, capsys, flag, message):
+    from did_core.cli import main
+
+    assert main(["deb", "train", "--concept", "cce", *flag, "--run-dir", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
