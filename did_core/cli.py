@@ -100,8 +100,11 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     }
     if "active" in eq.info:
         report["active_constraints"] = int(eq.info["active"][0])
+    problem = _solve_problem(block, eq, report)
+    if problem:
+        return fail(f"{args.block} on {args.game}: {problem}")
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(report, allow_nan=False))
         return 0
     torch.set_printoptions(precision=6, sci_mode=False)
     print(f"game: {args.game}  players: {game.shape[0]}  actions: {list(game.shape[1:])}")
@@ -112,6 +115,25 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     print(f"gap: {report['gap']:.3e}  violation: {report['violation']:.3e}  entropy: {report['entropy']:.6f}"
           + (f"  active constraints: {report['active_constraints']}" if "active_constraints" in report else ""))
     return 0
+
+
+def _solve_problem(block: Any, eq: Any, report: dict[str, Any]) -> str | None:
+    """Why an answer must not be printed as an equilibrium (``None`` when it may).
+
+    Non-finite numbers (payoffs too large for float64 make the scale overflow), an
+    unconverged solve, or an exact block's answer that violates its tolerance.
+    """
+    from did_core.blocks import DualSolverBlock
+
+    numbers = torch.tensor([report["gap"], report["violation"], report["entropy"], *report["eps"]])
+    if not (torch.isfinite(numbers).all() and torch.isfinite(eq.sigma).all()):
+        return "the answer is not finite (payoffs too large for float64? rescale the game: equilibria do not change)"
+    converged = eq.info.get("converged")
+    if converged is not None and not bool(torch.as_tensor(converged).all()):
+        return f"did not converge (violation {report['violation']:.3e}); no equilibrium to report"
+    if isinstance(block, DualSolverBlock) and report["violation"] > 1e-6 * max(1.0, max(report["eps"])):
+        return f"the answer violates the eps-constraints by {report['violation']:.3e}; no equilibrium to report"
+    return None
 
 
 def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -175,7 +197,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         return fail(f"{run.path} has no checkpoint.pt to evaluate")
     parts = build_components(cfg)
     parts.generator.load_state_dict(state["model"])
-    blocks = args.blocks.split(",") if args.blocks else list(dict.fromkeys([cfg.block, cfg.exact_block]))
+    if args.blocks is not None and not [b for b in args.blocks.split(",") if b.strip()]:
+        return fail("--blocks names no block (give a comma-separated list, or leave it out for the defaults)")
+    if args.polish_budget is not None and args.polish_budget < 1:
+        return fail(f"--polish-budget must be >= 1, got {args.polish_budget}")
+    if int(state["step"]) < cfg.steps:
+        print(f"note: {run.path} stopped at step {int(state['step'])} of {cfg.steps}; evaluating its last "
+              f"checkpoint (continue it with did train --resume {run.path})", file=sys.stderr)
+    blocks = ([b.strip() for b in args.blocks.split(",") if b.strip()] if args.blocks
+              else list(dict.fromkeys([cfg.block, cfg.exact_block])))
     for name in blocks:
         registry("blocks").get(name)
     if args.plots:

@@ -1,0 +1,60 @@
+"""Wrong answers never exit 0, and bad evaluation options are refused in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from did_core.cli import main
+from did_core.config import resolve_train_config
+from did_core.train import train
+
+TINY = {"task": "inverse", "block": "exact_newton", "steps": 3, "batch_size": 4, "eval_contexts": 4,
+        "checkpoint_every": 2, "log_every": 1, "warmup_steps": 1,
+        "sampler_options": {"min_actions": 2, "max_actions": 2}, "generator_options": {"width": 8, "depth": 1}}
+
+
+@pytest.mark.parametrize("block", ["exact_newton", "deb_marris"])
+def test_payoffs_too_large_for_float64_are_an_error_not_an_equilibrium(tmp_path, capsys, block):
+    game = tmp_path / "big.json"
+    game.write_text(json.dumps({"payoffs": [[[1e307, -1e307], [3e307, 0]], [[1e307, 2e306], [-1e307, 5e306]]]}))
+    assert main(["solve", str(game), "--block", block, "--json"]) == 2
+    out = capsys.readouterr()
+    assert "not finite" in out.err and "Infinity" not in out.out
+
+
+def test_solve_json_is_strict_json(tmp_path, capsys):
+    game = tmp_path / "g.json"
+    game.write_text(json.dumps({"payoffs": [[[3, 0], [5, 1]], [[3, 5], [0, 1]]]}))
+    assert main(["solve", str(game), "--block", "exact_newton", "--json"]) == 0
+    json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("eval") / "run"
+    train(resolve_train_config(TINY), path)
+    return path
+
+
+@pytest.mark.parametrize("flags, message", [(["--polish", "--polish-budget", "0"], "--polish-budget must be >= 1"),
+                                            (["--polish", "--polish-budget", "-5"], "--polish-budget must be >= 1"),
+                                            (["--blocks", ""], "--blocks names no block")])
+def test_bad_eval_options_are_refused(run, capsys, flags, message):
+    assert main(["eval", str(run), *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not (run / "report.json").exists()
+
+
+def test_evaluating_an_unfinished_run_says_so(run, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "unfinished"
+    shutil.copytree(run, copy)
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    (copy / "config.yaml").write_text(yaml.safe_dump({**config, "steps": 10}, sort_keys=False))
+    assert main(["eval", str(copy), "--contexts", "2"]) == 0
+    assert "stopped at step 3 of 10" in capsys.readouterr().err
