@@ -7,7 +7,7 @@ One command, one table, every ratio measured in the same run::
     python benchmarks/exact_block.py --sizes 8x8,16x16 --concepts ce --out table.md
 
 Rows are games (``8x8`` = two players with 8 actions, ``3x3x3`` = three players) and
-concepts; the games are seeded embedded normal games, eps = 0.05 relative (SPEC 3).
+concepts; the games are seeded embedded normal games, eps = 0.05 relative (docs/mathematics.md, 3.1).
 Times are milliseconds per game (median over ``--repeats``), for the forward pass and
 for forward + backward of a scalar loss of ``sigma``:
 

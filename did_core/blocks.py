@@ -1,4 +1,4 @@
-"""The equilibrium-block interface (SPEC section 4).
+"""The equilibrium-block interface (docs/mathematics.md, section 4).
 
 A block maps a batch of games ``[B, N, A_1..A_N]``, an action mask ``[B, N, A_max]``, a tolerance and a concept
 to the eps-maximum-entropy (C)CE, differentiably in the payoffs. The leading

@@ -1,4 +1,4 @@
-"""Deviation gains, (C)CE constraints, the eps-ME dual and quality measures (SPEC sections 2-3).
+"""Deviation gains, (C)CE constraints, the eps-ME dual and quality measures (docs/mathematics.md, sections 2-3).
 
 Everything is batched and masked (see ``did_core.games`` for the conventions).
 Constraint rows are laid out per player with padding, so the dual variable of a

@@ -1,4 +1,4 @@
-"""Held-out evaluation of a mechanism generator (SPEC section 6).
+"""Held-out evaluation of a mechanism generator (docs/mathematics.md, section 6).
 
 On a fixed seeded set of contexts, the generator's intervention and the naive
 baseline intervention are both solved with each named block, so learned-block

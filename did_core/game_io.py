@@ -1,4 +1,4 @@
-"""Reading and writing single games ``[N, A_1, ..., A_N]`` (SPEC section 1).
+"""Reading and writing single games ``[N, A_1, ..., A_N]`` (docs/mathematics.md, section 1).
 
 Supported files (chosen by suffix, case-insensitive):
 

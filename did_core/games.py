@@ -1,6 +1,6 @@
 """Batched normal-form games with action masks, the equilibrium-invariant embedding and random games.
 
-Conventions used everywhere in DID (SPEC section 1):
+Conventions used everywhere in DID (docs/mathematics.md, section 1):
 
 * A batch of games is a payoff tensor ``G`` of shape ``[B, N, A_1, ..., A_N]``;
   ``G[b, p][a]`` is player ``p``'s payoff at joint action ``a`` in game ``b``.
@@ -118,7 +118,7 @@ def _own_action_stats(games: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def player_scale(games: Tensor, mask: Tensor | None = None) -> Tensor:
-    """The scale ``s_p(G)`` of SPEC section 3, shape ``[B, N]``.
+    """The scale ``s_p(G)`` of docs/mathematics.md, section 3.1, shape ``[B, N]``.
 
     RMS over real entries of ``G[p]`` after removing, for every ``a_{-p}``, its
     mean over ``p``'s own real actions. Zero for a player whose payoff does not

@@ -1,4 +1,4 @@
-"""Implicit differentiation of the eps-ME (C)CE solution map (SPEC section 4, exact block).
+"""Implicit differentiation of the eps-ME (C)CE solution map (docs/mathematics.md, section 4.4).
 
 At the optimum ``sigma* = softmax(log target - D^T alpha*)`` and, on the active set
 ``S`` of rows with ``alpha_k > 0``, ``F_S(alpha_S, G) = D_S(G) sigma - eps_S(G) = 0``.

@@ -1,4 +1,4 @@
-"""Evaluation reports: a Markdown table shaped like SPEC section 7, and the JSON it is made from.
+"""Evaluation reports: a Markdown table shaped like docs/mathematics.md, section 7, and the JSON it is made from.
 
 The JSON (``report.json`` in the run directory) carries the git revision, the
 resolved config, the seeds and the exact command, so every number in a table
@@ -56,7 +56,7 @@ def _cell(summary: dict[str, Any] | None) -> str:
 
 
 def markdown_table(report: dict[str, Any]) -> str:
-    """SPEC-7-shaped table (one row for the run's concept; block / +local per block), then details."""
+    """A docs/mathematics.md section-7 table (one row for the run's concept; block / +local per block), then details."""
     meta, blocks = report["meta"], report["blocks"]
     names = list(blocks)
     first = blocks[names[0]]

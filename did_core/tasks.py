@@ -1,4 +1,4 @@
-"""The task interface: context samplers, designer objectives and generators (SPEC section 6).
+"""The task interface: context samplers, designer objectives and generators (docs/mathematics.md, section 6).
 
 A *task* is a name under which a plugin registers three things through the hooks:
 

@@ -1,7 +1,7 @@
 """Test helpers for DID and its plugins: an independent eps-ME (C)CE reference solver.
 
 It shares no code with ``did_core.equilibria``: constraints are written from the
-definitions in SPEC section 2, one row at a time with plain loops, and the
+definitions in docs/mathematics.md, section 2, one row at a time with plain loops, and the
 program is solved by Clarabel (an interior-point solver other than the exact
 block's ECOS). Needs cvxpy, which the exact-block plugin installs.
 """

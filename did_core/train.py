@@ -1,4 +1,4 @@
-"""One generic trainer for mechanism generators (SPEC section 6, ARCHITECTURE data flow).
+"""One generic trainer for mechanism generators (docs/mathematics.md, section 6, "One training step").
 
     sampler(batch, rng) -> context
     generator(context)  -> intervention x

@@ -1,4 +1,4 @@
-"""Masked equivariant layers for batched games (SPEC section 5).
+"""Masked equivariant layers for batched games (docs/mathematics.md, section 5).
 
 ``pooling`` holds the masked aggregations, ``layers`` the layers; data layouts
 and the masking rule are stated at the top of each module.

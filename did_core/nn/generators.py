@@ -1,4 +1,4 @@
-"""A generic mechanism generator for payoff-shaped contexts (SPEC sections 5-6).
+"""A generic mechanism generator for payoff-shaped contexts (docs/mathematics.md, sections 5-6).
 
 ``PayoffGenerator`` reads a sampler's ``payoff_features(context)``
 (``[B, C, N, A_1..A_N]`` and a mask), runs a stack of P2P layers and returns one

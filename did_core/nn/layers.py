@@ -1,4 +1,4 @@
-"""Masked equivariant layers (SPEC section 5).
+"""Masked equivariant layers (docs/mathematics.md, section 5).
 
 Data layouts (a channel axis ``C`` always follows the batch axis ``B``):
 
@@ -61,7 +61,7 @@ Activation = Callable[[Tensor], Tensor]
 """An elementwise activation (``F.gelu``, an ``nn.Module`` such as ``nn.GELU()``, ...)."""
 
 _WITHIN = ("none", "own", "others", "all")
-"""The within-slice action sets of payoff pooling (SPEC 5): none, own, others', all actions."""
+"""The within-slice action sets of payoff pooling (docs/mathematics.md, section 5): none, own, others', all actions."""
 
 
 # ----------------------------------------------------------------------------- checks and masks

@@ -1,4 +1,4 @@
-"""Masked aggregations over sets of axes, the building blocks of the equivariant layers (SPEC section 5).
+"""Masked aggregations over sets of axes, the building blocks of the equivariant layers (docs/mathematics.md, 5).
 
 Shapes and the masking rule, for every function here:
 

@@ -1,4 +1,4 @@
-"""Masked aggregations over sets of axes, the building blocks of the equivariant layers (SPEC section 5).
+"""Masked aggregations over sets of axes, the building blocks of the equivariant layers (docs/mathematics.md, 5).
 
 Shapes and the masking rule, for every function here:
 
@@ -167,7 +167,7 @@ class MeanAggregation(Aggregation):
 
 
 class MeanVarAggregation(Aggregation):
-    """``meanvar(x) = (mean x, var x)``: two statistics (the SPEC's default)."""
+    """``meanvar(x) = (mean x, var x)``: two statistics (the default, docs/mathematics.md, section 5)."""
 
     name = "meanvar"
     n_stats = 2

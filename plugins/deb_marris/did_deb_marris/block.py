@@ -1,4 +1,4 @@
-"""The learned equilibrium block ``deb_marris`` (SPEC section 4, "Learned block").
+"""The learned equilibrium block ``deb_marris`` (docs/mathematics.md, section 4.5).
 
 An equivariant network (:mod:`did_deb_marris.network`) maps the embedding
 ``Phi(G)`` to the dual ``alpha_Phi`` of the embedded game; the joint is

@@ -1,4 +1,4 @@
-"""The learned block's network: embedded games -> eps-ME (C)CE duals (SPEC sections 4-5).
+"""The learned block's network: embedded games -> eps-ME (C)CE duals (docs/mathematics.md, sections 4.5 and 5).
 
 ``Phi(G) [B, N, A_1..A_N]`` enters as one channel, with four channels of
 game-size features (:func:`size_channels`); ``p2p_layers`` payoff -> payoff

@@ -1,6 +1,6 @@
 """Unsupervised pretraining of the learned block and its validation against an exact block.
 
-Loss (SPEC section 3): the dual objective ``f(alpha)`` of the network's answer,
+Loss (docs/mathematics.md, section 3.4): the dual objective ``f(alpha)`` of the network's answer,
 averaged over a batch of random embedded two-player games whose action counts
 are drawn per game and per player from ``U{2..max_actions}`` (padded to
 ``max_actions`` with masks). No solved games are needed.

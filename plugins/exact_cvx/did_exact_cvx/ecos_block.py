@@ -1,4 +1,4 @@
-"""The exact block: each game's eps-ME (C)CE solved by cvxpy with ECOS (SPEC section 4).
+"""The exact block: each game's eps-ME (C)CE solved by cvxpy with ECOS (docs/mathematics.md, section 4.2).
 
 Forward: maximise ``sum entr(sigma)`` over the real joint actions subject to the
 real constraint rows ``D sigma <= eps`` and ``sum sigma = 1``, one game at a

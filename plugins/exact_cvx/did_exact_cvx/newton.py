@@ -1,4 +1,4 @@
-"""The fast exact block: a batched projected Newton solver of the eps-ME dual (SPEC sections 3-4).
+"""The fast exact block: a batched projected Newton solver of the eps-ME dual (docs/mathematics.md, 3.3 and 4.3).
 
 For every game of a batch at once, minimise over ``alpha >= 0``
 

@@ -1,4 +1,4 @@
-"""The multi-agent contract-design task of DID (SPEC section 6.1)."""
+"""The multi-agent contract-design task of DID (docs/mathematics.md, section 6.1)."""
 
 from did_contract.generator import ContractGenerator, contract_features
 from did_contract.task import (

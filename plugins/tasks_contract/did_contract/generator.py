@@ -1,4 +1,4 @@
-"""The contract generator: an equivariant network from a contract problem to contracts (SPEC 5, 6.1).
+"""The contract generator: an equivariant network from a contract problem to contracts (docs/mathematics.md, 5 and 6.1).
 
 Input, per context, five payoff-outcome channels ``[B, 5, N, A_1..A_N, M]``:
 costs ``c_i(a)`` (broadcast over outcomes), transitions ``P(w|a)`` and value

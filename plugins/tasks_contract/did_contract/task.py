@@ -1,4 +1,4 @@
-"""Multi-agent contract design: pay agents per observed outcome to steer their equilibrium (SPEC 6.1).
+"""Multi-agent contract design: pay agents per observed outcome to steer their equilibrium (docs/mathematics.md, 6.1).
 
 A principal hires ``N`` agents. Each agent ``i`` picks one of its ``n_i`` actions;
 the joint action ``a`` costs agent ``i`` ``c_i(a)`` and produces an outcome
@@ -43,14 +43,14 @@ __all__ = [
 
 
 class ContractSampler(ContextSampler):
-    """Random contract-design problems (SPEC 6.1), padded to ``max_actions`` and ``max_outcomes``.
+    """Random contract-design problems (docs/mathematics.md, 6.1), padded to ``max_actions`` and ``max_outcomes``.
 
     Per context: action counts ``n ~ U{min_actions..max_actions}`` (one draw shared
     by every agent when ``same_actions``, else one per agent), ``m ~
     U{min_outcomes..max_outcomes}``; costs ``c_i(a) ~ U[cost_low, cost_high]`` per
     agent and real joint action; ``P(. | a) ~ Dirichlet(1)`` over the real outcomes;
     values ``v(w) ~ U[value_low, value_high]`` per real outcome. Values must
-    outweigh costs (SPEC 6.1: with values on the costs' scale contracts do not pay).
+    outweigh costs (docs/mathematics.md, 6.1: with values on the costs' scale contracts do not pay).
     """
 
     class Options(Options):

@@ -1,4 +1,4 @@
-"""The inverse-equilibrium task of DID (SPEC section 6.2)."""
+"""The inverse-equilibrium task of DID (docs/mathematics.md, section 6.2)."""
 
 from did_inverse.task import InverseObjective, InverseSampler
 

@@ -1,4 +1,4 @@
-"""Inverse equilibrium: design a whole game whose eps-ME joint matches a target (SPEC 6.2).
+"""Inverse equilibrium: design a whole game whose eps-ME joint matches a target (docs/mathematics.md, 6.2).
 
 Context: a target joint ``tau ~ Dirichlet(1)`` over the real joint actions of a
 game with ``n_p ~ U{min..max}`` actions per player (non-square allowed), and

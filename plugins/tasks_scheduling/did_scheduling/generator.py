@@ -1,7 +1,7 @@
 """The default scheduling generator: a P2P payoff generator ending in ``-softplus``, gauge-fixed.
 
 Adding to player ``p``'s taxes any function of the others' actions ``a_{-p}``
-changes no deviation gain, hence no equilibrium (SPEC section 3), but it changes
+changes no deviation gain, hence no equilibrium (docs/mathematics.md, section 3.1), but it changes
 the taxes paid. With ``normalize`` (the default) the generator removes that free
 level before the output map: from the last layer's output ``r`` it takes, per
 player and ``a_{-p}``, the excess over the smallest value on ``p``'s own real

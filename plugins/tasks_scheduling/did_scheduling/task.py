@@ -1,4 +1,4 @@
-"""Machine scheduling: taxes that steer selfish jobs to a short makespan (SPEC 6.3).
+"""Machine scheduling: taxes that steer selfish jobs to a short makespan (docs/mathematics.md, 6.3).
 
 Context: ``N`` players, each with one job, choose one of ``m ~ U{min..max}``
 machines (the same machines for every player, padded to ``max_machines``).

@@ -213,7 +213,7 @@ class _Baseline(torch.nn.Module):
 
 
 def test_relative_eps_taxes_cannot_sharpen_by_scaling() -> None:
-    """SPEC 6 fact (1): scaling a tax by c changes E M less and less; under absolute eps it sharpens."""
+    """docs/mathematics.md 6, fact (1): scaling a tax by c changes E M less and less; under absolute eps it sharpens."""
     sampler = SchedulingSampler(min_machines=3, max_machines=3)
     context = sampler.sample(8, torch.Generator().manual_seed(7))
     objective, block = SchedulingObjective(), exact_block()
