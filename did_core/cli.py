@@ -201,7 +201,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         return fail("--blocks names no block (give a comma-separated list, or leave it out for the defaults)")
     if args.polish_budget is not None and args.polish_budget < 1:
         return fail(f"--polish-budget must be >= 1, got {args.polish_budget}")
-    if int(state["step"]) < cfg.steps:
+    if int(state.get("step", cfg.steps)) < cfg.steps:
         print(f"note: {run.path} stopped at step {int(state['step'])} of {cfg.steps}; evaluating its last "
               f"checkpoint (continue it with did train --resume {run.path})", file=sys.stderr)
     blocks = ([b.strip() for b in args.blocks.split(",") if b.strip()] if args.blocks

@@ -100,6 +100,10 @@ def run_loop(
     if resume:
         state = run.load_checkpoint()
         if state is not None:
+            missing = {"optimizer", "scheduler", "rng", "step"} - state.keys()
+            if missing:
+                raise RunDirError(f"checkpoint in {run.path} has no training state ({', '.join(sorted(missing))}); "
+                                  f"it cannot be resumed")
             try:
                 model.load_state_dict(state["model"])
             except RuntimeError as exc:

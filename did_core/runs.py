@@ -156,7 +156,7 @@ class RunDir:
         """The last checkpoint, loaded without executing code; ``None`` if there is none.
 
         A file that is not a readable checkpoint of this framework (truncated, foreign,
-        a pickle that would run code, no model or step) is a one-line ``RunDirError``.
+        a pickle that would run code, no model) is a one-line ``RunDirError``.
         """
         path = self.file(self.CHECKPOINT)
         if not path.exists():
@@ -169,8 +169,8 @@ class RunDir:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RunDirError(f"checkpoint {path} cannot be read (damaged, or not a did checkpoint): "
                               f"{detail[:200]}") from None
-        if not isinstance(state, dict) or not {"model", "step"} <= state.keys():
-            raise RunDirError(f"checkpoint {path} is not a did checkpoint (no model or step)")
+        if not isinstance(state, dict) or "model" not in state:
+            raise RunDirError(f"checkpoint {path} is not a did checkpoint (no model)")
         return state
 
     def metrics(self) -> list[dict[str, Any]]:
