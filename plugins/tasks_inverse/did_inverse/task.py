@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -37,10 +37,14 @@ class InverseSampler(ContextSampler):
         n_players: int = Field(2, ge=1, le=4)
         min_actions: int = Field(2, ge=1)
         max_actions: int = Field(16, ge=1, le=32)
+        features: Literal["raw", "scaled"] = Field(
+            "raw", description="generator input: raw (target, noise), or scaled (log(|A| target), "
+            "|A| target - 1, noise), which stays O(1) at every size")
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"min_actions": 2, "max_actions": 4},
-        "paper": {"min_actions": 2, "max_actions": 16},
+        # Raw targets are ~1/|A| (1/256 at 16 x 16): the paper-size generator learned only the uniform game.
+        "paper": {"min_actions": 2, "max_actions": 16, "features": "scaled"},
     }
 
     def __init__(self, **options: Any) -> None:
@@ -75,8 +79,18 @@ class InverseSampler(ContextSampler):
         return {"target": joint, "noise": joint, "mask": {2: tuple(players)}}
 
     def payoff_features(self, context: Context) -> tuple[Tensor, Tensor]:
-        n_players = context["mask"].shape[1]
-        channels = torch.stack([context["target"], context["noise"]], dim=1)
+        """``[B, C, N, A..]``: the context for every player; ``C`` = 2 (raw) or 3 (scaled), 0 on padding."""
+        mask = context["mask"]
+        n_players = mask.shape[1]
+        target = context["target"]
+        if self.options.features == "raw":
+            channels = torch.stack([target, context["noise"]], dim=1)
+        else:
+            real = joint_mask(mask, target.shape[1:])
+            joint = mask.sum(dim=2).prod(dim=1).to(target.dtype).reshape(-1, *[1] * n_players)  # |A| per game
+            relative = joint * target  # 1 on average over the real joint actions
+            log_relative = torch.log(relative.clamp_min(1e-4)) * real
+            channels = torch.stack([log_relative, (relative - 1) * real, context["noise"]], dim=1)
         return channels.unsqueeze(2).expand(-1, -1, n_players, *channels.shape[2:]), context["mask"]
 
 
