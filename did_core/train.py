@@ -154,12 +154,11 @@ def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, A
     parts = build_components(cfg)
     check_components(parts, cfg)
     run = RunDir(run_path)
-    if resume:
-        check_resume(run, cfg)
-    else:
-        run.check_new()
+    check = (lambda: check_resume(run, cfg)) if resume else run.check_new
+    check()
     run.acquire()
     try:
+        check()  # again under the lock: another process may have written in between
         return _train(cfg, parts, run, resume)
     finally:
         run.release()
