@@ -47,8 +47,10 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                                 help=field.description)
         else:
             choices = get_args(annotation) if str(annotation).startswith("typing.Literal") else None
+            default = field.default if field.default_factory is None else field.default_factory()
+            help_text = f"{field.description}; " if field.description else ""
             parser.add_argument(flag, dest=name, default=None, type=_yaml_value if choices is None else str,
-                                choices=choices, help=field.description or f"(default {field.default!r})")
+                                choices=choices, help=f"{help_text}default {default!r}")
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
@@ -106,15 +108,31 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, allow_nan=False))
         return 0
-    torch.set_printoptions(precision=6, sci_mode=False)
+    from did_core.blocks import DualSolverBlock
+
     print(f"game: {args.game}  players: {game.shape[0]}  actions: {list(game.shape[1:])}")
     print(f"block: {args.block}  concept: {concept}  eps: {'absolute' if args.absolute else 'relative'} "
           f"{args.eps} -> per player {[round(e, 6) for e in report['eps']]}")
-    print("eps-ME joint (axes = players' actions):")
-    print(sigma)
+    exact = isinstance(block, DualSolverBlock)
+    print(f"{'eps-ME joint' if exact else 'joint (an approximation of the eps-ME joint: see gap and violation)'}, "
+          f"P(a_1, ..., a_N), actions numbered from 1:")
+    print(_format_joint(sigma))
     print(f"gap: {report['gap']:.3e}  violation: {report['violation']:.3e}  entropy: {report['entropy']:.6f}"
           + (f"  active constraints: {report['active_constraints']}" if "active_constraints" in report else ""))
     return 0
+
+
+def _format_joint(sigma: torch.Tensor) -> str:
+    """A joint ``[A_1..A_N]`` as text: a matrix (rows player 1, columns player 2) or one line per joint action."""
+    if sigma.dim() == 2:
+        rows = [" " * 6 + "".join(f"{f'a2={d + 1}':>10}" for d in range(sigma.shape[1]))]
+        rows += [f"{f'a1={r + 1}':<6}" + "".join(f"{float(v):>10.6f}" for v in sigma[r]) for r in range(sigma.shape[0])]
+        return "\n".join(rows)
+    lines = []
+    for index in torch.cartesian_prod(*[torch.arange(n) for n in sigma.shape]).reshape(-1, sigma.dim()).tolist():
+        lines.append("  " + ", ".join(f"a{p + 1}={i + 1}" for p, i in enumerate(index))
+                     + f": {float(sigma[tuple(index)]):.6f}")
+    return "\n".join(lines)
 
 
 def _solve_problem(block: Any, eq: Any, report: dict[str, Any]) -> str | None:
@@ -250,14 +268,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("solve", help="the eps-ME (C)CE of one game")
     p.add_argument("game", help="a .json ({\"payoffs\": [...]}), .npy or Gambit .nfg file")
-    p.add_argument("--block", default="exact_cvx")
+    p.add_argument("--block", default="exact_newton", help="equilibrium block (default exact_newton)")
     p.add_argument("--concept", default="cce", help="ce or cce")
     p.add_argument("--eps", type=float, default=0.05)
     p.add_argument("--absolute", action="store_true", help="eps is absolute, not relative to the payoff scale")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_solve)
 
-    p = sub.add_parser("train", help="train a mechanism generator")
+    p = sub.add_parser("train", help="train a mechanism generator",
+                       epilog="The defaults shown are the generic ones: the task's profile (--profile quick|paper) "
+                              "sets its own steps, learning rate, batch size, warm-up, held-out contexts and component "
+                              "options, which flags and --config override. The resolved config is written to the run "
+                              "directory's config.yaml.")
     p.add_argument("--config", help="YAML file of options (flags override it)")
     p.add_argument("--run-dir", help="run directory (default: a new folder under runs/)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run where it stopped")
@@ -288,7 +310,14 @@ def main(argv: list[str] | None = None) -> int:
             commands = registry("commands")
             if argv[0] in commands:
                 return int(commands.get(argv[0]).factory(argv[1:]) or 0)
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        if not argv or argv[0] in ("-h", "--help"):
+            from did_core.plugins import registry
+
+            extra = registry("commands").names()
+            if extra:
+                parser.epilog = "commands added by plugins: " + ", ".join(extra) + " (did COMMAND --help)"
+        args = parser.parse_args(argv)
         args.argv = argv[1:]
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:

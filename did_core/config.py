@@ -32,7 +32,7 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: str = Field(description="task name: its sampler, loss and default generator")
-    block: str = Field("exact_cvx", description="equilibrium block the generator trains through")
+    block: str = Field("exact_newton", description="equilibrium block the generator trains through")
     block_options: dict[str, Any] = Field(default_factory=dict, description="options of the block's factory")
     exact_block: str = Field("exact_newton", description="exact block used for evaluation and the guard")
     concept: Literal["ce", "cce"] = "cce"
