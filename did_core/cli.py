@@ -300,8 +300,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """Warnings as one ``did: warning: ...`` line, without the source location a CLI user cannot act on."""
+    print(f"did: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``did`` console script."""
+    import warnings
+
+    warnings.showwarning = _warning_line
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and not argv[0].startswith("-") and argv[0] not in {"plugins", "solve", "train", "eval"}:
