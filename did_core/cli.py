@@ -235,11 +235,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         polish = PolishSettings(args.polish_budget or parts.objective.polish_budget, args.workers or 0)
     contexts = args.contexts or cfg.eval_contexts
     seed = cfg.eval_seed if args.seed is None else args.seed
-    result = evaluate_generator(cfg, parts, blocks, contexts=contexts, seed=seed, polish=polish)
-    report = build_report(cfg.task, cfg.model_dump(), result, contexts, seed, ["eval", *args.argv])
-    run.write_json("report.json", report)
-    table = markdown_table(report)
-    atomic_write_text(run.file("report.md"), table + "\n")
+    run.acquire()  # not while a did train (or another did eval) writes this run
+    try:
+        result = evaluate_generator(cfg, parts, blocks, contexts=contexts, seed=seed, polish=polish)
+        report = build_report(cfg.task, cfg.model_dump(), result, contexts, seed, ["eval", *args.argv])
+        run.write_json("report.json", report)
+        table = markdown_table(report)
+        atomic_write_text(run.file("report.md"), table + "\n")
+    finally:
+        run.release()
     print(table)
     if args.plots:
         from did_core.plots import per_size_bars, training_curves

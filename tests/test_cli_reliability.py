@@ -58,3 +58,14 @@ def test_evaluating_an_unfinished_run_says_so(run, tmp_path, capsys):
     (copy / "config.yaml").write_text(yaml.safe_dump({**config, "steps": 10}, sort_keys=False))
     assert main(["eval", str(copy), "--contexts", "2"]) == 0
     assert "stopped at step 3 of 10" in capsys.readouterr().err
+
+
+def test_eval_refuses_a_run_that_is_being_written(run, capsys):
+    from did_core.runs import RunDir
+
+    holder = RunDir(run).acquire()
+    try:
+        assert main(["eval", str(run), "--contexts", "2"]) == 2
+        assert "in use by another did process" in capsys.readouterr().err
+    finally:
+        holder.release()
