@@ -7,8 +7,8 @@ Shapes and the masking rule, for every function here:
   (negative indices allowed).
 * Results keep the pooled axes with length 1, so they broadcast back against
   ``x``; ``expand=True`` returns that broadcast (a view, no copy).
-* Padded entries never contribute (their values are ignored; keep them finite
-  if gradients must flow), and a pool over a set with no real entry is 0.
+* Padded entries never contribute (any finite values: masking multiplies by 0,
+  so they must be finite), and a pool over a set with no real entry is 0.
 * An empty ``dims`` pools nothing: the "pool" of a single entry (``mean = x``,
   ``var = 0``, ``max = x``), zeroed where the mask is false.
 
