@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, get_args
@@ -239,6 +240,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     try:
         result = evaluate_generator(cfg, parts, blocks, contexts=contexts, seed=seed, polish=polish)
         report = build_report(cfg.task, cfg.model_dump(), result, contexts, seed, ["eval", *args.argv])
+        kept = [name for name in ("report.json", "report.md") if run.file(name).is_file()]
+        for name in kept:  # the previous report stays readable next to the new one
+            os.replace(run.file(name), run.file(name.replace("report.", "report.previous.")))
+        if kept:
+            print(f"note: the previous report is kept as {run.file('report.previous.json').name} / .md",
+                  file=sys.stderr)
         run.write_json("report.json", report)
         table = markdown_table(report)
         atomic_write_text(run.file("report.md"), table + "\n")

@@ -69,3 +69,16 @@ def test_eval_refuses_a_run_that_is_being_written(run, capsys):
         assert "in use by another did process" in capsys.readouterr().err
     finally:
         holder.release()
+
+
+def test_a_second_eval_keeps_the_previous_report(run, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "again"
+    shutil.copytree(run, copy)
+    assert main(["eval", str(copy), "--contexts", "2"]) == 0
+    first = (copy / "report.json").read_text()
+    assert main(["eval", str(copy), "--contexts", "3"]) == 0
+    assert "previous report is kept" in capsys.readouterr().err
+    assert (copy / "report.previous.json").read_text() == first
+    assert (copy / "report.previous.md").is_file() and (copy / "report.json").read_text() != first
