@@ -99,11 +99,8 @@ def _action_mask(mask: Tensor | None, batch: int, sizes: Sequence[int], device: 
     return mask.to(device=device, dtype=torch.bool)
 
 
-def _padding_mask(mask: Tensor | None, sizes: Sequence[int]) -> Tensor | None:
-    """``mask`` as bool, or ``None`` when it marks every action on each player's axis real (no padding)."""
-    if mask is None:
-        return None
-    mask = mask.to(torch.bool)
+def _padding_mask(mask: Tensor, sizes: Sequence[int]) -> Tensor | None:
+    """The action mask ``[B, N, A_max]``, or ``None`` when it marks every action on each player's axis real."""
     if all(bool(mask[:, p, :size].all()) for p, size in enumerate(sizes)):
         return None
     return mask
@@ -309,8 +306,9 @@ def _payoff_output(x: Tensor, real: Tensor | None, counts: Sequence[Tensor | int
                 for p, stats in enumerate(groups):
                     terms.add(_map_stats(kept, stats), player=p)
                 linear, rest = agg.merge_split(groups)
+                per_player = merged / n_players  # the merge is the mean of the linear parts over players
                 for stats in linear:
-                    terms.add(_map_stats(merged / n_players, stats))
+                    terms.add(_map_stats(per_player, stats))
                 columns = merged.split(x.shape[1], dim=1)
                 for weight, item in zip(columns, rest):
                     if item is not None:
@@ -384,16 +382,15 @@ class _EquivariantLayer(nn.Module, ABC):
 
     def _payoff_forward(self, x: Tensor, mask: Tensor | None, outcome_mask: Tensor | None,
                         extra: tuple[int, ...]) -> Tensor:
-        """The P2P / PO2PO layer on validated payoff(-outcome) data (see :func:`_payoff_output`)."""
-        sizes = tuple(x.shape[3 : 3 + x.shape[2]])
-        mask = _padding_mask(mask, sizes)
-        if outcome_mask is not None and bool(outcome_mask.all()):
-            outcome_mask = None
+        """The P2P / PO2PO layer: validate, find the padding, pool and map (see :func:`_payoff_output`)."""
+        sizes = _payoff_sizes(x, self.in_ch, len(extra), "payoff-outcome data" if extra else "payoff data")
+        batch = x.shape[0]
+        actions = _action_mask(mask, batch, sizes, x.device)
+        outcomes = _outcome_mask(outcome_mask, batch, x.shape[-1], x.device) if extra else None
+        mask = _padding_mask(actions, sizes)
+        outcome_mask = None if outcomes is None or bool(outcomes.all()) else outcomes
         real = None
         if mask is not None or outcome_mask is not None:
-            batch = x.shape[0]
-            actions = _action_mask(mask, batch, sizes, x.device)
-            outcomes = _outcome_mask(outcome_mask, batch, x.shape[-1], x.device) if extra else None
             real = (joint_mask(actions, sizes).reshape(batch, 1, 1, *sizes) if outcomes is None
                     else _payoff_outcome_mask(actions, outcomes, sizes))
         blocks = self._pool_blocks()
@@ -432,8 +429,6 @@ class P2P(_EquivariantLayer):
         return 1 + 7 * n_stats
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        sizes = _payoff_sizes(x, self.in_ch, 0, "payoff data")
-        _action_mask(mask, x.shape[0], sizes, x.device)
         return self._payoff_forward(x, mask, None, ())
 
 
@@ -574,7 +569,6 @@ class PO2PO(_EquivariantLayer):
         return 1 + 15 * n_stats
 
     def forward(self, x: Tensor, mask: Tensor | None = None, outcome_mask: Tensor | None = None) -> Tensor:
-        _payoff_outcome_inputs(x, self.in_ch, mask, outcome_mask)
         return self._payoff_forward(x, mask, outcome_mask, (x.dim() - 1,))
 
 
