@@ -162,21 +162,17 @@ def run_loop(
                     raise Interrupted(done)
                 break
     except Interrupted:
-        writer.close()
-        progress.close()
         raise
     except KeyboardInterrupt:
         # Raised outside a step boundary (a second signal, or Ctrl-C off the main thread): the state
         # may be half-updated, so the last checkpoint stays as it is.
         if at_boundary:
             checkpoint(completed)
-        writer.close()
-        progress.close()
         raise Interrupted(completed if at_boundary else None) from None
     finally:
         _restore_signals(previous)
-    writer.close()
-    progress.close()
+        writer.close()
+        progress.close()
     return records
 
 
