@@ -32,7 +32,7 @@ import torch
 from did_core.config import TrainConfig, resolve_train_config
 from did_core.grouping import grouped
 from did_core.plugins import registry
-from did_core.train import build_components, context_to, solve_induced
+from did_core.components import build_components, context_to, solve_induced
 
 PARTS = ("sampler", "gen fwd", "block fwd", "block bwd", "gen bwd", "optim")
 

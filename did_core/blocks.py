@@ -1,103 +1,147 @@
 """The equilibrium-block interface (docs/mathematics.md, section 4).
 
-A block maps a batch of games ``[B, N, A_1..A_N]``, an action mask ``[B, N, A_max]``, a tolerance and a concept
-to the eps-maximum-entropy (C)CE, differentiably in the payoffs. The leading
-axis is always the batch: a single game is passed as ``games.unsqueeze(0)``.
+A block maps a batch of games ``[B, N, A_1..A_N]``, an action mask ``[B, N, A_max]``, a tolerance and a
+concept to the eps-maximum-entropy equilibrium of that concept, differentiably in the
+payoffs. The leading axis is always the batch: a single game is passed as
+``games.unsqueeze(0)``.
 
-Two kinds of block exist:
+There is one call path: :meth:`EquilibriumBlock.__call__` validates the input,
+builds the concept's matrix-free constraint system (:func:`did_core.equilibria.constraints`),
+calls the subclass's :meth:`~EquilibriumBlock.solve` and reports, per game, in
+``Equilibrium.info``: ``gap``, ``violation``, ``entropy`` and ``active`` (rows with a
+positive multiplier, when the block has duals). Two kinds of block exist:
 
-* ``DualSolverBlock``: solves the dual to optimality; its backward pass is the
-  implicit differentiation of ``did_core.implicit`` (shared by every exact solver).
+* ``DualSolverBlock``: solves the dual to optimality (subclasses implement
+  :meth:`~DualSolverBlock.solve_dual`); its backward pass is the implicit
+  differentiation of ``did_core.implicit``, written once for every exact solver;
 * any other ``EquilibriumBlock`` (a learned block) is differentiated by autograd.
 
-Every block reports per game, in ``Equilibrium.info``: ``gap``, ``violation``,
-``entropy`` and ``active`` (rows with a positive multiplier, when it has duals).
+Blocks declare :class:`Capabilities` (exact or approximate, the concepts and devices
+they support), so the core picks an exact block by what it can do, never by name.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from did_core.equilibria import (
-    Concept,
-    Constraints,
-    Epsilon,
-    active_count,
-    check_concept,
-    constraints,
-    entropy,
-    gap,
-    violation,
-)
+from did_core.concepts import Concept, get_concept
+from did_core.default_plugins.concepts import DEFAULT_CONCEPT
+from did_core.equilibria import Constraints, Epsilon, active_count, constraints, entropy, masked_row_max
 from did_core.games import check_games
 from did_core.implicit import implicit_vjp
 
-__all__ = ["Equilibrium", "EquilibriumBlock", "DualSolverBlock", "SolverOutput"]
+__all__ = ["Capabilities", "capabilities_of", "Equilibrium", "EquilibriumBlock", "DualSolverBlock", "SolverOutput"]
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a block can do: ``exact`` (solves to optimality, no approximation), the concepts it supports
+    (``None``: every registered concept), the device types it runs on, and a ``preference`` among exact
+    blocks (the highest is the default exact block)."""
+
+    exact: bool = False
+    concepts: tuple[str, ...] | None = None
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    preference: int = 0
+
+    def supports(self, concept: str) -> bool:
+        """Whether the block solves ``concept``."""
+        return self.concepts is None or concept in self.concepts
+
+
+def capabilities_of(factory: Any) -> Capabilities:
+    """The capabilities a registered block factory declares (a plain factory: approximate, any concept)."""
+    declared = getattr(factory, "capabilities", None)
+    return declared if isinstance(declared, Capabilities) else Capabilities()
 
 
 @dataclass
 class Equilibrium:
     """A block's answer for a batch.
 
-    ``sigma [B, A_1..A_N]`` (zero on padded joint actions); ``alpha`` the
-    structured duals ``[B, N, A_max]`` (CCE) or ``[B, N, A_max, A_max]`` (CE), or
-    ``None``; ``eps [B, N]`` the tolerance used per player; ``info`` per-game
-    diagnostics, each ``[B]``.
+    ``sigma [B, A_1..A_N]`` (zero on padded joint actions); ``alpha`` the duals in
+    the concept's structured shape ``[B, *dual_shape]`` (e.g. ``[B, N, A_max]``), or
+    ``None``; ``eps [B, N]`` the tolerance used per player; ``concept`` its name;
+    ``info`` per-game diagnostics, each ``[B]``.
     """
 
     sigma: Tensor
     alpha: Tensor | None
     eps: Tensor
-    concept: Concept
+    concept: str
     info: dict[str, Tensor] = field(default_factory=dict)
 
 
 class EquilibriumBlock(ABC):
     """Base class of every block: validates input, solves, reports quality.
 
-    Subclasses implement :meth:`solve`. Options a block takes are given to its
-    constructor (the factory registered through ``did_register_blocks``).
+    Subclasses implement :meth:`solve` and declare ``capabilities``. Options a block
+    takes are given to its constructor (the factory registered through
+    ``did_register_blocks``); per-call inputs (a warm start ``alpha0``) travel through
+    ``__call__``.
     """
 
     name: str = "block"
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __call__(
         self,
         games: Tensor,
         mask: Tensor | None = None,
         *,
-        concept: str = "cce",
+        concept: "str | Concept" = DEFAULT_CONCEPT,
         eps: Epsilon | float = 0.05,
+        alpha0: Tensor | None = None,
     ) -> Equilibrium:
+        """Solve a batch ``games [B, N, A_1..A_N]`` (``mask [B, N, A_max]``, ``None``: all real).
+
+        ``alpha0``: duals of the same batch (structured or flat ``[B, K]``) to start
+        from; blocks that cannot use them ignore them.
+        """
         mask = check_games(games, mask)
-        concept_name = check_concept(concept)
+        concept = get_concept(concept)
+        if not self.capabilities.supports(concept.name):
+            raise ValueError(f"block {self.name!r} does not support concept {concept.name!r}; "
+                             f"it supports {', '.join(self.capabilities.concepts or ())}")
         epsilon = Epsilon.of(eps)
-        cons = constraints(games.detach(), mask, concept_name, epsilon)
-        eq = self.solve(games, mask, concept_name, epsilon, cons)
         with torch.no_grad():
-            flat = eq.sigma.detach().reshape(games.shape[0], -1)
-            eq.info.setdefault("gap", gap(flat, cons))
-            eq.info.setdefault("violation", violation(flat, cons))
+            cons = constraints(games.detach().to(torch.float64), mask, concept, epsilon)
+        if alpha0 is not None:
+            if alpha0.shape[0] != games.shape[0] or alpha0[0].numel() != cons.operator.n_rows:
+                raise ValueError(f"alpha0 must hold {cons.operator.n_rows} duals for each of {games.shape[0]} "
+                                 f"games, got shape {list(alpha0.shape)}")
+            alpha0 = alpha0.detach().reshape(games.shape[0], -1).to(torch.float64)
+        eq = self.solve(games, mask, cons, alpha0)
+        with torch.no_grad():
+            flat = eq.sigma.detach().reshape(games.shape[0], -1).to(torch.float64)
+            regrets = eq.info.pop("regrets", None)
+            regrets = cons.operator.regrets(flat) if regrets is None else regrets
+            eq.info.setdefault("gap", masked_row_max(regrets, cons.rows))
+            eq.info.setdefault("violation", masked_row_max(regrets - cons.eps, cons.rows).clamp_min(0.0))
             eq.info.setdefault("entropy", entropy(flat))
             if eq.alpha is not None:
                 eq.info.setdefault("active", active_count(eq.alpha.detach().reshape(games.shape[0], -1), cons))
         return eq
 
     @abstractmethod
-    def solve(
-        self, games: Tensor, mask: Tensor, concept: Concept, eps: Epsilon, cons: Constraints
-    ) -> Equilibrium:
-        """Solve a validated batch. ``cons`` is the constraint system of the detached games."""
+    def solve(self, games: Tensor, mask: Tensor, cons: Constraints, alpha0: Tensor | None) -> Equilibrium:
+        """Solve a validated batch.
+
+        ``cons`` is the constraint system of the detached games in float64 (its
+        ``concept`` and ``epsilon`` are the call's); ``alpha0 [B, K]`` a float64 warm start
+        or ``None``. ``info`` may carry ``regrets [B, K]`` (``D sigma``) to spare the report
+        one product.
+        """
 
 
 @dataclass
 class SolverOutput:
-    """What a dual solver returns for a batch: flat ``sigma [B, J]``, flat ``alpha [B, K]``, per-game info."""
+    """What a dual solver returns for a batch: flat ``sigma [B, J]``, flat ``alpha [B, K]``, per-game info
+    (``regrets [B, K]`` = ``D sigma`` may be included)."""
 
     sigma: Tensor
     alpha: Tensor
@@ -105,48 +149,45 @@ class SolverOutput:
 
 
 class _ImplicitSolve(torch.autograd.Function):
-    """``sigma = solver(games)`` with the implicit-function backward."""
+    """Identity on the solved ``sigma``, with the implicit-function backward into ``games``."""
 
     @staticmethod
-    def forward(ctx: Any, games: Tensor, block: "DualSolverBlock", mask: Tensor, concept: Concept,
-                eps: Epsilon, cons: Constraints, out: list[SolverOutput]) -> Tensor:  # noqa: D102
-        result = block.solve_dual(games.detach(), mask, concept, eps, cons)
-        out.append(result)
-        ctx.save_for_backward(games.detach(), mask, result.alpha)
-        ctx.concept, ctx.eps = concept, eps
-        return result.sigma
+    def forward(ctx: Any, games: Tensor, mask: Tensor, cons: Constraints, alpha: Tensor,
+                sigma: Tensor) -> Tensor:  # noqa: D102
+        ctx.save_for_backward(games.detach(), mask, alpha)
+        ctx.concept, ctx.epsilon = cons.concept, cons.epsilon
+        return sigma
 
     @staticmethod
     def backward(ctx: Any, grad_sigma: Tensor) -> tuple[Tensor | None, ...]:  # noqa: D102
         games, mask, alpha = ctx.saved_tensors
-        grad = implicit_vjp(games, mask, ctx.concept, ctx.eps, alpha, grad_sigma)
-        return grad, None, None, None, None, None, None
+        return implicit_vjp(games, mask, ctx.concept, ctx.epsilon, alpha, grad_sigma), None, None, None, None
 
 
 class DualSolverBlock(EquilibriumBlock):
     """A block that solves the eps-ME program to optimality and returns its duals.
 
-    Subclasses implement :meth:`solve_dual` on detached games; gradients come from
-    implicit differentiation of the optimality conditions, never from iterations.
+    Subclasses implement :meth:`solve_dual` on the detached float64 system; gradients
+    come from implicit differentiation of the optimality conditions, never from
+    iterations.
     """
 
-    @abstractmethod
-    def solve_dual(
-        self, games: Tensor, mask: Tensor, concept: Concept, eps: Epsilon, cons: Constraints
-    ) -> SolverOutput:
-        """Solve every game of the batch; flag (never hide) games that did not converge."""
+    capabilities: ClassVar[Capabilities] = Capabilities(exact=True)
 
-    def solve(
-        self, games: Tensor, mask: Tensor, concept: Concept, eps: Epsilon, cons: Constraints
-    ) -> Equilibrium:
-        out: list[SolverOutput] = []
-        sigma = _ImplicitSolve.apply(games, self, mask, concept, eps, cons, out)
-        result = out[0]
+    @abstractmethod
+    def solve_dual(self, cons: Constraints, alpha0: Tensor | None) -> SolverOutput:
+        """Solve every game of the batch in float64; flag (never hide) games that did not converge."""
+
+    def solve(self, games: Tensor, mask: Tensor, cons: Constraints, alpha0: Tensor | None) -> Equilibrium:
+        result = self.solve_dual(cons, alpha0)
+        to = {"dtype": games.dtype, "device": games.device}
+        alpha = result.alpha.to(**to)
+        sigma = _ImplicitSolve.apply(games, mask, cons, alpha, result.sigma.to(**to))
         info = {k: v if isinstance(v, Tensor) else torch.as_tensor(v) for k, v in result.info.items()}
         return Equilibrium(
             sigma=cons.unflatten_joint(sigma),
-            alpha=cons.unflatten_dual(result.alpha),
-            eps=eps.per_player(games.detach(), mask),
-            concept=concept,
+            alpha=cons.unflatten_dual(alpha),
+            eps=cons.epsilon.per_player(games.detach(), mask),
+            concept=cons.concept.name,
             info=info,
         )

@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from did_core.config import ConfigError, TrainConfig, load_yaml, resolve_train_config
+from did_core.default_plugins.concepts import DEFAULT_CONCEPT
 from did_core.loop import Interrupted
 from did_core.registry import DuplicateNameError, UnknownNameError
 
@@ -61,7 +62,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({
             "plugins": [vars(p) for p in state.plugins],
-            **{kind: [{"name": e.name, "provider": e.provider} for e in reg] for kind, reg in state.registries.items()},
+            **{kind: [{"name": e.name, "provider": e.provider, "description": getattr(e.value, "description", "")}
+                      for e in reg] for kind, reg in state.registries.items()},
             "errors": state.errors,
         }, indent=2))
         return 0
@@ -73,7 +75,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     for kind, reg in state.registries.items():
         print(f"{kind}:")
         for entry in reg:
-            print(f"  {entry.name:<{width}}from {entry.provider}")
+            about = getattr(entry.value, "description", "")
+            print(f"  {entry.name:<{width}}from {entry.provider}" + (f"  {about}" if about else ""))
         if not reg.names():
             print("  (none)")
     if state.errors:
@@ -84,12 +87,14 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
-    from did_core.equilibria import Epsilon, check_concept
+    from did_core.concepts import get_concept
+    from did_core.equilibria import Epsilon
     from did_core.game_io import load_game
-    from did_core.plugins import create
+    from did_core.plugins import create, exact_block_for
 
-    concept = check_concept(args.concept)
+    concept = get_concept(args.concept).name
     eps = Epsilon(args.eps, relative=not args.absolute)
+    args.block = args.block or exact_block_for(concept)
     block = create("blocks", args.block)
     game = load_game(Path(args.game))
     eq = block(game.unsqueeze(0), concept=concept, eps=eps)
@@ -109,12 +114,10 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, allow_nan=False))
         return 0
-    from did_core.blocks import DualSolverBlock
-
     print(f"game: {args.game}  players: {game.shape[0]}  actions: {list(game.shape[1:])}")
     print(f"block: {args.block}  concept: {concept}  eps: {'absolute' if args.absolute else 'relative'} "
           f"{args.eps} -> per player {[round(e, 6) for e in report['eps']]}")
-    exact = isinstance(block, DualSolverBlock)
+    exact = block.capabilities.exact
     print(f"{'eps-ME joint' if exact else 'joint (an approximation of the eps-ME joint: see gap and violation)'}, "
           f"P(a_1, ..., a_N), actions numbered from 1:")
     print(_format_joint(sigma))
@@ -142,15 +145,13 @@ def _solve_problem(block: Any, eq: Any, report: dict[str, Any]) -> str | None:
     Non-finite numbers (payoffs too large for float64 make the scale overflow), an
     unconverged solve, or an exact block's answer that violates its tolerance.
     """
-    from did_core.blocks import DualSolverBlock
-
     numbers = torch.tensor([report["gap"], report["violation"], report["entropy"], *report["eps"]])
     if not (torch.isfinite(numbers).all() and torch.isfinite(eq.sigma).all()):
         return "the answer is not finite (payoffs too large for float64? rescale the game: equilibria do not change)"
     converged = eq.info.get("converged")
     if converged is not None and not bool(torch.as_tensor(converged).all()):
         return f"did not converge (violation {report['violation']:.3e}); no equilibrium to report"
-    if isinstance(block, DualSolverBlock) and report["violation"] > 1e-6 * max(1.0, max(report["eps"])):
+    if block.capabilities.exact and report["violation"] > 1e-6 * max(1.0, max(report["eps"])):
         return f"the answer violates the eps-constraints by {report['violation']:.3e}; no equilibrium to report"
     return None
 
@@ -194,7 +195,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from did_core.plugins import create, registry
     from did_core.report import build_report, markdown_table
     from did_core.runs import RunDir, atomic_write_text
-    from did_core.train import build_components, solve_induced
+    from did_core.components import build_components, solve_induced
 
     run = RunDir(Path(args.run_dir))
     if args.from_json:
@@ -233,7 +234,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         require_matplotlib()
     polish = None
     if args.polish:
-        polish = PolishSettings(args.polish_budget or parts.objective.polish_budget, args.workers or 0)
+        polish = PolishSettings(args.polish_budget or parts.task.polish_budget, args.workers or 0)
     contexts = args.contexts or cfg.eval_contexts
     seed = cfg.eval_seed if args.seed is None else args.seed
     run.acquire()  # not while a did train (or another did eval) writes this run
@@ -279,8 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("solve", help="the eps-ME (C)CE of one game")
     p.add_argument("game", help="a .json ({\"payoffs\": [...]}), .npy or Gambit .nfg file")
-    p.add_argument("--block", default="exact_newton", help="equilibrium block (default exact_newton)")
-    p.add_argument("--concept", default="cce", help="ce or cce")
+    p.add_argument("--block", help="equilibrium block (default: the preferred installed exact block)")
+    p.add_argument("--concept", default=DEFAULT_CONCEPT, help=f"equilibrium concept (did plugins lists them; "
+                   f"default {DEFAULT_CONCEPT})")
     p.add_argument("--eps", type=float, default=0.05)
     p.add_argument("--absolute", action="store_true", help="eps is absolute, not relative to the payoff scale")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -329,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
 
             commands = registry("commands")
             if argv[0] in commands:
-                return int(commands.get(argv[0]).factory(argv[1:]) or 0)
+                return int(commands.get(argv[0]).value(argv[1:]) or 0)
         parser = build_parser()
         if not argv or argv[0] in ("-h", "--help"):
             from did_core.plugins import registry

@@ -2,8 +2,10 @@
 
 The command line and a YAML file map onto the same pydantic model, so an
 unknown or invalid field is rejected the same way from both, in one line.
-Profiles come from the task: its objective's ``TRAIN_PROFILES`` (trainer
-fields) and each component's ``PROFILES`` (its own options).
+Profiles come from the task: its ``train_profiles`` (trainer fields) and each
+component's ``PROFILES`` (its own options). The concept must be a registered
+one; an unnamed block or exact block is the preferred exact block for the
+concept (by declared capabilities), and the resolved name is what is stored.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from did_core.tasks import options_error
+from did_core.default_plugins.concepts import DEFAULT_CONCEPT
+from did_core.tasks import component_factory, options_error
 
 __all__ = ["TrainConfig", "load_yaml", "resolve_train_config", "ConfigError", "PROFILES"]
 
@@ -32,10 +35,12 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: str = Field(description="task name: its sampler, loss and default generator")
-    block: str = Field("exact_newton", description="equilibrium block the generator trains through")
+    block: str | None = Field(None, description="equilibrium block the generator trains through (default: the "
+                              "preferred installed exact block for the concept)")
     block_options: dict[str, Any] = Field(default_factory=dict, description="options of the block's factory")
-    exact_block: str = Field("exact_newton", description="exact block used for evaluation and the guard")
-    concept: Literal["ce", "cce"] = "cce"
+    exact_block: str | None = Field(None, description="exact block used for evaluation and the guard (default: "
+                                    "the preferred installed exact block for the concept)")
+    concept: str = Field(DEFAULT_CONCEPT, description="equilibrium concept (did plugins lists them)")
     eps: float = Field(0.05, gt=0, description="equilibrium tolerance (relative unless absolute_eps)")
     absolute_eps: bool = False
     profile: Literal["quick", "paper"] = "quick"
@@ -112,7 +117,7 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_train_config(flags: dict[str, Any], file_data: dict[str, Any] | None = None) -> TrainConfig:
     """Merge defaults, the task's profile, a config file and flags into a validated config."""
-    from did_core.plugins import registry
+    from did_core.plugins import exact_block_for, registry
 
     merged = _merge(file_data or {}, {k: v for k, v in flags.items() if v is not None})
     if "task" not in merged:
@@ -120,14 +125,17 @@ def resolve_train_config(flags: dict[str, Any], file_data: dict[str, Any] | None
     profile = merged.get("profile", "quick")
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-    task = merged["task"]
-    defaults: dict[str, Any] = {}
-    for kind, key, field in (("samplers", "sampler", "sampler_options"), ("losses", "loss", "loss_options"),
-                             ("generators", "generator", "generator_options")):
-        entry = registry(kind).get(merged.get(key) or task)
-        defaults[field] = dict(getattr(entry.factory, "PROFILES", {}).get(profile, {}))
-        if kind == "losses":
-            defaults.update(getattr(entry.factory, "TRAIN_PROFILES", {}).get(profile, {}))
+    task = registry("tasks").get(str(merged["task"])).value
+    defaults: dict[str, Any] = dict(task.train_profiles.get(profile, {}))
+    for kind, key, own in (("samplers", "sampler", task.sampler), ("losses", "loss", task.objective),
+                           ("generators", "generator", task.generator)):
+        factory = component_factory(kind, str(merged[key])) if merged.get(key) else own
+        defaults[f"{key}_options"] = dict(getattr(factory, "PROFILES", {}).get(profile, {}))
+    concept = str(merged.get("concept", DEFAULT_CONCEPT))
+    registry("concepts").get(concept)
+    for key in ("block", "exact_block"):
+        if not merged.get(key):
+            merged[key] = exact_block_for(concept)
     try:
         return TrainConfig(**_merge(defaults, merged))
     except ValidationError as exc:

@@ -1,35 +1,27 @@
-"""Deviation gains, (C)CE constraints, the eps-ME dual and quality measures (docs/mathematics.md, sections 2-3).
+"""The eps-constraint system of a batch, the eps-ME dual and quality measures (docs/mathematics.md, sections 2-3).
 
-Everything is batched and masked (see ``did_core.games`` for the conventions).
-Constraint rows are laid out per player with padding, so the dual variable of a
-batch has a fixed structured shape:
-
-* CCE: ``alpha [B, N, A_max]`` -- row ``(p, d)``: player ``p`` deviates to ``d``.
-* CE:  ``alpha [B, N, A_max, A_max]`` -- row ``(p, r, d)``: told ``r``, plays ``d``.
-
-Flattened, rows form ``K = N * A_max`` (CCE) or ``K = N * A_max**2`` (CE) and
-joint actions ``J = prod_p A_p``. Rows that are padded (an unreal ``r`` or ``d``,
-or ``r == d`` for CE) are flagged false in ``Constraints.rows`` and are all-zero.
+Everything is batched and masked (see ``did_core.games`` for the conventions) and
+works for any registered concept (``did_core.concepts``): rows ``K`` and joint
+actions ``J = prod_p A_p`` are flat, padded rows are flagged false in
+``Constraints.rows`` and are all-zero, and every product with the rows goes
+through the concept's matrix-free operator. A concept with a per-player layout
+reshapes its flat duals ``[B, K]`` to ``[B, N, A_max]`` (rows ``(p, d)``) or
+``[B, N, A_max, A_max]`` (rows ``(p, r, d)``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from did_core.games import action_shape, joint_mask, player_scale
+from did_core.concepts import Concept, ConstraintOperator, get_concept
+from did_core.games import player_scale
 
 __all__ = [
-    "Concept",
-    "CONCEPTS",
-    "check_concept",
     "Epsilon",
-    "dual_mask",
-    "deviation_gains",
     "Constraints",
     "constraints",
     "dual_logits",
@@ -43,17 +35,6 @@ __all__ = [
     "kl_divergence",
     "active_count",
 ]
-
-Concept = Literal["ce", "cce"]
-CONCEPTS: tuple[str, ...] = ("ce", "cce")
-
-
-def check_concept(concept: str) -> Concept:
-    """Return ``concept`` lower-cased, or raise ``ValueError`` naming the known ones."""
-    name = str(concept).lower()
-    if name not in CONCEPTS:
-        raise ValueError(f"unknown concept {concept!r}; known: {', '.join(CONCEPTS)}")
-    return name  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -79,80 +60,54 @@ class Epsilon:
         return torch.full(games.shape[:2], self.value, dtype=games.dtype, device=games.device)
 
 
-def dual_mask(mask: Tensor, concept: Concept) -> Tensor:
-    """Real constraint rows (dual entries) of a batch with action mask ``mask [B, N, A]``.
-
-    **Returns:** CCE ``[B, N, A]`` (``d`` real); CE ``[B, N, A, A]`` (``r`` and ``d``
-    real and ``r != d``).
-    """
-    if concept == "cce":
-        return mask
-    off_diagonal = ~torch.eye(mask.shape[-1], dtype=torch.bool, device=mask.device)
-    return mask.unsqueeze(-1) & mask.unsqueeze(-2) & off_diagonal
-
-
-def deviation_gains(games: Tensor, mask: Tensor, concept: Concept) -> Tensor:
-    """Deviation gains of every player, zero on padded rows and padded joint actions.
-
-    **Arguments:** ``games [B, N, A_1..A_N]``, ``mask [B, N, A_max]``.
-
-    **Returns:** CCE ``[B, N, A_max(d), A_1..A_N]`` with
-    ``D_p(d, a) = G_p[d, a_{-p}] - G_p[a]``; CE ``[B, N, A_max(r), A_max(d), A_1..A_N]``
-    with ``D_p(r, d, a) = 1[a_p = r] (G_p[d, a_{-p}] - G_p[a])``.
-    """
-    sizes = action_shape(games)
-    n_players, a_max = len(sizes), max(sizes)
-    jm = joint_mask(mask, sizes).unsqueeze(1)
-    per_player = []
-    for p, size in enumerate(sizes):
-        g = games[:, p]
-        deviated = g.movedim(1 + p, 1).unsqueeze(2 + p)
-        gain = (deviated - g.unsqueeze(1)) * jm
-        if concept == "ce":
-            recommended = torch.eye(size, dtype=games.dtype, device=games.device)
-            view = [1, size, 1] + [1] * n_players
-            view[3 + p] = size
-            gain = gain.unsqueeze(1) * recommended.reshape(view)
-            gain = _pad_axis(_pad_axis(gain, 1, a_max), 2, a_max)
-        else:
-            gain = _pad_axis(gain, 1, a_max)
-        real = dual_mask(mask, concept)[:, p]
-        per_player.append(gain * real.reshape(*real.shape, *([1] * n_players)))
-    return torch.stack(per_player, dim=1)
-
-
-def _pad_axis(x: Tensor, axis: int, length: int) -> Tensor:
-    missing = length - x.shape[axis]
-    if missing == 0:
-        return x
-    shape = list(x.shape)
-    shape[axis] = missing
-    return torch.cat([x, x.new_zeros(shape)], dim=axis)
-
-
 @dataclass
 class Constraints:
-    """The stacked eps-(C)CE constraints of a batch, flattened over rows and joint actions.
+    """The eps-constraints ``D sigma <= eps`` of a batch under one concept, matrix-free.
 
-    ``gains [B, K, J]``, ``rows [B, K]`` (real rows), ``eps [B, K]`` (0 on padded
-    rows), ``joint [B, J]`` (real joint actions), ``log_target [B, J]`` (uniform over
-    real joint actions, ``-inf`` elsewhere), ``row_player [K]`` (which player owns a row).
+    ``operator`` gives the products with the rows ``D [B, K, J]``; ``eps [B, K]``
+    (0 on padded rows), ``log_target [B, J]`` (uniform over real joint actions,
+    ``-inf`` elsewhere). ``rows [B, K]`` and ``joint [B, J]`` flag real rows and joint
+    actions; ``gains`` is the dense ``D`` (formed on first use, for conic solvers).
     """
 
-    gains: Tensor
-    rows: Tensor
+    operator: ConstraintOperator
     eps: Tensor
-    joint: Tensor
     log_target: Tensor
-    row_player: Tensor
+    epsilon: Epsilon
     concept: Concept
-    sizes: tuple[int, ...]
+    _dense: Tensor | None = field(default=None, repr=False)
+
+    @property
+    def rows(self) -> Tensor:
+        """Real rows ``[B, K]``."""
+        return self.operator.real
+
+    @property
+    def joint(self) -> Tensor:
+        """Real joint actions ``[B, J]``."""
+        return self.operator.joint
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The padded action counts ``(A_1..A_N)``."""
+        return self.operator.sizes
+
+    @property
+    def row_player(self) -> Tensor:
+        """The player whose tolerance each row gets, ``[K]`` (``-1``: tolerance 0)."""
+        return self.operator.owners
+
+    @property
+    def gains(self) -> Tensor:
+        """The dense rows ``D [B, K, J]``."""
+        if self._dense is None:
+            self._dense = self.operator.dense()
+        return self._dense
 
     @property
     def dual_shape(self) -> tuple[int, ...]:
-        """Structured shape of one game's dual: ``(N, A)`` for CCE, ``(N, A, A)`` for CE."""
-        n, a = len(self.sizes), max(self.sizes)
-        return (n, a, a) if self.concept == "ce" else (n, a)
+        """Structured shape of one game's duals (the concept's)."""
+        return self.concept.dual_shape(len(self.sizes), max(self.sizes))
 
     def unflatten_dual(self, alpha: Tensor) -> Tensor:
         """``[B, K]`` to ``[B, *dual_shape]``."""
@@ -163,25 +118,17 @@ class Constraints:
         return sigma.reshape(sigma.shape[0], *self.sizes)
 
 
-def constraints(games: Tensor, mask: Tensor, concept: Concept, eps: Epsilon) -> Constraints:
-    """Build the flattened constraint system of a batch (differentiable in ``games``)."""
-    sizes = action_shape(games)
-    batch, n_players = games.shape[:2]
-    gains = deviation_gains(games, mask, concept)
-    rows_per_player = gains[0, 0].numel() // math.prod(sizes)
-    flat_gains = gains.reshape(batch, n_players * rows_per_player, -1)
-    rows = dual_mask(mask, concept).reshape(batch, -1)
-    eps_rows = eps.per_player(games, mask).repeat_interleave(rows_per_player, dim=1) * rows
-    jm = joint_mask(mask, sizes).reshape(batch, -1)
-    count = jm.sum(dim=1, keepdim=True).to(games.dtype)
-    log_target = torch.where(jm, -torch.log(count), torch.full_like(count, -math.inf))
-    row_player = torch.arange(n_players, device=games.device).repeat_interleave(rows_per_player)
-    return Constraints(flat_gains, rows, eps_rows, jm, log_target, row_player, concept, sizes)
+def constraints(games: Tensor, mask: Tensor, concept: "str | Concept", eps: "Epsilon | float") -> Constraints:
+    """The constraint system of ``games [B, N, A_1..A_N]`` with ``mask [B, N, A_max]`` (differentiable in ``games``)."""
+    concept = get_concept(concept)
+    epsilon = Epsilon.of(eps)
+    op = concept.operator(games, mask)
+    return Constraints(op, op.eps_rows(games, mask, epsilon), op.log_target(), epsilon, concept)
 
 
 def dual_logits(alpha: Tensor, cons: Constraints) -> Tensor:
     """``log target(a) - sum_k alpha_k D_k(a)``, shape ``[B, J]`` (``-inf`` on padded joints)."""
-    return cons.log_target - torch.einsum("bk,bkj->bj", alpha * cons.rows, cons.gains)
+    return cons.log_target - cons.operator.transpose(alpha * cons.rows)
 
 
 def joint_from_dual(alpha: Tensor, cons: Constraints) -> Tensor:
@@ -196,7 +143,7 @@ def dual_objective(alpha: Tensor, cons: Constraints) -> Tensor:
 
 def regrets(sigma: Tensor, cons: Constraints) -> Tensor:
     """Expected deviation gain of every row, ``[B, K]``, for a flat joint ``sigma [B, J]``."""
-    return torch.einsum("bkj,bj->bk", cons.gains, sigma.reshape(sigma.shape[0], -1))
+    return cons.operator.regrets(sigma.reshape(sigma.shape[0], -1))
 
 
 def masked_row_max(values: Tensor, rows: Tensor) -> Tensor:

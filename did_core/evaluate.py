@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from did_core.components import build_components, context_to, solve_induced
 from did_core.config import TrainConfig
 from did_core.plugins import create
 from did_core.runs import Progress
@@ -35,8 +36,6 @@ __all__ = ["evaluate_generator", "format_eval", "summarise", "PolishSettings", "
 
 
 def _values(cfg: TrainConfig, parts: Any, block: Any, context: Context, x: Tensor, chunk: int) -> Tensor:
-    from did_core.train import context_to, solve_induced
-
     out = []
     n = x.shape[0]
     for start in range(0, n, chunk):
@@ -72,8 +71,6 @@ def summarise(objective: Any, value: Tensor, baseline: Tensor, sizes: Tensor) ->
 
 def generate(parts: Any, context: Context, chunk: int = 64) -> tuple[Tensor, Tensor]:
     """The generator's and the baseline's interventions for a batch of contexts (on the CPU)."""
-    from did_core.train import context_to
-
     parts.generator.eval()
     xs, x0s = [], []
     n = context_size(context)
@@ -135,8 +132,6 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(config: dict[str, Any]) -> None:
-    from did_core.train import build_components
-
     torch.set_num_threads(1)
     cfg = TrainConfig(**config)
     _WORKER["cfg"] = cfg
@@ -160,8 +155,6 @@ def polish_context(cfg: TrainConfig, parts: Any, block: Any, context: Context, x
     intervention found (never worse than the start under ``block``).
     """
     from scipy.optimize import minimize
-
-    from did_core.train import solve_induced
 
     objective = parts.objective
     real = objective.intervention_mask(context)

@@ -40,5 +40,15 @@ def did_register_losses(register: "Registry") -> None:
 
 
 @hookspec
+def did_register_concepts(register: "Registry") -> None:
+    """Register equilibrium concepts: name -> ``did_core.concepts.Concept`` subclass (its constraint rows)."""
+
+
+@hookspec
+def did_register_tasks(register: "Registry") -> None:
+    """Register design tasks: name -> ``did_core.tasks.Task`` (sampler, objective, generator, profiles, ...)."""
+
+
+@hookspec
 def did_register_commands(register: "Registry") -> None:
     """Register ``did`` subcommands: name -> ``(argv: list[str]) -> int`` (e.g. ``did deb train``)."""

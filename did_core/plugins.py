@@ -22,12 +22,27 @@ import pluggy
 from did_core import hookspecs
 from did_core.registry import Registry
 
-__all__ = ["KINDS", "LoadedPlugin", "PluginState", "load_plugins", "registry", "create"]
+__all__ = ["KINDS", "LoadedPlugin", "PluginState", "load_plugins", "registry", "create", "exact_block_for"]
 
 #: hook suffix -> the singular noun used in messages.
 KINDS: dict[str, str] = {
-    "blocks": "block", "samplers": "sampler", "generators": "generator", "losses": "loss", "commands": "command",
+    "blocks": "block", "samplers": "sampler", "generators": "generator", "losses": "loss", "concepts": "concept",
+    "tasks": "task", "commands": "command",
 }
+
+
+def _new_registry(kind: str) -> Registry:
+    """An empty registry of ``kind``; concepts and tasks accept only their own types."""
+    if kind == "concepts":
+        from did_core.concepts import Concept
+
+        return Registry("concept", lambda v: isinstance(v, type) and issubclass(v, Concept),
+                        "a did_core.concepts.Concept subclass")
+    if kind == "tasks":
+        from did_core.tasks import Task
+
+        return Registry("task", lambda v: isinstance(v, Task), "a did_core.tasks.Task")
+    return Registry(KINDS[kind])
 
 CORE_DISTRIBUTION = "did-core"
 
@@ -86,7 +101,7 @@ def load_plugins(force: bool = False) -> PluginState:
         return _STATE
     pm = pluggy.PluginManager("did")
     pm.add_hookspecs(hookspecs)
-    state = PluginState(registries={k: Registry(v) for k, v in KINDS.items()})
+    state = PluginState(registries={k: _new_registry(k) for k in KINDS})
     providers: dict[str, str] = {}
 
     from did_core.default_plugins import DEFAULT_PLUGINS
@@ -131,7 +146,8 @@ def _version(dist: str) -> str:
 
 
 def registry(kind: str) -> Registry:
-    """The registry of one kind: ``"blocks"``, ``"samplers"``, ``"generators"``, ``"losses"`` or ``"commands"``."""
+    """The registry of one kind: ``"blocks"``, ``"samplers"``, ``"generators"``, ``"losses"``, ``"concepts"``,
+    ``"tasks"`` or ``"commands"``."""
     if kind not in KINDS:
         raise ValueError(f"unknown registry {kind!r}; known: {', '.join(KINDS)}")
     return load_plugins().registries[kind]
@@ -140,3 +156,19 @@ def registry(kind: str) -> Registry:
 def create(kind: str, name: str, *args: Any, **options: Any) -> Any:
     """Build the ``kind`` registered as ``name`` (e.g. ``create("blocks", "exact_cvx")``)."""
     return registry(kind).create(name, *args, **options)
+
+
+def exact_block_for(concept: str) -> str:
+    """The name of the preferred exact block that supports ``concept`` (by declared capabilities, never by name).
+
+    Among registered blocks whose ``capabilities`` say exact and list the concept (or
+    any concept), the one with the highest ``preference``; ties go to the first name.
+    """
+    from did_core.blocks import capabilities_of
+
+    candidates = [(capabilities_of(entry.value).preference, entry.name) for entry in registry("blocks")
+                  if capabilities_of(entry.value).exact and capabilities_of(entry.value).supports(concept)]
+    if not candidates:
+        raise ValueError(f"no installed exact block supports concept {concept!r} "
+                         f"(install did-plugins-exact-cvx, or name a block with --block)")
+    return min(candidates, key=lambda c: (-c[0], c[1]))[1]

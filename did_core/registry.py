@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Entry", "Registry", "UnknownNameError", "DuplicateNameError"]
+__all__ = ["Entry", "Registry", "UnknownNameError", "DuplicateNameError", "call_factory"]
 
 
-class UnknownNameError(LookupError):
-    """A lookup of a name nobody registered; the message lists the known names."""
+class UnknownNameError(LookupError, ValueError):
+    """A lookup of a name nobody registered (a bad value as much as a failed lookup); the message lists the
+    known names."""
 
 
 class DuplicateNameError(ValueError):
@@ -20,22 +21,24 @@ class DuplicateNameError(ValueError):
 
 @dataclass(frozen=True)
 class Entry:
-    """One registered thing: its name, factory and the distribution that provides it."""
+    """One registered thing: its name, value (a factory, a class or a description object) and provider."""
 
     name: str
-    factory: Callable[..., Any]
+    value: Any
     provider: str
 
 
 class Registry:
-    """Name -> factory for one kind of thing (``"block"``, ``"sampler"``, ...).
+    """Name -> value for one kind of thing (``"block"``, ``"sampler"``, ``"task"``, ...).
 
-    ``add`` refuses a duplicate name, naming both providers; ``get`` on an
-    unknown name raises ``UnknownNameError`` listing what is known.
+    ``add`` refuses a duplicate name (naming both providers) and a value the kind does
+    not accept (``accepts``, by default any callable: a factory); ``get`` on an unknown
+    name raises ``UnknownNameError`` listing what is known.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, accepts: Callable[[Any], bool] = callable, expected: str = "callable") -> None:
         self.kind = kind
+        self._accepts, self._expected = accepts, expected
         self._entries: dict[str, Entry] = {}
         self._provider = "unknown"
 
@@ -44,18 +47,18 @@ class Registry:
         self._provider = provider
         return self
 
-    def add(self, name: str, factory: Callable[..., Any]) -> None:
-        """Register ``factory`` under ``name``."""
+    def add(self, name: str, value: Any) -> None:
+        """Register ``value`` under ``name``."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"a {self.kind} name must be a non-empty string, got {name!r}")
-        if not callable(factory):
-            raise ValueError(f"{self.kind} {name!r} from {self._provider}: factory is not callable")
+        if not self._accepts(value):
+            raise ValueError(f"{self.kind} {name!r} from {self._provider}: {value!r} is not {self._expected}")
         if name in self._entries:
             first = self._entries[name].provider
             raise DuplicateNameError(
                 f"{self.kind} {name!r} is registered twice: by {first} and by {self._provider}"
             )
-        self._entries[name] = Entry(name, factory, self._provider)
+        self._entries[name] = Entry(name, value, self._provider)
 
     def get(self, name: str) -> Entry:
         """The entry named ``name``."""
@@ -67,17 +70,7 @@ class Registry:
 
     def create(self, name: str, *args: Any, **options: Any) -> Any:
         """Look up ``name`` and call its factory; options its signature cannot take are a ``ValueError``."""
-        factory = self.get(name).factory
-        try:
-            signature = inspect.signature(factory)
-        except (TypeError, ValueError):  # no introspectable signature: let the call decide
-            signature = None
-        if signature is not None:
-            try:
-                signature.bind(*args, **options)
-            except TypeError as exc:
-                raise ValueError(f"invalid options for {self.kind} {name!r}: {exc}") from None
-        return factory(*args, **options)
+        return call_factory(f"{self.kind} {name!r}", self.get(name).value, *args, **options)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -88,3 +81,17 @@ class Registry:
     def names(self) -> list[str]:
         """Sorted registered names."""
         return sorted(self._entries)
+
+
+def call_factory(label: str, factory: Callable[..., Any], *args: Any, **options: Any) -> Any:
+    """``factory(*args, **options)``; options its signature cannot take are a ``ValueError`` naming ``label``."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # no introspectable signature: let the call decide
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(*args, **options)
+        except TypeError as exc:
+            raise ValueError(f"invalid options for {label}: {exc}") from None
+    return factory(*args, **options)

@@ -1,27 +1,32 @@
-"""The task interface: context samplers, designer objectives and generators (docs/mathematics.md, section 6).
+"""The task interface: context samplers, designer objectives, generators and the task that ties them.
 
-A *task* is a name under which a plugin registers three things through the hooks:
+A :class:`Task` (registered through ``did_register_tasks``) names:
 
-* a sampler (``did_register_samplers``): a ``ContextSampler`` drawing problem
-  instances. A context is a ``dict[str, Tensor]`` whose every tensor has the
-  batch as its leading axis (so contexts slice and concatenate generically);
-* a designer objective (``did_register_losses``): a ``DesignObjective`` that
-  induces the game from a context and an intervention, and scores the
-  equilibrium (training loss, evaluation value, naive baseline);
-* a default generator (``did_register_generators``): a factory
-  ``(sampler, **options) -> nn.Module`` mapping a context to an intervention.
+* a sampler: a ``ContextSampler`` drawing problem instances. A context is a
+  ``dict[str, Tensor]`` whose every tensor has the batch as its leading axis (so
+  contexts slice and concatenate generically);
+* a designer objective: a ``DesignObjective`` that induces the game from a context
+  and an intervention, and scores the equilibrium (training loss, evaluation
+  value, naive baseline);
+* a default generator: a factory ``(sampler, **options) -> nn.Module`` mapping a
+  context to an intervention;
+* the trainer's settings per profile, the local polish budget, the name of the
+  size axis of its reports, and how ``did design`` reads one instance.
 
 Every component declares its options as a pydantic model ``Options`` (unknown or
 invalid fields are rejected with a clear message) and may declare ``PROFILES``:
-option overrides per profile name (``"quick"``, ``"paper"``).
+option overrides per profile name (``"quick"``, ``"paper"``). Components
+registered on their own (``did_register_samplers``, ``_losses``,
+``_generators``) replace a task's with ``--sampler``, ``--loss``, ``--generator``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -29,7 +34,14 @@ from torch import Tensor
 
 from did_core.blocks import Equilibrium
 
+if TYPE_CHECKING:
+    from torch import nn
+
+    from did_core.design import InstanceFormat
+
 __all__ = [
+    "Task",
+    "component_factory",
     "Context",
     "Options",
     "Configurable",
@@ -135,8 +147,6 @@ class DesignObjective(Configurable, ABC):
     minimize: ClassVar[bool] = True
     report_change: ClassVar[bool] = False
     metric_name: ClassVar[str] = "value"
-    #: function evaluations of the local polish (Nelder-Mead) per context.
-    polish_budget: ClassVar[int] = 4000
 
     @abstractmethod
     def induce(self, context: Context, intervention: Tensor) -> tuple[Tensor, Tensor]:
@@ -170,6 +180,58 @@ class DesignObjective(Configurable, ABC):
     def improved(self, value: Tensor, baseline: Tensor) -> Tensor:
         """Per context: is ``value`` strictly better than ``baseline``?"""
         return value < baseline if self.minimize else value > baseline
+
+
+@dataclass(frozen=True)
+class Task:
+    """A design task: what ``did train --task NAME`` trains and ``did eval`` and ``did design`` apply.
+
+    ``sampler`` and ``objective`` are factories ``(**options)`` of a ``ContextSampler`` and a
+    ``DesignObjective``; ``generator`` a factory ``(sampler, **options) -> nn.Module``.
+    ``train_profiles``: trainer settings (``TrainConfig`` fields such as ``steps``, ``lr``,
+    ``batch_size``) per profile name; ``polish_budget``: Nelder-Mead evaluations per context
+    of the local polish; ``size_axis``: what the sampler's ``size_of`` labels measure, for
+    reports and plots; ``instances``: how ``did design`` reads one instance file and shows
+    an intervention (``None``: the task cannot be designed for from a file).
+    """
+
+    sampler: Callable[..., ContextSampler]
+    objective: Callable[..., DesignObjective]
+    generator: "Callable[..., nn.Module]"
+    description: str = ""
+    size_axis: str = "game size"
+    train_profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    polish_budget: int = 4000
+    instances: "InstanceFormat | None" = None
+
+    def __post_init__(self) -> None:
+        for name in ("sampler", "objective", "generator"):
+            if not callable(getattr(self, name)):
+                raise ValueError(f"Task.{name} must be a factory (callable), got {getattr(self, name)!r}")
+        if not (isinstance(self.polish_budget, int) and self.polish_budget >= 1):
+            raise ValueError(f"Task.polish_budget must be an int >= 1, got {self.polish_budget!r}")
+
+
+#: registry kind -> the ``Task`` field holding that kind of component.
+_TASK_FIELDS = {"samplers": "sampler", "losses": "objective", "generators": "generator"}
+
+
+def component_factory(kind: str, name: str) -> Callable[..., Any]:
+    """The factory of component ``name`` of ``kind`` (``"samplers"``, ``"losses"``, ``"generators"``).
+
+    A component registered on its own under ``name`` wins; else the component of the task
+    ``name`` (so ``--sampler scheduling`` takes the scheduling task's sampler).
+    """
+    from did_core.plugins import registry
+    from did_core.registry import UnknownNameError
+
+    own, tasks = registry(kind), registry("tasks")
+    if name in own:
+        return own.get(name).value
+    if name in tasks:
+        return getattr(tasks.get(name).value, _TASK_FIELDS[kind])
+    known = ", ".join(sorted(set(own.names()) | set(tasks.names()))) or "none"
+    raise UnknownNameError(f"unknown {own.kind} {name!r}; known: {known}")
 
 
 def linear_ramp(progress: float, start: float, end: float, fraction: float) -> float:

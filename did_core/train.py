@@ -7,77 +7,28 @@
     objective.loss(context, x, eq, progress) -> scalar; backward into the generator only
 
 The trainer never knows which task or block it runs: everything is looked up
-by name in the plugin registries.
+by name in the plugin registries (:mod:`did_core.components`).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
-from torch import nn
 
-from did_core.blocks import Equilibrium, EquilibriumBlock
+from did_core.components import Components, build_components, context_to, solve_induced
 from did_core.config import TrainConfig
-from did_core.equilibria import Epsilon
+from did_core.evaluate import evaluate_generator
 from did_core.grouping import grouped
 from did_core.loop import LoopSettings, Schedule, run_loop
-from did_core.plugins import create, registry
 from did_core.runs import RunDir, RunDirError
-from did_core.tasks import Context, ContextSampler, DesignObjective
+from did_core.tasks import Context
 
-__all__ = ["Components", "build_components", "solve_induced", "training_step", "train", "resolve_device",
-           "context_to"]
-
-
-@dataclass
-class Components:
-    """The named parts of a run, built from its config."""
-
-    sampler: ContextSampler
-    objective: DesignObjective
-    generator: nn.Module
-    block: EquilibriumBlock
-    eps: Epsilon
-    device: torch.device
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available; asking for CUDA without it is a clear error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
-    return torch.device(name)
-
-
-def build_components(cfg: TrainConfig, block_name: str | None = None) -> Components:
-    """Instantiate sampler, objective, generator and block named by ``cfg``."""
-    device = resolve_device(cfg.device)
-    sampler = create("samplers", cfg.sampler_name, **cfg.sampler_options)
-    objective = create("losses", cfg.loss_name, **cfg.loss_options)
-    generator = create("generators", cfg.generator_name, sampler, **cfg.generator_options).to(device)
-    name = block_name or cfg.block
-    block = create("blocks", name, **(cfg.block_options if name == cfg.block else {}))
-    registry("blocks").get(cfg.exact_block)  # an unknown evaluation block fails now, not after training
-    return Components(sampler, objective, generator, block, Epsilon(cfg.eps, not cfg.absolute_eps), device)
-
-
-def context_to(context: Context, device: torch.device) -> Context:
-    """Move every tensor of a context to ``device``."""
-    return {k: v.to(device) for k, v in context.items()}
-
-
-def solve_induced(parts: Components, block: EquilibriumBlock, context: Context, x: torch.Tensor,
-                  concept: str) -> Equilibrium:
-    """Induce the games of ``(context, x)`` and solve them with ``block`` in double precision."""
-    games, mask = parts.objective.induce(context, x)
-    return block(games.double(), mask, concept=concept, eps=parts.eps)
+__all__ = ["training_step", "train", "check_components", "check_resume", "RESUME_FREE"]
 
 
 def training_step(parts: Components, context: Context, concept: str, progress: float, max_groups: int,
@@ -165,8 +116,6 @@ def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, A
 
 
 def _train(cfg: TrainConfig, parts: Components, run: RunDir, resume: bool) -> dict[str, Any]:
-    from did_core.evaluate import evaluate_generator
-
     print(f"run directory: {run.path}", file=sys.stderr)
     # A new run's config, or a resumed run's with its changed evaluation-only fields.
     run.write_yaml(RunDir.CONFIG, cfg.model_dump())

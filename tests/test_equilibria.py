@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from did_core.equilibria import (
-    Epsilon, check_concept, constraints, dual_objective, entropy, gap, joint_from_dual, kl_divergence, regrets,
+    Epsilon, constraints, dual_objective, entropy, gap, joint_from_dual, kl_divergence, regrets,
     violation,
 )
+from did_core.concepts import get_concept
 from did_core.games import check_games, classic_game, embed, full_mask, player_scale
 from did_core.testing import reference_rows, reference_scale
 
@@ -87,7 +88,7 @@ def test_bad_mask_and_concept_and_eps():
     g = torch.zeros(1, 2, 2, 2)
     with pytest.raises(ValueError, match="mask must have shape"):
         check_games(g, torch.ones(1, 2, 3, dtype=torch.bool))
-    with pytest.raises(ValueError, match="unknown concept"):
-        check_concept("nash")
+    with pytest.raises(LookupError, match="unknown concept 'nash'"):
+        get_concept("nash")
     with pytest.raises(ValueError, match="eps"):
         Epsilon(0.0)

@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from did_core.concepts import get_concept
 from did_core.nn import (
     AGGREGATIONS,
     D2D,
@@ -24,7 +25,6 @@ from did_core.nn import (
     P2P,
     PO2O,
     PO2PO,
-    dual_mask,
     get_aggregation,
     masked_max,
     masked_mean,
@@ -373,9 +373,9 @@ def test_dual_mask_marks_the_constraint_rows(concept: str) -> None:
     mask = _size_mask(counts, 3)
     games = torch.randn(2, 2, 3, 3, generator=_gen(33), dtype=DTYPE)
     rows = constraints(games, mask, concept, Epsilon()).rows  # type: ignore[arg-type]
-    assert torch.equal(dual_mask(mask, concept).reshape(2, -1), rows)  # type: ignore[arg-type]
+    assert torch.equal(get_concept(concept).dual_mask(mask).reshape(2, -1), rows)  # type: ignore[arg-type]
     # Independent truth from the definition: a row is real when its actions are real (and r != d for CE).
-    expected = torch.zeros_like(dual_mask(mask, concept))  # type: ignore[arg-type]
+    expected = torch.zeros_like(get_concept(concept).dual_mask(mask))  # type: ignore[arg-type]
     for b, per_game in enumerate(counts):
         for p, n in enumerate(per_game):
             for d in range(n):
@@ -384,7 +384,7 @@ def test_dual_mask_marks_the_constraint_rows(concept: str) -> None:
                 else:
                     for r in range(n):
                         expected[b, p, r, d] = r != d
-    assert torch.equal(dual_mask(mask, concept), expected)  # type: ignore[arg-type]
+    assert torch.equal(get_concept(concept).dual_mask(mask), expected)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- size independence

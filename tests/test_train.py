@@ -2,7 +2,6 @@
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -78,7 +77,9 @@ def _train_until(cfg, path: Path, stop_after: int) -> None:
         ({"task": "inverse", "stepz": 3}, "stepz"),
         ({"task": "inverse", "steps": -1}, "steps"),
         ({"task": "inverse", "lr": "fast"}, "lr"),
-        ({"task": "nope"}, "unknown sampler 'nope'; known:"),
+        ({"task": "nope"}, "unknown task 'nope'; known:"),
+        ({"task": "inverse", "sampler": "nope"}, "unknown sampler 'nope'; known:"),
+        ({"task": "inverse", "concept": "nash"}, "unknown concept 'nash'; known:"),
         ({"task": "inverse", "profile": "huge"}, "unknown profile"),
         ({"task": "inverse", "device": "tpu"}, "device"),
     ],
@@ -105,10 +106,8 @@ def test_third_party_task_trains_without_core_changes(tmp_path, monkeypatch):
     from did_core import plugins
     from did_core.hookspecs import hookimpl
     from did_core import tasks
-    from did_core.tasks import DesignObjective
     from did_core.nn.generators import PayoffGenerator
-
-    from did_core.tasks import ContextSampler
+    from did_core.tasks import ContextSampler, DesignObjective, Task
 
     class Sampler(ContextSampler):
         def sample(self, batch, generator):
@@ -123,8 +122,6 @@ def test_third_party_task_trains_without_core_changes(tmp_path, monkeypatch):
         class Options(tasks.Options):
             weight: float = 0.01
 
-        TRAIN_PROFILES: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"steps": 4, "batch_size": 4}}
-
         def induce(self, context, x):
             return context["base"] + x, torch.ones(x.shape[0], 2, 2, dtype=torch.bool)
 
@@ -138,9 +135,9 @@ def test_third_party_task_trains_without_core_changes(tmp_path, monkeypatch):
             return torch.zeros_like(context["base"])
 
     module = types.ModuleType("coord_task")
-    module.did_register_samplers = hookimpl(lambda register: register.add("coord", Sampler))
-    module.did_register_losses = hookimpl(lambda register: register.add("coord", Objective))
-    module.did_register_generators = hookimpl(lambda register: register.add("coord", PayoffGenerator))
+    task = Task(sampler=Sampler, objective=Objective, generator=PayoffGenerator,
+                train_profiles={"quick": {"steps": 4, "batch_size": 4}})
+    module.did_register_tasks = hookimpl(lambda register: register.add("coord", task))
     ep = types.SimpleNamespace(name="coord", value="coord_task:plugin", load=lambda: module,
                                dist=types.SimpleNamespace(name="did-plugins-coord", version="1.0"))
     real = metadata.entry_points

@@ -4,7 +4,7 @@
 and the masking rule are stated at the top of each module.
 """
 
-from did_core.nn.layers import D2D, O2O, P2D, P2P, PO2O, PO2PO, Activation, dual_mask
+from did_core.nn.layers import D2D, O2O, P2D, P2P, PO2O, PO2PO, Activation
 from did_core.nn.pooling import (
     AGGREGATIONS,
     Aggregation,
@@ -25,7 +25,6 @@ __all__ = [
     "PO2O",
     "O2O",
     "Activation",
-    "dual_mask",
     "Aggregation",
     "MeanAggregation",
     "MeanVarAggregation",

@@ -51,11 +51,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from did_core.equilibria import Concept, check_concept, dual_mask
+from did_core.concepts import Concept, DualLayout, get_concept
 from did_core.games import joint_mask
 from did_core.nn.pooling import Aggregation, get_aggregation, times_mask
 
-__all__ = ["Activation", "dual_mask", "P2P", "P2D", "D2D", "PO2PO", "PO2O", "O2O"]
+__all__ = ["Activation", "P2P", "P2D", "D2D", "PO2PO", "PO2O", "O2O"]
 
 Activation = Callable[[Tensor], Tensor]
 """An elementwise activation (``F.gelu``, an ``nn.Module`` such as ``nn.GELU()``, ...)."""
@@ -402,7 +402,7 @@ class _EquivariantLayer(nn.Module, ABC):
     def extra_repr(self) -> str:
         act = None if self.activation is None else getattr(self.activation, "__name__", repr(self.activation))
         concept = getattr(self, "concept", None)
-        prefix = f"concept={concept!r}, " if concept else ""
+        prefix = f"concept={concept.name!r}, " if concept else ""
         return (
             f"{self.in_ch}, {self.out_ch}, {prefix}aggregation={self.aggregation.name!r}, "
             f"activation={act}"
@@ -433,17 +433,22 @@ class P2P(_EquivariantLayer):
 
 
 class _ConceptLayer(_EquivariantLayer):
-    """A layer whose dual-side shape depends on the concept (abstract): CCE rows ``(p, d)``, CE ``(p, r, d)``."""
+    """A layer whose dual side has the concept's :class:`~did_core.concepts.DualLayout` (abstract):
+    rows ``(p, d)`` (``ACTION``, e.g. CCE) or ``(p, r, d)`` (``ACTION_PAIR``, e.g. CE)."""
 
     def __init__(
         self,
         in_ch: int,
         out_ch: int,
-        concept: Concept,
+        concept: "str | Concept",
         aggregation: str | Aggregation = "meanvar",
         activation: Activation | None = F.gelu,
     ) -> None:
-        self.concept: Concept = check_concept(concept)
+        self.concept: Concept = get_concept(concept)
+        if self.concept.layout is None:
+            raise ValueError(f"concept {self.concept.name!r} has no per-player dual layout; "
+                             f"{type(self).__name__} produces duals of layout {', '.join(x.value for x in DualLayout)}")
+        self.pairs = self.concept.layout is DualLayout.ACTION_PAIR
         super().__init__(in_ch, out_ch, aggregation, activation)
 
 
@@ -462,14 +467,14 @@ class P2D(_ConceptLayer):
     """
 
     def _n_features(self, n_stats: int) -> int:
-        return (5 if self.concept == "ce" else 3) * n_stats
+        return (5 if self.pairs else 3) * n_stats
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         sizes = _payoff_sizes(x, self.in_ch, 0, "payoff data")
         batch, channels, n_players = x.shape[:3]
         a_max = max(sizes)
         mask = _action_mask(mask, batch, sizes, x.device)
-        agg, ce = self.aggregation, self.concept == "ce"
+        agg, ce = self.aggregation, self.pairs
         rows, slices, gains = [], [], []
         for p, size in enumerate(sizes):
             # Player p's slice as a matrix: own action x the others' joint actions.
@@ -498,7 +503,7 @@ class P2D(_ConceptLayer):
             ]
         else:
             features = [*row_stats, *slice_stats, *global_stats]
-        return self._combine(features, dual_mask(mask, self.concept).unsqueeze(1))
+        return self._combine(features, self.concept.dual_mask(mask).unsqueeze(1))
 
 
 class D2D(_ConceptLayer):
@@ -516,19 +521,19 @@ class D2D(_ConceptLayer):
     """
 
     def _n_features(self, n_stats: int) -> int:
-        return 2 + 6 * n_stats if self.concept == "ce" else 1 + 2 * n_stats
+        return 2 + 6 * n_stats if self.pairs else 1 + 2 * n_stats
 
     def forward(self, y: Tensor, mask: Tensor | None = None) -> Tensor:
-        ce = self.concept == "ce"
+        ce = self.pairs
         rank = 5 if ce else 4
         if not isinstance(y, Tensor) or y.dim() != rank or (ce and y.shape[3] != y.shape[4]):
             layout = "[B, C, N, A, A]" if ce else "[B, C, N, A]"
             shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
-            raise ValueError(f"{self.concept} dual data must have shape {layout}, got {shape}")
+            raise ValueError(f"{self.concept.name} dual data must have shape {layout}, got {shape}")
         _check_in_channels(y, self.in_ch)
         batch, _, n_players, a_max = y.shape[:4]
         mask = _action_mask(mask, batch, [a_max] * n_players, y.device)
-        real = dual_mask(mask, self.concept).unsqueeze(1)
+        real = self.concept.dual_mask(mask).unsqueeze(1)
         agg = self.aggregation
         if not ce:
             per_player = agg.pool(y, real, (3,))

@@ -32,5 +32,7 @@ def to_reference(module: nn.Module) -> nn.Module:
         replacement = twin.__new__(twin)
         replacement.__dict__.update(child.__dict__)
         replacement.aggregation = slow.get_aggregation(child.aggregation.name)
+        if hasattr(child, "concept"):  # the reference layers name their concept
+            replacement.concept = child.concept.name
         setattr(module, name, replacement)
     return module

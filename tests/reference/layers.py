@@ -50,7 +50,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from did_core.equilibria import Concept, check_concept, dual_mask
+from did_core.concepts import get_concept
+
+Concept = str
+
+
+def check_concept(concept: str) -> str:
+    """The concept's registered name (the reference layers keep names, as before concepts were objects)."""
+    return get_concept(concept).name
+
+
+def dual_mask(mask: Tensor, concept: str) -> Tensor:
+    """Real dual rows of ``concept`` for the action mask ``mask [B, N, A]``."""
+    return get_concept(concept).dual_mask(mask)
 from did_core.games import joint_mask
 from reference.pooling import Aggregation, get_aggregation
 

@@ -42,8 +42,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from did_core.blocks import Equilibrium, EquilibriumBlock
-from did_core.equilibria import Concept, Constraints, Epsilon, check_concept, constraints, joint_from_dual
+from did_core.blocks import Capabilities, Equilibrium, EquilibriumBlock
+from did_core.equilibria import Constraints, Epsilon, constraints, joint_from_dual
 from did_core.games import embed, player_scale
 from did_deb_marris.network import DebMarrisNet, NetConfig
 
@@ -56,9 +56,20 @@ class WeightsError(ValueError):
     """A weights file that is missing, unreadable or not a deb_marris checkpoint."""
 
 
+def _weights_folder() -> Path:
+    return Path(str(resources.files("did_deb_marris").joinpath("weights")))
+
+
+#: The concepts the package ships weights for (one file ``weights/<concept>.pt`` each).
+SHIPPED_CONCEPTS: tuple[str, ...] = tuple(sorted(p.stem for p in _weights_folder().glob("*.pt")))
+
+
 def shipped_weights(concept: str) -> Path:
     """Path of the weights shipped inside the package for ``concept``."""
-    return Path(str(resources.files("did_deb_marris").joinpath("weights", f"{check_concept(concept)}.pt")))
+    if concept not in SHIPPED_CONCEPTS:
+        raise ValueError(f"deb_marris ships no weights for concept {concept!r}; shipped: "
+                         f"{', '.join(SHIPPED_CONCEPTS)}")
+    return _weights_folder() / f"{concept}.pt"
 
 
 def save_weights(path: str | Path, net: DebMarrisNet, meta: dict[str, Any]) -> None:
@@ -68,7 +79,7 @@ def save_weights(path: str | Path, net: DebMarrisNet, meta: dict[str, Any]) -> N
 
     state = {k: v.detach().to("cpu", torch.float32).clone() for k, v in net.state_dict().items()}
     buffer = io.BytesIO()
-    torch.save({"format": FORMAT, "model": state, "meta": {**meta, "concept": net.concept,
+    torch.save({"format": FORMAT, "model": state, "meta": {**meta, "concept": net.concept.name,
                                                             "net": net.config.to_dict()}}, buffer)
     atomic_write_bytes(Path(path), buffer.getvalue())
 
@@ -104,6 +115,7 @@ class DebMarrisBlock(EquilibriumBlock):
     """
 
     name = "deb_marris"
+    capabilities = Capabilities(exact=False, concepts=SHIPPED_CONCEPTS)
 
     def __init__(self, weights: str | None = None, device: str | None = None) -> None:
         self.device = torch.device(device) if device is not None else None
@@ -111,11 +123,11 @@ class DebMarrisBlock(EquilibriumBlock):
         self.weights = None if weights is None else str(weights)
         if weights is not None:
             net, meta = load_weights(weights)
-            self._nets[net.concept] = (net, meta)
+            self._nets[net.concept.name] = (net, meta)
+            self.capabilities = Capabilities(exact=False, concepts=(net.concept.name,))
 
     def network(self, concept: str) -> tuple[DebMarrisNet, dict[str, Any]]:
         """The network serving ``concept`` and its metadata (loading the shipped weights if needed)."""
-        concept = check_concept(concept)
         if concept not in self._nets:
             if self.weights is not None:
                 have = ", ".join(self._nets)
@@ -139,7 +151,8 @@ class DebMarrisBlock(EquilibriumBlock):
             raise ValueError(f"deb_marris weights for {concept} serve up to {meta['max_actions']} actions "
                              f"per player, got a game with {max(games.shape[2:])}")
 
-    def solve(self, games: Tensor, mask: Tensor, concept: Concept, eps: Epsilon, cons: Constraints) -> Equilibrium:
+    def solve(self, games: Tensor, mask: Tensor, cons: Constraints, alpha0: Tensor | None) -> Equilibrium:
+        concept, eps = cons.concept.name, cons.epsilon
         net, meta = self.network(concept)
         self._check(games, concept, eps, meta)
         device = self.device or games.device
@@ -148,11 +161,11 @@ class DebMarrisBlock(EquilibriumBlock):
         phi = embed(x, m)
         alpha_phi = net(phi, m)
         batch = games.shape[0]
-        cons_phi = constraints(phi, m, concept, Epsilon(eps.value))
+        cons_phi = constraints(phi, m, cons.concept, Epsilon(eps.value))
         sigma = joint_from_dual(alpha_phi.reshape(batch, -1), cons_phi)
         scale = player_scale(x, m)
         inv = torch.where(scale > 0, 1.0 / scale.clamp_min(1e-300), torch.zeros_like(scale))
         alpha = alpha_phi * inv.reshape(*inv.shape, *([1] * (alpha_phi.dim() - 2)))
-        sigma = cons.unflatten_joint(sigma).to(games.device)
+        sigma = sigma.reshape(batch, *cons.sizes).to(games.device)
         return Equilibrium(sigma=sigma, alpha=alpha.to(games.device), eps=eps.per_player(games.detach(), mask),
                            concept=concept, info={})

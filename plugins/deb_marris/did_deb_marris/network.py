@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from did_core.equilibria import Concept, check_concept, dual_mask
+from did_core.concepts import Concept, DualLayout, get_concept
 from did_core.games import joint_mask
 from did_core.nn import D2D, P2D, P2P
 
@@ -94,7 +94,7 @@ class DebMarrisNet(nn.Module):
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
         self.config = config
-        self.concept: Concept = check_concept(config.concept)
+        self.concept: Concept = get_concept(config.concept)
         if config.row_scale not in ("none", "inv_actions"):
             raise ValueError(f"row_scale must be 'none' or 'inv_actions', got {config.row_scale!r}")
         w, agg = config.width, config.aggregation
@@ -113,7 +113,7 @@ class DebMarrisNet(nn.Module):
         sizes = phi.shape[2:]
         batch = phi.shape[0]
         real_payoff = joint_mask(mask, sizes).reshape(batch, 1, 1, *sizes)
-        real_dual = dual_mask(mask, self.concept).unsqueeze(1)
+        real_dual = self.concept.dual_mask(mask).unsqueeze(1)
         x = phi.unsqueeze(1)
         if self.config.size_features:
             x = torch.cat([x, size_channels(mask, sizes, phi.dtype) * real_payoff], dim=1)
@@ -127,6 +127,7 @@ class DebMarrisNet(nn.Module):
         alpha = F.softplus(out)
         if self.config.row_scale == "inv_actions":
             counts = mask.sum(dim=-1).to(alpha.dtype)  # [B, N]
-            per_row = 1.0 / ((counts - 1.0).clamp_min(1.0) if self.concept == "ce" else counts)
+            pairs = self.concept.layout is DualLayout.ACTION_PAIR  # rows per recommendation: A_p - 1, else A_p
+            per_row = 1.0 / ((counts - 1.0).clamp_min(1.0) if pairs else counts)
             alpha = alpha * per_row.reshape(*per_row.shape, *([1] * (alpha.dim() - 2)))
         return torch.where(real_dual.squeeze(1), alpha, 0.0)

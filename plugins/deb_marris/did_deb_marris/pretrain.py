@@ -6,7 +6,7 @@ are drawn per game and per player from ``U{2..max_actions}`` (padded to
 ``max_actions`` with masks). No solved games are needed.
 
 Validation uses a fixed seeded set of square games per size, solved once by the
-exact block (``exact_newton`` when registered, else ``exact_cvx``). Per size:
+preferred exact block for the concept (``did_core.plugins.exact_block_for``). Per size:
 the dual gap ``f(alpha) - f(alpha*)``, ``KL(sigma* || sigma)``, mean and 95th
 percentile violation (absolute, on embedded games, and in units of eps) and the
 number of active constraints of the exact solution and of the network.
@@ -77,15 +77,11 @@ class PretrainConfig:
         return asdict(self)
 
 
-def exact_block() -> Any:
-    """The exact block used for validation: ``exact_newton`` if registered, else ``exact_cvx``."""
-    from did_core.plugins import registry
+def exact_block(concept: str) -> Any:
+    """The exact block used for validation: the preferred installed exact block for ``concept``."""
+    from did_core.plugins import create, exact_block_for
 
-    blocks = registry("blocks")
-    for name in ("exact_newton", "exact_cvx"):
-        if name in blocks:
-            return blocks.create(name)
-    raise RuntimeError("validation needs an exact block (install did-plugins-exact-cvx)")
+    return create("blocks", exact_block_for(concept))
 
 
 def random_batch(cfg: PretrainConfig, rng: torch.Generator, dtype: torch.dtype = torch.float32
@@ -139,7 +135,7 @@ class ValidationSet:
                  n_players: int = 2) -> None:
         self.concept, self.eps_rel = concept, eps_rel
         gen = torch.Generator().manual_seed(seed)
-        block = exact_block()
+        block = exact_block(concept)
         self.block = block
         self.items: list[dict[str, Tensor]] = []
         for size in sizes:

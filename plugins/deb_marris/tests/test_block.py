@@ -46,7 +46,7 @@ def test_rejects_absolute_or_other_eps_and_big_games(concept, random_weights):
     with pytest.raises(ValueError, match="2-player"):
         block(normal_games(1, [2, 2, 2]), concept=concept)
     other = "ce" if concept == "cce" else "cce"
-    with pytest.raises(ValueError, match="serve concept"):
+    with pytest.raises(ValueError, match=f"does not support concept '{other}'; it supports {concept}"):
         block(games, concept=other)
 
 

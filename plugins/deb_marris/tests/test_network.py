@@ -5,7 +5,7 @@ import torch
 from conftest import small_net
 from did_core.games import embed, normal_games, padded_random_games
 from did_deb_marris import DebMarrisBlock
-from did_core.equilibria import dual_mask
+from did_core.concepts import get_concept
 
 
 def _games(sizes, batch=3, seed=0):
@@ -64,7 +64,7 @@ def test_padded_game_equals_cut_game(concept, random_weights):
     eq_cut = block(cut, concept=concept)
     assert torch.allclose(eq_pad.sigma[:, :3, :4], eq_cut.sigma, atol=1e-10)
     assert eq_pad.sigma[:, 3:].abs().max() == 0 and eq_pad.sigma[:, :, 4:].abs().max() == 0
-    rows = dual_mask(mask, concept)
+    rows = get_concept(concept).dual_mask(mask)
     assert eq_pad.alpha[~rows].abs().max() == 0
     if concept == "cce":
         assert torch.allclose(eq_pad.alpha[:, 0, :3], eq_cut.alpha[:, 0, :3], atol=1e-10)

@@ -35,7 +35,7 @@ def test_train_export_validate(tmp_path, capsys):
     out = tmp_path / "w.pt"
     assert main(["export", str(run), str(out)]) == 0
     net, meta = load_weights(out)
-    assert meta["max_actions"] == 3 and meta["step"] == 4 and net.concept == "cce"
+    assert meta["max_actions"] == 3 and meta["step"] == 4 and net.concept.name == "cce"
     eq = DebMarrisBlock(weights=str(out))(torch.randn(2, 2, 3, 2, dtype=torch.float64), concept="cce")
     assert torch.allclose(eq.sigma.sum((1, 2)), torch.ones(2, dtype=torch.float64))
     assert main(["validate", "--weights", str(out), "--games", "2", "--sizes", "2,3"]) == 0

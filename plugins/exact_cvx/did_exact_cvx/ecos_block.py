@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from did_core.blocks import DualSolverBlock, SolverOutput
-from did_core.equilibria import Concept, Constraints, Epsilon
+from did_core.blocks import Capabilities, DualSolverBlock, SolverOutput
+from did_core.equilibria import Constraints
 
 __all__ = ["EcosBlock", "solve_game", "SolverFailure"]
 
@@ -71,10 +71,10 @@ class EcosBlock(DualSolverBlock):
     """Exact eps-ME (C)CE by cvxpy + ECOS per game, differentiable by implicit differentiation."""
 
     name = "exact_cvx"
+    capabilities = Capabilities(exact=True, devices=("cpu",))
 
-    def solve_dual(self, games: Tensor, mask: Tensor, concept: Concept, eps: Epsilon,
-                   cons: Constraints) -> SolverOutput:
-        batch = games.shape[0]
+    def solve_dual(self, cons: Constraints, alpha0: Tensor | None) -> SolverOutput:
+        batch = cons.rows.shape[0]
         gains = cons.gains.detach().cpu().double().numpy()
         eps_rows = cons.eps.detach().cpu().double().numpy()
         rows = cons.rows.cpu().numpy()
@@ -88,6 +88,6 @@ class EcosBlock(DualSolverBlock):
                 raise SolverFailure(f"game {b} of the batch could not be solved: {exc}") from None
             sigma[b, joint[b]] = s
             alpha[b, rows[b]] = a
-        to = {"dtype": games.dtype, "device": games.device}
+        to = {"dtype": torch.float64, "device": cons.rows.device}
         return SolverOutput(torch.as_tensor(sigma, **to), torch.as_tensor(alpha, **to),
-                            {"converged": torch.ones(batch, dtype=torch.bool, device=games.device)})
+                            {"converged": torch.ones(batch, dtype=torch.bool, device=cons.rows.device)})

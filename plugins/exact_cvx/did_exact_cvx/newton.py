@@ -9,7 +9,7 @@ and return ``sigma = softmax(log target - D^T alpha)``. Shapes: ``D [B, K, J]``
 (rows x joint actions, padded rows all zero), ``alpha, eps [B, K]``, ``sigma [B, J]``.
 
 Algorithm (all games advance together as one tensor program, in float64; the gains
-are never formed: products come from the payoffs through ``did_core.implicit.GainOperator``):
+are never formed: products come from the payoffs through the concept's ``ConstraintOperator``):
 
 * **Working set.** Every ``check_every`` iterations (the only host synchronisation)
   the KKT residual is measured on all rows; the rows with ``alpha > 0`` or a negative
@@ -63,18 +63,16 @@ import math
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from did_core.blocks import DualSolverBlock, Equilibrium, SolverOutput
-from did_core.equilibria import Concept, Constraints, Epsilon, check_concept, entropy, masked_row_max
-from did_core.games import check_games
-from did_core.implicit import GainOperator, implicit_vjp
+from did_core.blocks import Capabilities, DualSolverBlock, SolverOutput
+from did_core.concepts import ConstraintOperator, DenseOperator
+from did_core.equilibria import Constraints
 
 __all__ = [
-    "NewtonBlock", "NewtonResult", "DenseGains", "solve_dual_newton", "kkt_residual", "tune_cpu_allocator",
+    "NewtonBlock", "NewtonResult", "solve_dual_newton", "kkt_residual", "tune_cpu_allocator",
     "NonConvergenceWarning", "NonConvergenceError",
 ]
 
@@ -232,42 +230,15 @@ def _newton_steps(alpha: Tensor, gains: Tensor, eps: Tensor, wmask: Tensor, log_
     return alpha, lam, iterations
 
 
-class DenseGains:
-    """The :class:`~did_core.implicit.GainOperator` interface over an explicit gain tensor ``[B, K, J]``."""
-
-    def __init__(self, gains: Tensor) -> None:
-        self.gains = gains
-
-    def regrets(self, x: Tensor) -> Tensor:
-        """``D x``, ``[B, K]``."""
-        return torch.bmm(self.gains, x.unsqueeze(2)).squeeze(2)
-
-    def transpose(self, alpha: Tensor) -> Tensor:
-        """``D^T alpha``, ``[B, J]``."""
-        return torch.bmm(alpha.unsqueeze(1), self.gains).squeeze(1)
-
-    def rows(self, index: Tensor, games: Tensor | None = None) -> Tensor:
-        """``D[g, index[b, m], :]``, ``[B', M, J]``, for games ``g = games[b]`` (all when ``None``)."""
-        gains = self.gains if games is None else self.gains.index_select(0, games)
-        return gains.gather(1, index.unsqueeze(2).expand(-1, -1, gains.shape[2]))
-
-    def scale(self) -> Tensor:
-        """Largest |gain| per game, ``[B]``."""
-        flat = self.gains.flatten(1)
-        if not flat.shape[1]:
-            return flat.new_zeros(flat.shape[0])
-        return torch.maximum(flat.amax(dim=1), -flat.amin(dim=1))
-
-
-def solve_dual_newton(gains: Tensor | GainOperator | DenseGains, rows: Tensor, eps: Tensor, log_target: Tensor,
+def solve_dual_newton(op: ConstraintOperator | Tensor, rows: Tensor, eps: Tensor, log_target: Tensor,
                       alpha0: Tensor | None = None, *, tol: float = 1e-10, max_iter: int = 100,
                       check_every: int = 3) -> NewtonResult:
     """Solve ``min_{alpha >= 0} f(alpha)`` for a batch of games at once.
 
-    **Arguments:** ``gains`` -- the gains ``[B, K, J]`` (zero on padded rows and joint
-    actions) or a float64 :class:`~did_core.implicit.GainOperator` that never forms them;
-    ``rows [B, K]`` (real rows), ``eps [B, K]``, ``log_target [B, J]`` (``-inf`` on padded
-    joint actions), optional warm start ``alpha0 [B, K]`` (clamped to ``>= 0``);
+    **Arguments:** ``op`` -- the rows ``D [B, K, J]`` of any concept as a float64
+    :class:`~did_core.concepts.ConstraintOperator` (products only; the built-in concepts
+    never form ``D``), or explicit rows ``[B, K, J]``; ``rows [B, K]`` (real rows), ``eps [B, K]``, ``log_target [B, J]``
+    (``-inf`` on padded joint actions), optional warm start ``alpha0 [B, K]`` (clamped to ``>= 0``);
     ``tol`` on the scaled KKT residual, ``max_iter`` Newton iterations at most,
     convergence checked (one host synchronisation) every ``check_every`` iterations.
 
@@ -275,9 +246,12 @@ def solve_dual_newton(gains: Tensor | GainOperator | DenseGains, rows: Tensor, e
     """
     if tol <= 0 or max_iter < 0 or check_every < 1:
         raise ValueError(f"need tol > 0, max_iter >= 0, check_every >= 1; got {tol}, {max_iter}, {check_every}")
-    op = DenseGains(gains.detach().to(torch.float64)) if isinstance(gains, Tensor) else gains
     batch, k = rows.shape
     dev = log_target.device
+    if isinstance(op, Tensor):
+        gains = op.detach().to(torch.float64)
+        op = DenseOperator(gains, rows.bool(), torch.zeros(k, dtype=torch.long, device=dev),
+                           torch.isfinite(log_target), (gains.shape[2],))
     rows = rows.to(device=dev, dtype=torch.bool)
     eps = eps.detach().to(torch.float64) * rows
     log_target = log_target.detach().to(torch.float64)
@@ -334,24 +308,8 @@ def solve_dual_newton(gains: Tensor | GainOperator | DenseGains, rows: Tensor, e
     return NewtonResult(alpha, sigma, iterations, converged, kkt, regrets)
 
 
-class _NewtonSolve(torch.autograd.Function):
-    """``sigma = newton(games)`` with the implicit-function backward of ``did_core.implicit``."""
-
-    @staticmethod
-    def forward(ctx: Any, games: Tensor, mask: Tensor, concept: Concept, eps: Epsilon, alpha: Tensor,
-                sigma: Tensor) -> Tensor:  # noqa: D102
-        ctx.save_for_backward(games.detach(), mask, alpha)
-        ctx.concept, ctx.eps = concept, eps
-        return sigma
-
-    @staticmethod
-    def backward(ctx: Any, grad_sigma: Tensor) -> tuple[Tensor | None, ...]:  # noqa: D102
-        games, mask, alpha = ctx.saved_tensors
-        return implicit_vjp(games, mask, ctx.concept, ctx.eps, alpha, grad_sigma), None, None, None, None, None
-
-
 class NewtonBlock(DualSolverBlock):
-    """Exact eps-ME (C)CE of a whole batch by projected Newton on the dual; implicit gradients.
+    """Exact eps-ME equilibrium of a whole batch, any concept, by projected Newton on the dual; implicit gradients.
 
     **Options:** ``tol`` (scaled KKT residual, default ``1e-10``), ``max_iter``
     (default 100), ``check_every`` (iterations between convergence checks, default 3),
@@ -361,13 +319,14 @@ class NewtonBlock(DualSolverBlock):
     polishing). A warm start can also be passed per call: ``block(games, alpha0=...)``
     with structured (``Equilibrium.alpha``) or flat ``[B, K]`` duals.
 
-    Games are solved in float64 from the payoffs directly (the ``[B, K, J]`` gain tensor
-    is never formed); ``sigma`` and ``alpha`` come back in the games' dtype and device.
-    ``info`` per game: ``iterations``, ``converged``, ``kkt`` and, as for every block,
-    ``gap``, ``violation``, ``entropy``, ``active``.
+    Games are solved in float64 through the concept's matrix-free operator (for CE and
+    CCE the ``[B, K, J]`` rows are never formed); ``sigma`` and ``alpha`` come back in
+    the games' dtype and device. ``info`` per game: ``iterations``, ``converged``, ``kkt``
+    and, as for every block, ``gap``, ``violation``, ``entropy``, ``active``.
     """
 
     name = "exact_newton"
+    capabilities = Capabilities(exact=True, preference=10)
 
     def __init__(self, tol: float = 1e-10, max_iter: int = 100, check_every: int = 3, on_failure: str = "warn",
                  warm_start: bool = False) -> None:
@@ -383,69 +342,24 @@ class NewtonBlock(DualSolverBlock):
         self.on_failure, self.warm_start = on_failure, bool(warm_start)
         self._last: tuple[tuple[int, ...], str, Tensor] | None = None
 
-    def __call__(self, games: Tensor, mask: Tensor | None = None, *, concept: str = "cce",
-                 eps: Epsilon | float = 0.05, alpha0: Tensor | None = None) -> Equilibrium:
-        """Solve a batch; ``alpha0`` (structured or flat duals of the same batch) warm-starts it."""
-        mask = check_games(games, mask)
-        concept_name = check_concept(concept)
-        epsilon = Epsilon.of(eps)
-        with torch.no_grad():
-            payoffs = games.detach().to(torch.float64)
-            op = GainOperator(payoffs, mask, concept_name)
-            eps_rows = op.eps_rows(payoffs, mask, epsilon)
-            result = self._solve(op, op.real, eps_rows, op.log_target(), alpha0, tuple(games.shape), concept_name)
-            regrets = result.regrets
-            info = {
-                "iterations": result.iterations,
-                "converged": result.converged,
-                "kkt": result.kkt,
-                "gap": masked_row_max(regrets, op.real),
-                "violation": masked_row_max(regrets - eps_rows, op.real).clamp_min(0.0),
-                "entropy": entropy(result.sigma),
-                "active": ((result.alpha > 1e-7) & op.real).sum(dim=1),
-            }
-            to = {"dtype": games.dtype, "device": games.device}
-            alpha, sigma = result.alpha.to(**to), result.sigma.to(**to)
-        sigma = _NewtonSolve.apply(games, mask, concept_name, epsilon, alpha, sigma)
-        return Equilibrium(
-            sigma=sigma.reshape(games.shape[0], *op.sizes),
-            alpha=alpha.reshape(games.shape[0], op.n_players, *([op.a_max] * (2 if concept_name == "ce" else 1))),
-            eps=epsilon.per_player(games.detach(), mask),
-            concept=concept_name,
-            info=info,
-        )
-
-    def solve_dual(self, games: Tensor, mask: Tensor, concept: Concept, eps: Epsilon,
-                   cons: Constraints) -> SolverOutput:
-        """The ``DualSolverBlock`` entry point (used by ``DualSolverBlock.solve``), on dense constraints."""
-        result = self._solve(DenseGains(cons.gains.detach().to(torch.float64)), cons.rows, cons.eps,
-                             cons.log_target, None, tuple(games.shape), concept)
-        to = {"dtype": games.dtype, "device": games.device}
-        return SolverOutput(result.sigma.to(**to), result.alpha.to(**to),
-                            {"iterations": result.iterations, "converged": result.converged, "kkt": result.kkt})
-
-    def _solve(self, op: GainOperator | DenseGains, rows: Tensor, eps_rows: Tensor, log_target: Tensor,
-               alpha0: Tensor | None, shape: tuple[int, ...], concept: str) -> NewtonResult:
-        batch, k = rows.shape
-        if alpha0 is None and self.warm_start and self._last is not None and self._last[:2] == (shape, concept):
+    def solve_dual(self, cons: Constraints, alpha0: Tensor | None) -> SolverOutput:
+        batch = cons.rows.shape[0]
+        key = ((batch, cons.operator.n_players, *cons.sizes), cons.concept.name)
+        if alpha0 is None and self.warm_start and self._last is not None and self._last[:2] == key:
             alpha0 = self._last[2]
-        if alpha0 is not None:
-            if alpha0.shape[0] != batch or alpha0[0].numel() != k:
-                raise ValueError(f"alpha0 must hold {k} duals for each of {batch} games, got shape "
-                                 f"{list(alpha0.shape)}")
-            alpha0 = alpha0.detach().reshape(batch, k)
-        result = solve_dual_newton(op, rows, eps_rows, log_target, alpha0,
+        result = solve_dual_newton(cons.operator, cons.rows, cons.eps, cons.log_target, alpha0,
                                    tol=self.tol, max_iter=self.max_iter, check_every=self.check_every)
         failed = int((~result.converged).sum())
         if failed and self.on_failure != "ignore":
             worst = float(result.kkt.max())
             message = (f"exact_newton: {failed} of {batch} games did not converge in {self.max_iter} iterations "
-                       f"(worst KKT residual {worst:.3g} > tol {self.tol:g}); see info['converged']")
+                       f"(worst KKT residual {worst:.3g} > tol {self.tol:g})")
             if self.on_failure == "raise":
                 raise NonConvergenceError(message)
-            warnings.warn(message, NonConvergenceWarning, stacklevel=3)
+            warnings.warn(message, NonConvergenceWarning, stacklevel=4)
         if self.warm_start:
-            self._last = (shape, concept, result.alpha)
-        return result
-
-
+            self._last = (*key, result.alpha)
+        return SolverOutput(result.sigma, result.alpha, {
+            "iterations": result.iterations, "converged": result.converged, "kkt": result.kkt,
+            "regrets": result.regrets,
+        })

@@ -118,8 +118,8 @@ def optimise_contracts(context: Context, block: EquilibriumBlock, concept: str =
 
 def _generator_contracts(run_dir: Path, problem: ContractProblem) -> tuple[Tensor, dict[str, Any]]:
     """Contracts from a trained run's generator, and the run's config."""
+    from did_core.components import build_task_parts
     from did_core.config import load_yaml, resolve_train_config
-    from did_core.plugins import create
     from did_core.runs import RunDir
 
     run = RunDir(run_dir)
@@ -131,8 +131,7 @@ def _generator_contracts(run_dir: Path, problem: ContractProblem) -> tuple[Tenso
     state = run.load_checkpoint()
     if state is None:
         raise ProblemError(f"{run_dir} has no checkpoint to load")
-    sampler = create("samplers", cfg.sampler_name, **cfg.sampler_options)
-    generator = create("generators", cfg.generator_name, sampler, **cfg.generator_options)
+    _, _, _, generator = build_task_parts(cfg)
     try:
         generator.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as exc:

@@ -1,24 +1,29 @@
-"""Registers the task ``contract`` (sampler, objective, default generator) and ``did design contract``."""
+"""Registers the task ``contract`` and ``did design contract``."""
 
 from did_core.hookspecs import hookimpl
 from did_core.registry import Registry
+from did_core.tasks import Task
 from did_contract.generator import ContractGenerator
 from did_contract.task import ContractObjective, ContractSampler
 
+CONTRACT = Task(
+    sampler=ContractSampler,
+    objective=ContractObjective,
+    generator=ContractGenerator,
+    description="pay agents per outcome so that their equilibrium is worth more to the principal than it costs",
+    size_axis="actions of the largest agent",
+    train_profiles={
+        "quick": {"steps": 300, "batch_size": 64, "lr": 3e-3, "warmup_steps": 20, "eval_contexts": 128,
+                  "threads": 1},
+        "paper": {"steps": 20000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
+    },
+    polish_budget=400,
+)
+
 
 @hookimpl
-def did_register_samplers(register: Registry) -> None:
-    register.add("contract", ContractSampler)
-
-
-@hookimpl
-def did_register_losses(register: Registry) -> None:
-    register.add("contract", ContractObjective)
-
-
-@hookimpl
-def did_register_generators(register: Registry) -> None:
-    register.add("contract", ContractGenerator)
+def did_register_tasks(register: Registry) -> None:
+    register.add("contract", CONTRACT)
 
 
 @hookimpl

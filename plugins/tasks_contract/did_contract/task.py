@@ -160,12 +160,6 @@ class ContractObjective(DesignObjective):
     minimize: ClassVar[bool] = False
     report_change: ClassVar[bool] = True
     metric_name: ClassVar[str] = "utility change"
-    polish_budget: ClassVar[int] = 400
-    TRAIN_PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": {"steps": 300, "batch_size": 64, "lr": 3e-3, "warmup_steps": 20, "eval_contexts": 128,
-                  "threads": 1},
-        "paper": {"steps": 20000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
-    }
 
     @staticmethod
     def feasible(intervention: Tensor) -> Tensor:

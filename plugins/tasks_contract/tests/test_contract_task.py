@@ -41,8 +41,9 @@ def generator():
 
 
 def test_registered_under_contract():
-    for kind in ("samplers", "losses", "generators"):
-        assert registry(kind).get("contract").provider == "did-plugins-contract"
+    task = registry("tasks").get("contract")
+    assert task.provider == "did-plugins-contract" and task.value.sampler is ContractSampler
+    assert task.value.polish_budget == 400 and set(task.value.train_profiles) == {"quick", "paper"}
     assert "design" in registry("commands")
 
 
@@ -141,8 +142,7 @@ def test_hand_computed_instance():
 
 def test_objective_loss_ramp_and_baseline():
     objective = ContractObjective(lam_start=0.2, ramp=0.5)
-    assert objective.minimize is False and objective.report_change is True and objective.polish_budget == 400
-    assert set(ContractObjective.TRAIN_PROFILES) == {"quick", "paper"}
+    assert objective.minimize is False and objective.report_change is True
     assert payment_weight(0.0, 0.2, 0.5) == pytest.approx(0.2)
     assert payment_weight(0.25, 0.2, 0.5) == pytest.approx(0.6)
     assert payment_weight(0.9, 0.2, 0.5) == 1.0 and payment_weight(0.3, 0.2, 0.0) == 1.0

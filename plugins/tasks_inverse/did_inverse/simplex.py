@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from did_core.blocks import Equilibrium
-from did_core.equilibria import constraints
+from did_core.concepts import get_concept
 from did_core.plots import require_matplotlib, simplex_axes, to_simplex
 from did_core.tasks import Context
 
@@ -55,9 +55,11 @@ def simplex_figure(sampler: Any, generator: torch.nn.Module, objective: Any,
                     dtype=float) / steps
     fig, axes = plt.subplots(1, count, figsize=(2.6 * count, 2.6))
     for b, ax in enumerate(np.atleast_1d(axes)):
-        cons = constraints(games[b:b + 1], mask[b:b + 1], eq.concept, _FixedEpsilon(eq.eps[b]))
-        rows = cons.gains[0][cons.rows[0]].reshape(-1, *games.shape[2:])[:, :3, 0].numpy()
-        eps = cons.eps[0][cons.rows[0]].numpy()
+        op = get_concept(eq.concept).operator(games[b:b + 1], mask[b:b + 1])
+        real = op.real[0]
+        rows = op.dense()[0][real].reshape(-1, *games.shape[2:])[:, :3, 0].numpy()
+        # The tolerance the block used: its owner's eps_p (0 for rows no player owns).
+        eps = (eq.eps[b].double()[op.owners.clamp_min(0)] * (op.owners >= 0))[real].numpy()
         feasible = grid[(grid @ rows.T <= eps[None, :] + 1e-12).all(axis=1)]
         simplex_axes(ax, ("a1", "a2", "a3"))
         if len(feasible):
@@ -74,13 +76,3 @@ def simplex_figure(sampler: Any, generator: torch.nn.Module, objective: Any,
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-class _FixedEpsilon:
-    """The per-player tolerances a block used for one game, in ``Epsilon``'s interface."""
-
-    def __init__(self, values: Tensor) -> None:
-        self.values = values
-
-    def per_player(self, games: Tensor, mask: Tensor) -> Tensor:
-        return self.values.to(games.dtype).unsqueeze(0).expand(games.shape[0], -1)

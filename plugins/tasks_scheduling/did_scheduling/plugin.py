@@ -1,35 +1,27 @@
-"""Registers the task ``scheduling``: its sampler, objective and default generator."""
-
-from typing import Any
-
-from torch import nn
+"""Registers the task ``scheduling``."""
 
 from did_core.hookspecs import hookimpl
 from did_core.registry import Registry
-from did_core.tasks import ContextSampler
+from did_core.tasks import Task
 from did_scheduling.generator import TaxGenerator
 from did_scheduling.task import SchedulingObjective, SchedulingSampler
 
-
-def scheduling_generator(sampler: ContextSampler, **options: Any) -> nn.Module:
-    """P2P generator over the untaxed utilities (and makespan) ending in ``-softplus``: the intervention ``-x``.
-
-    A ``TaxGenerator``: a ``PayoffGenerator`` with ``output="neg_softplus"`` whose
-    free tax level (a function of ``a_{-p}`` only, which moves no equilibrium) is removed.
-    """
-    return TaxGenerator(sampler, **options)
-
-
-@hookimpl
-def did_register_samplers(register: Registry) -> None:
-    register.add("scheduling", SchedulingSampler)
-
-
-@hookimpl
-def did_register_losses(register: Registry) -> None:
-    register.add("scheduling", SchedulingObjective)
+SCHEDULING = Task(
+    sampler=SchedulingSampler,
+    objective=SchedulingObjective,
+    # A PayoffGenerator over the untaxed utilities (and makespan) ending in -softplus whose free
+    # tax level (a function of a_{-p} only, which moves no equilibrium) is removed.
+    generator=TaxGenerator,
+    description="tax selfish jobs on machines so that their equilibrium has a short makespan",
+    size_axis="machines",
+    train_profiles={
+        "quick": {"steps": 200, "batch_size": 64, "lr": 3e-3, "warmup_steps": 20, "eval_contexts": 256},
+        "paper": {"steps": 20000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
+    },
+    polish_budget=4000,
+)
 
 
 @hookimpl
-def did_register_generators(register: Registry) -> None:
-    register.add("scheduling", scheduling_generator)
+def did_register_tasks(register: Registry) -> None:
+    register.add("scheduling", SCHEDULING)

@@ -168,11 +168,6 @@ class SchedulingObjective(DesignObjective):
     minimize: ClassVar[bool] = True
     report_change: ClassVar[bool] = True
     metric_name: ClassVar[str] = "makespan change"
-    polish_budget: ClassVar[int] = 4000
-    TRAIN_PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": {"steps": 200, "batch_size": 64, "lr": 3e-3, "warmup_steps": 20, "eval_contexts": 256},
-        "paper": {"steps": 20000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
-    }
 
     def taxes(self, context: Context, intervention: Tensor) -> Tensor:
         """Taxes ``x [B, N, M..] >= 0`` of an intervention ``-x`` (0 on padded joint actions)."""

@@ -77,11 +77,11 @@ def test_sampler_shapes_ranges_and_options() -> None:
 
 
 def test_registered_under_the_task_name() -> None:
-    for kind in ("samplers", "losses", "generators"):
-        assert "scheduling" in registry(kind)
-    sampler = create("samplers", "scheduling")
-    assert isinstance(create("generators", "scheduling", sampler), TaxGenerator)
-    assert isinstance(create("losses", "scheduling"), SchedulingObjective)
+    task = registry("tasks").get("scheduling")
+    assert task.provider == "did-plugins-scheduling"
+    sampler = task.value.sampler()
+    assert isinstance(task.value.generator(sampler), TaxGenerator)
+    assert isinstance(task.value.objective(), SchedulingObjective)
 
 
 def test_taxes_non_negative_and_subtracted() -> None:

@@ -1,0 +1,74 @@
+"""Reading ``.json`` games: ``{"payoffs": [...]}`` plus optional metadata.
+
+The payoffs are nested ``[N][A_1]..[A_N]`` and validated by
+:func:`game_from_nested`; the optional ``"name"``, ``"players"`` and
+``"actions"`` keys are checked against them so a file whose labels disagree
+with its payoffs is rejected. Other keys are ignored. (Writing JSON is a few
+lines inside :func:`save_game`.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from did_core.game_io.errors import GameFormatError
+from did_core.game_io.file_bytes import _read_bytes
+from did_core.game_io.validation import game_from_nested
+
+
+def _load_json(path: Path) -> Tensor:
+    data = _read_bytes(path)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise GameFormatError(path, f"invalid JSON: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GameFormatError(path, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise GameFormatError(path, "invalid JSON: nested too deeply") from None
+    if not isinstance(obj, dict):
+        raise GameFormatError(
+            path, f'JSON top level must be an object {{"payoffs": [...]}}, got {type(obj).__name__}'
+        )
+    if "payoffs" not in obj:
+        keys = ", ".join(repr(k) for k in obj) or "none"
+        raise GameFormatError(path, f'missing "payoffs" key (keys present: {keys})')
+    games = game_from_nested(obj["payoffs"], str(path))
+    _check_json_metadata(obj, games, path)
+    return games
+
+
+def _check_json_metadata(obj: dict[str, Any], games: Tensor, path: Path) -> None:
+    n_players = games.shape[0]
+    sizes = list(games.shape[1:])
+    if "name" in obj and not isinstance(obj["name"], str):
+        raise GameFormatError(path, f'"name" must be a string, got {type(obj["name"]).__name__}')
+    if "players" in obj:
+        players = obj["players"]
+        if not isinstance(players, list) or not all(isinstance(x, str) for x in players):
+            raise GameFormatError(path, '"players" must be a list of strings')
+        if len(players) != n_players:
+            raise GameFormatError(
+                path, f'"players" lists {len(players)} names but payoffs have N = {n_players} players'
+            )
+    if "actions" in obj:
+        actions = obj["actions"]
+        if not isinstance(actions, list) or not all(
+            isinstance(row, list) and all(isinstance(x, str) for x in row) for row in actions
+        ):
+            raise GameFormatError(path, '"actions" must be a list of lists of strings, one list per player')
+        if len(actions) != n_players:
+            raise GameFormatError(
+                path, f'"actions" has {len(actions)} lists but payoffs have N = {n_players} players'
+            )
+        for p, (row, size) in enumerate(zip(actions, sizes)):
+            if len(row) != size:
+                raise GameFormatError(
+                    path, f'"actions"[{p}] has {len(row)} labels but player {p} has {size} actions in payoffs'
+                )
