@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +117,6 @@ def site(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(folder))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.delenv("DID_LOAD_PLUGINS", raising=False)
-    metadata.distributions.cache_clear() if hasattr(metadata.distributions, "cache_clear") else None
     state = plugins.load_plugins(force=True)
     assert not state.errors, state.errors
     yield folder
