@@ -23,12 +23,23 @@ from did_deb_marris.network import DebMarrisNet, NetConfig
 __all__ = ["main"]
 
 
+def _layered_concepts() -> list[str]:
+    """Registered concepts whose duals have a per-player layout: the ones the network can learn."""
+    from did_core.concepts import get_concept
+    from did_core.plugins import registry
+
+    return [name for name in registry("concepts").names() if get_concept(name).layout is not None]
+
+
 def _parser() -> argparse.ArgumentParser:
+    from did_core.default_plugins.concepts import DEFAULT_CONCEPT
+    from did_deb_marris.block import SHIPPED_CONCEPTS
+
     parser = argparse.ArgumentParser(prog="did deb", description="the learned equilibrium block deb_marris")
     sub = parser.add_subparsers(dest="action", required=True)
 
     p = sub.add_parser("train", help="unsupervised pretraining on random embedded games (loss: the dual f)")
-    p.add_argument("--concept", choices=["ce", "cce"])
+    p.add_argument("--concept", choices=_layered_concepts())
     p.add_argument("--max-actions", type=int)
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
@@ -69,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="accuracy of weights vs the exact block, per size")
     p.add_argument("--weights", help="weights file (default: shipped weights of --concept)")
-    p.add_argument("--concept", choices=["ce", "cce"], default="cce")
+    p.add_argument("--concept", choices=SHIPPED_CONCEPTS,
+                   default=DEFAULT_CONCEPT if DEFAULT_CONCEPT in SHIPPED_CONCEPTS else SHIPPED_CONCEPTS[0])
     p.add_argument("--games", type=int, default=64)
     p.add_argument("--sizes", default=",".join(map(str, range(2, 17))))
     p.add_argument("--seed", type=int, default=2024)
