@@ -1,7 +1,9 @@
 """Masked equivariant layers for batched games (docs/mathematics.md, section 5).
 
-``pooling`` holds the masked aggregations, ``layers`` the layers; data layouts
-and the masking rule are stated at the top of each module.
+``pooling`` holds the masked aggregations, ``layers`` the layers (defined in
+``payoff_layers``, ``dual_layers`` and ``contract_layers`` on the shared
+``layer_base``); data layouts and the masking rule are stated at the top of
+``pooling`` and ``layers``.
 """
 
 from did_core.nn.layers import D2D, O2O, P2D, P2P, PO2O, PO2PO, Activation
