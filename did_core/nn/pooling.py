@@ -22,7 +22,7 @@ combine over any set of axes (sums for ``mean`` and ``meanvar``, maxima for
 ``max``): ``pool = finish(reduce(moments(x, mask), dims), count)``. Because
 moments reduced over some axes can be reduced further, a layer that needs pools
 over nested axis sets reads its input once and derives the rest from small
-tensors (see :mod:`did_core.nn.layers`).
+tensors (see :mod:`did_core.nn.payoff_pools`).
 """
 
 from __future__ import annotations
