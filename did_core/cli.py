@@ -1,4 +1,4 @@
-"""The ``did`` command line: plugins, solve, train, eval, and subcommands registered by plugins.
+"""The ``did`` command line: plugins, solve, train, eval, design, and subcommands registered by plugins.
 
 Every user error (a malformed file, an unknown plugin name, an invalid option)
 is reported as one line ``did: error: ...`` with exit code 2, and changes
@@ -269,6 +269,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_design(args: argparse.Namespace) -> int:
+    from did_core.design import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``did`` argument parser (plugin subcommands are dispatched before parsing)."""
     parser = argparse.ArgumentParser(prog="did", description="Deep Incentive Design")
@@ -310,6 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", action="store_true", help="write PNG plots to RUN_DIR/plots (needs matplotlib)")
     p.add_argument("--from-json", action="store_true", help="reprint the table from the stored report.json")
     p.set_defaults(func=_cmd_eval)
+
+    from did_core.design import add_arguments as add_design_arguments
+
+    p = sub.add_parser("design", help="an intervention for one instance file of a task, and the equilibrium it "
+                       "induces under each block")
+    add_design_arguments(p)
+    p.set_defaults(func=_cmd_design)
     return parser
 
 
@@ -326,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _warning_line
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and not argv[0].startswith("-") and argv[0] not in {"plugins", "solve", "train", "eval"}:
+        if argv and not argv[0].startswith("-") and argv[0] not in {"plugins", "solve", "train", "eval", "design"}:
             from did_core.plugins import registry
 
             commands = registry("commands")

@@ -1,8 +1,9 @@
-"""Registers the task ``contract`` and ``did design contract``."""
+"""Registers the task ``contract`` (with its instance files for ``did design contract``)."""
 
 from did_core.hookspecs import hookimpl
 from did_core.registry import Registry
 from did_core.tasks import Task
+from did_contract.design import ContractInstances
 from did_contract.generator import ContractGenerator
 from did_contract.task import ContractObjective, ContractSampler
 
@@ -18,6 +19,7 @@ CONTRACT = Task(
         "paper": {"steps": 20000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
     },
     polish_budget=400,
+    instances=ContractInstances(),
 )
 
 
@@ -25,9 +27,3 @@ CONTRACT = Task(
 def did_register_tasks(register: Registry) -> None:
     register.add("contract", CONTRACT)
 
-
-@hookimpl
-def did_register_commands(register: Registry) -> None:
-    from did_contract.design import main
-
-    register.add("design", main)

@@ -1,0 +1,280 @@
+"""``did design TASK INSTANCE_FILE``: an intervention for one problem instance, and what it does to the equilibrium.
+
+Why: training learns a map from contexts to interventions, but a designer often
+holds one concrete instance (a file) and wants to see what an intervention does
+to it. Any task offers this by setting ``Task.instances`` to an
+:class:`InstanceFormat`: how its files are read, how an intervention is optimised
+for one instance (optional), and how interventions and joints are shown with the
+instance's own names. The command itself knows no task and no block by name.
+
+Where the intervention comes from:
+
+* ``--run-dir RUN``: the trained generator of a ``did train --task TASK`` run
+  (concept, eps and the exact block default to the run's);
+* otherwise :meth:`InstanceFormat.optimise` through the exact block (``--block``,
+  default the preferred installed exact block for the concept), ``--steps`` steps
+  of rate ``--lr``.
+
+For each block -- the exact one, the run's block, and every installed non-exact
+block that supports the concept (optional: its failure is reported, not fatal)
+-- it reports the equilibrium without (the objective's ``baseline_intervention``)
+and with the intervention, and the objective's ``value`` before and after.
+
+Shapes: a context is a batch of one (every tensor ``[1, ...]``); an intervention
+``[1, ...]`` as a generator returns it; a joint ``[A_1..A_N]`` cut to the real actions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from did_core.equilibria import Epsilon
+from did_core.tasks import Context
+
+if TYPE_CHECKING:
+    from did_core.blocks import EquilibriumBlock
+    from did_core.config import TrainConfig
+    from did_core.tasks import DesignObjective
+
+__all__ = ["InstanceFormat", "add_arguments", "run", "design_report"]
+
+
+class InstanceFormat(ABC):
+    """How ``did design`` reads one instance of a task and shows what it computes.
+
+    The class attributes name things in the printed report: ``noun`` the
+    intervention (e.g. "contracts"), ``baseline`` the objective's baseline
+    intervention (e.g. "no contract"), ``value_name`` the objective's value (e.g.
+    "principal's utility"), ``method`` how :meth:`optimise` works.
+    """
+
+    noun: str = "intervention"
+    baseline: str = "baseline intervention"
+    value_name: str = "value"
+    method: str = "per-instance optimisation"
+
+    @abstractmethod
+    def load(self, path: Path) -> Context:
+        """The instance in ``path`` as a batch of one context (every tensor ``[1, ...]``).
+
+        Malformed input raises ``ValueError`` with a one-line message naming the problem.
+        """
+
+    def optimise(self, context: Context, block: "EquilibriumBlock", concept: str, eps: Epsilon,
+                 steps: int, lr: float) -> Tensor | None:
+        """An intervention ``[1, ...]`` optimised for ``context`` through ``block`` (``steps`` steps of rate ``lr``).
+
+        Default ``None``: the task has no per-instance optimisation (then ``did design`` needs ``--run-dir``).
+        """
+        return None
+
+    def describe(self, context: Context, intervention: Tensor) -> list[str]:
+        """Lines showing an intervention ``[1, ...]``; default: its entries, one line per last-axis row."""
+        x = intervention[0].detach().double()
+        if x.dim() <= 1:
+            return ["  ".join(f"{float(v):.4f}" for v in x.reshape(-1))]
+        lines = [f"shape {list(x.shape)} (rows: the last axis)"]
+        for index in torch.cartesian_prod(*[torch.arange(n) for n in x.shape[:-1]]).reshape(-1, x.dim() - 1).tolist():
+            lines.append(f"[{', '.join(map(str, index))}]  " + "  ".join(f"{float(v):.4f}" for v in x[tuple(index)]))
+        return lines
+
+    def describe_joint(self, context: Context, sigma: Tensor) -> list[str]:
+        """Lines showing a joint ``[A_1..A_N]`` (real actions only); default: actions numbered from 1."""
+        from did_core.cli import _format_joint
+
+        return _format_joint(sigma.detach().double()).splitlines()
+
+    def summary(self, context: Context) -> dict[str, Any]:
+        """JSON-ready facts about the instance added to ``--json`` output (e.g. names); default none."""
+        return {}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``did design``."""
+    parser.add_argument("task", metavar="TASK", help="a task whose plugin reads instance files (e.g. contract)")
+    parser.add_argument("instance", metavar="INSTANCE_FILE",
+                        help="an instance file of that task (e.g. examples/christmas_tree.json)")
+    parser.add_argument("--run-dir", metavar="RUN",
+                        help="use the generator of this trained run instead of per-instance optimisation")
+    parser.add_argument("--block", help="exact block to optimise and report with (default: the run's exact block, "
+                        "else the preferred installed exact block for the concept)")
+    parser.add_argument("--concept", help="equilibrium concept (default: the run's, else the default concept)")
+    parser.add_argument("--eps", type=float, help="equilibrium tolerance (default: the run's, else 0.05)")
+    parser.add_argument("--absolute", action="store_true", help="eps is absolute, not relative to the payoff scale")
+    parser.add_argument("--steps", type=int, default=200, help="per-instance optimisation steps (default 200)")
+    parser.add_argument("--lr", type=float, default=0.05, help="per-instance optimisation learning rate (default 0.05)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _from_run(path: Path, task: str, context: Context) -> tuple["TrainConfig", "DesignObjective", Tensor]:
+    """The config, objective and generator's intervention ``[1, ...]`` of the trained run ``path`` of ``task``."""
+    from did_core.components import build_task_parts
+    from did_core.config import load_yaml, resolve_train_config
+    from did_core.runs import RunDir
+
+    run = RunDir(path)
+    if not run.file("config.yaml").is_file():
+        raise ValueError(f"{path} is not a run directory (no config.yaml)")
+    raw = load_yaml(run.file("config.yaml"))
+    if raw.get("task") != task:
+        raise ValueError(f"{path} is a run of task {raw.get('task')!r}, not {task!r}")
+    cfg = resolve_train_config({}, raw)
+    state = run.load_checkpoint()
+    if state is None:
+        raise ValueError(f"{path} has no checkpoint to load")
+    _, _, objective, generator = build_task_parts(cfg)
+    try:
+        generator.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as exc:
+        raise ValueError(f"{path}: checkpoint does not fit its generator: {str(exc).splitlines()[0]}") from None
+    generator.eval()
+    with torch.no_grad():
+        return cfg, objective, generator(context)
+
+
+def _solve(objective: "DesignObjective", block: "EquilibriumBlock", context: Context, x: Tensor, concept: str,
+           eps: Epsilon) -> tuple[Tensor, float]:
+    """The real joint ``[A_1..A_N]`` of the game induced by ``x`` under ``block``, and the objective's value."""
+    games, mask = objective.induce(context, x)
+    eq = block(games.double(), mask, concept=concept, eps=eps)
+    sizes = [int(n) for n in mask[0].sum(-1)] if mask is not None else list(games.shape[2:])
+    sigma = eq.sigma[0].detach().double()[tuple(slice(0, n) for n in sizes)]
+    return sigma, float(objective.value(context, x, eq)[0])
+
+
+def design_report(objective: "DesignObjective", context: Context, intervention: Tensor,
+                  blocks: dict[str, "EquilibriumBlock"], concept: str, eps: Epsilon,
+                  optional: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    """Per block: the equilibria and values without (the baseline) and with ``intervention [1, ...]``.
+
+    A block named in ``optional`` that fails is reported as ``{"error": message}``.
+    """
+    baseline = objective.baseline_intervention(context)
+    out: dict[str, dict[str, Any]] = {}
+    for name, block in blocks.items():
+        try:
+            with torch.no_grad():
+                (s0, v0), (s1, v1) = (_solve(objective, block, context, x, concept, eps)
+                                      for x in (baseline, intervention))
+        except Exception as exc:  # noqa: BLE001 - an optional block must not take the report down
+            if name not in optional:
+                raise
+            out[name] = {"optional": True, "error": _one_line(exc)}
+            continue
+        out[name] = {
+            "optional": name in optional,
+            "equilibrium_without": s0.tolist(),
+            "equilibrium_with": s1.tolist(),
+            "value_without": v0,
+            "value_with": v1,
+            "value_change": v1 - v0,
+            "improved": bool(objective.improved(torch.tensor(v1), torch.tensor(v0))),
+        }
+    return out
+
+
+def _blocks(exact: str, cfg: "TrainConfig | None", concept: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The blocks to report with (optional non-exact ones first, the exact one last), and optional failures."""
+    from did_core.blocks import capabilities_of
+    from did_core.plugins import create, registry
+
+    required = list(dict.fromkeys(([cfg.block] if cfg else []) + [exact]))
+    optional = [e.name for e in registry("blocks") if e.name not in required
+                and not capabilities_of(e.value).exact and capabilities_of(e.value).supports(concept)]
+    blocks: dict[str, Any] = {}
+    failed: dict[str, Any] = {}
+    for name in optional + required:
+        options = cfg.block_options if cfg and name == cfg.block else {}
+        try:
+            block = create("blocks", name, **options)
+        except Exception as exc:  # noqa: BLE001 - an optional block may be broken
+            if name in required:
+                raise
+            failed[name] = {"optional": True, "error": _one_line(exc)}
+            continue
+        if name in required or capabilities_of(block).supports(concept):
+            blocks[name] = block
+    return blocks, failed
+
+
+def run(args: argparse.Namespace) -> int:
+    """``did design`` on parsed arguments; returns the exit code (user errors: one line, 2)."""
+    from did_core.cli import fail
+    from did_core.components import get_task
+    from did_core.concepts import get_concept
+    from did_core.default_plugins.concepts import DEFAULT_CONCEPT
+    from did_core.plugins import exact_block_for
+    from did_core.registry import call_factory
+
+    task = get_task(args.task)
+    instances = task.instances
+    if instances is None:
+        return fail(f"task {args.task} cannot read instance files (its plugin sets no Task.instances)")
+    if args.steps < 0 or not args.lr > 0:
+        return fail(f"--steps must be >= 0 and --lr > 0, got {args.steps} and {args.lr:g}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one small instance: extra intra-op threads only add overhead
+    try:
+        context = instances.load(Path(args.instance))
+        cfg = x = None
+        if args.run_dir:
+            cfg, objective, x = _from_run(Path(args.run_dir), args.task, context)
+        else:
+            objective = call_factory(f"the objective of task {args.task!r}", task.objective)
+        concept = get_concept(args.concept or (cfg.concept if cfg else DEFAULT_CONCEPT)).name
+        eps = Epsilon(args.eps if args.eps is not None else (cfg.eps if cfg else 0.05),
+                      relative=not (args.absolute or (cfg is not None and cfg.absolute_eps)))
+        exact = args.block or (cfg.exact_block if cfg else None) or exact_block_for(concept)
+        blocks, failed = _blocks(exact, cfg, concept)
+        if cfg is not None:
+            source = f"generator of {args.run_dir}"
+        else:
+            x = instances.optimise(context, blocks[exact], concept, eps, args.steps, args.lr)
+            if x is None:
+                return fail(f"task {args.task} has no per-instance optimisation: give --run-dir RUN, "
+                            f"a trained run of task {args.task}")
+            source = f"{instances.method} through {exact}, {args.steps} steps, lr {args.lr:g}"
+        x = x.detach()
+        x = x.double() if x.is_floating_point() else x
+        optional = tuple(name for name in blocks if name != exact and (cfg is None or name != cfg.block))
+        report = {**failed, **design_report(objective, context, x, blocks, concept, eps, optional)}
+    finally:
+        torch.set_num_threads(threads)
+    if args.json:
+        print(json.dumps({**instances.summary(context), "task": args.task, "instance": args.instance,
+                          "source": source, "concept": concept, "eps": eps.value, "relative_eps": eps.relative,
+                          "metric": objective.metric_name, "minimize": objective.minimize,
+                          "report_change": objective.report_change, "intervention": x[0].tolist(),
+                          "blocks": report}))
+        return 0
+    games, mask = objective.induce(context, objective.baseline_intervention(context))
+    sizes = [int(n) for n in mask[0].sum(-1)] if mask is not None else list(games.shape[2:])
+    print(f"{args.task} instance: {args.instance}  players: {len(sizes)}  actions: {sizes}")
+    print(f"{instances.noun} ({source}):")
+    print("\n".join("  " + line for line in instances.describe(context, x)))
+    mode = "relative" if eps.relative else "absolute"
+    better = "lower" if objective.minimize else "higher"
+    for name, r in report.items():
+        print(f"\nblock {name} ({concept}, {mode} eps {eps.value:g}{', optional' if r['optional'] else ''}):")
+        if "error" in r:
+            print(f"  unavailable: {r['error']}")
+            continue
+        for key, label in (("without", instances.baseline), ("with", f"with the {instances.noun}")):
+            print(f"  equilibrium, {label}:")
+            sigma = torch.tensor(r[f"equilibrium_{key}"], dtype=torch.float64)
+            print("\n".join("    " + line for line in instances.describe_joint(context, sigma)))
+        change = f", change {r['value_change']:+.4f}" if objective.report_change else ""
+        print(f"  {instances.value_name}: {r['value_without']:.4f} ({instances.baseline}) -> {r['value_with']:.4f} "
+              f"(with the {instances.noun}){change}; {better} is better")
+    return 0
