@@ -11,10 +11,11 @@ concepts; the games are seeded embedded normal games, eps = 0.05 relative (docs/
 Times are milliseconds per game (median over ``--repeats``), for the forward pass and
 for forward + backward of a scalar loss of ``sigma``:
 
-* ``ECOS rebuilt``: the ``exact_cvx`` block (a cvxpy problem built and solved per game;
-  backward = implicit differentiation, ``did_core.implicit``);
-* ``ECOS reused``: one parametrised cvxpy problem per size, the gain matrix a *sparse*
-  parameter (a dense one is about 10x slower), re-solved per game (+ the same backward);
+* ``ECOS rebuilt``: ``did_exact_cvx.solve_game`` without a cached program: the parametrised
+  cvxpy problem built, compiled and solved per game (+ implicit differentiation,
+  ``did_core.implicit``, for the backward);
+* ``ECOS reused``: the ``exact_cvx`` block, one parametrised cvxpy problem per real shape
+  re-solved per game (``did_exact_cvx.ecos_block``; compiled once, outside the timing);
 * ``cvxpylayers``: ``CvxpyLayer`` (diffcp + SCS), if installed; skipped otherwise;
 * ``Newton``: ``exact_newton`` on the whole batch at once (``--batch`` games).
 
@@ -44,12 +45,11 @@ import torch
 from did_core.equilibria import Epsilon, constraints
 from did_core.games import embedded_games, full_mask
 from did_core.implicit import implicit_vjp
-from did_exact_cvx import EcosBlock, NewtonBlock
+from did_exact_cvx import EcosBlock, NewtonBlock, solve_game
 from did_exact_cvx.newton import tune_cpu_allocator
 
 FULL_SIZES = ("2x2", "4x4", "8x8", "12x12", "16x16", "2x2x2", "3x3x3", "4x4x4", "6x6x6")
 QUICK_SIZES = ("2x2", "8x8", "2x2x2")
-ECOS_OPTIONS = {"max_iters": 500, "abstol": 1e-10, "reltol": 1e-10, "feastol": 1e-10}
 
 
 @dataclass
@@ -95,46 +95,6 @@ def median_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]
 def loss_weights(shape: torch.Size, device: torch.device) -> torch.Tensor:
     """A fixed random cotangent for the scalar loss ``sum(w * sigma)``."""
     return torch.randn(shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(device)
-
-
-class ReusedEcos:
-    """One cvxpy problem per size with a sparse gain parameter, re-solved per game."""
-
-    def __init__(self, gains: np.ndarray, rows: np.ndarray) -> None:
-        import cvxpy as cp
-
-        k, j = int(rows.sum()), gains.shape[-1]
-        self.rows = rows
-        # Structural nonzeros over all games (CE rows live on the joints with a_p = r).
-        self.pattern = np.nonzero(np.abs(gains[:, rows]).sum(axis=0) > 0)
-        self.gains = cp.Parameter((k, j), sparsity=self.pattern)
-        self.eps = cp.Parameter(k)
-        self.sigma = cp.Variable(j)
-        self.cons = [self.gains @ self.sigma <= self.eps, cp.sum(self.sigma) == 1]
-        self.problem = cp.Problem(cp.Maximize(cp.sum(cp.entr(self.sigma))), self.cons)
-        self.shape = (k, j)
-        self.fallbacks = 0
-
-    def solve(self, gains: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``sigma [J]`` and ``alpha [K_real]`` of one game (``gains [K, J]`` with padded rows).
-
-        Like the ``exact_cvx`` block, falls back (ECOS with its default tolerances, then
-        Clarabel) when ECOS fails; ``self.fallbacks`` counts those games.
-        """
-        import cvxpy as cp
-        import scipy.sparse as sp
-
-        g = gains[self.rows]
-        self.gains.value_sparse = sp.coo_array((g[self.pattern], self.pattern), shape=self.shape)
-        self.eps.value = eps[self.rows]
-        for solver, options in (("ECOS", ECOS_OPTIONS), ("ECOS", {}), ("CLARABEL", {})):
-            try:
-                self.problem.solve(solver=solver, **options)
-            except cp.error.SolverError:
-                self.fallbacks += 1
-                continue
-            return np.clip(self.sigma.value, 0, None), np.clip(self.cons[0].dual_value, 0, None)
-        raise RuntimeError("no solver solved the game")
 
 
 def make_layer(k: int, j: int):  # type: ignore[no-untyped-def]
@@ -191,7 +151,7 @@ def bench_case(sizes: tuple[int, ...], concept: str, args: argparse.Namespace, l
     row.iterations = int(eq.info["iterations"].max())
     row.failed = int((~eq.info["converged"]).sum())
 
-    # ECOS, a cvxpy problem rebuilt per game (the exact_cvx block).
+    # ECOS through the exact_cvx block: one parametrised problem per real shape, re-solved per game.
     ecos = EcosBlock()
     sub = games[:n_ecos]
 
@@ -205,34 +165,29 @@ def bench_case(sizes: tuple[int, ...], concept: str, args: argparse.Namespace, l
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        eq_ecos = ecos_fwd()
+        eq_ecos = ecos_fwd()  # also compiles the programs, outside the timing
     row.ecos_fallbacks = sum("eps-ME solve" in str(w.message) for w in caught)
-    row.times["ecos_fwd"] = median_time(ecos_fwd, args.repeats, lambda: None) / n_ecos
-    row.times["ecos_fb"] = median_time(ecos_fwd_bwd, args.repeats, lambda: None) / n_ecos
+    row.times["reused_fwd"] = median_time(ecos_fwd, args.repeats, lambda: None) / n_ecos
+    row.times["reused_fb"] = median_time(ecos_fwd_bwd, args.repeats, lambda: None) / n_ecos
     row.sigma_diff = float((eq_ecos.sigma.reshape(n_ecos, -1) - sigma_newton[:n_ecos]).abs().max())
 
-    # ECOS, one parametrised problem (sparse gain parameter) reused for every game.
-    gains_np, eps_np = cons.gains.numpy(), cons.eps.numpy()
-    reused = ReusedEcos(gains_np[:n_ecos], cons.rows[0].numpy())
-    reused.solve(gains_np[0], eps_np[0])  # compile once, outside the timing
+    # ECOS with a cvxpy problem built per game (solve_game without a cached program).
+    real = [(cons.gains[b][cons.rows[b]][:, cons.joint[b]].numpy(), cons.eps[b][cons.rows[b]].numpy())
+            for b in range(n_ecos)]
     alphas = np.zeros((n_ecos, cons.rows.shape[1]))
 
-    reused_failed: set[int] = set()
-
-    def reused_fwd() -> None:
-        for b in range(n_ecos):
-            before = reused.fallbacks
-            _, alphas[b, cons.rows[b].numpy()] = reused.solve(gains_np[b], eps_np[b])
-            if reused.fallbacks > before:
-                reused_failed.add(b)
+    def rebuilt_fwd() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # fallbacks are counted on the block above
+            for b in range(n_ecos):
+                _, alphas[b, cons.rows[b].numpy()], _ = solve_game(*real[b])
 
     def implicit_bwd() -> None:
         alpha = torch.as_tensor(alphas)
         implicit_vjp(sub, mask[:n_ecos], concept, eps, alpha, weights[:n_ecos])  # type: ignore[arg-type]
 
-    row.times["reused_fwd"] = median_time(reused_fwd, args.repeats, lambda: None) / n_ecos
-    row.ecos_fallbacks = max(row.ecos_fallbacks, len(reused_failed))
-    row.times["reused_fb"] = row.times["reused_fwd"] + median_time(implicit_bwd, args.repeats, lambda: None) / n_ecos
+    row.times["ecos_fwd"] = median_time(rebuilt_fwd, args.repeats, lambda: None) / n_ecos
+    row.times["ecos_fb"] = row.times["ecos_fwd"] + median_time(implicit_bwd, args.repeats, lambda: None) / n_ecos
 
     # cvxpylayers (diffcp + SCS), a few games.
     if layers_ok and args.layers_games > 0:
@@ -272,13 +227,14 @@ COLUMNS = [
 
 
 LEGEND = """K: real constraint rows per game. Times: ms per game, forward (fwd) and forward + backward of a
-scalar loss of sigma (f+b). ECOS rebuilt: the `exact_cvx` block (cvxpy problem built per game, implicit
-backward); ECOS reused: one problem per size with a sparse gain parameter, re-solved per game (+ the same
-backward); cvxpylayers: `CvxpyLayer` (diffcp + SCS, default settings); Newton: `exact_newton` on the whole
-batch. Ratios: ECOS reused fwd / Newton fwd and cvxpylayers f+b / Newton f+b, measured in this run.
-max abs dsigma: largest |sigma difference| to ECOS (over the ECOS games) and between cvxpylayers and Newton.
-Newton violation / KKT / iters / unconverged: worst over the Newton batch. ECOS failed: games on which ECOS
-failed and a fallback solver (ECOS with default tolerances, then Clarabel) answered.
+scalar loss of sigma (f+b). ECOS rebuilt: `solve_game` without a cached program (problem built and
+compiled per game, + the implicit backward); ECOS reused: the `exact_cvx` block, one parametrised problem
+per real shape re-solved per game (implicit backward); cvxpylayers: `CvxpyLayer` (diffcp + SCS, default
+settings); Newton: `exact_newton` on the whole batch. Ratios: ECOS reused fwd / Newton fwd and cvxpylayers
+f+b / Newton f+b, measured in this run. max abs dsigma: largest |sigma difference| to ECOS (over the ECOS
+games) and between cvxpylayers and Newton. Newton violation / KKT / iters / unconverged: worst over the
+Newton batch. ECOS failed: games on which ECOS failed and a fallback solver of the block (Clarabel, then
+SCS) answered.
 """
 
 

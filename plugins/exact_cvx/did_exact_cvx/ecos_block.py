@@ -7,6 +7,24 @@ installed conic solver is tried with a warning; a game no solver solves raises a
 error naming its batch index. Backward: implicit differentiation
 (``did_core.implicit``), shared with every exact solver.
 
+Reuse. Building a cvxpy problem and compiling it to ECOS's matrices costs more
+than ECOS's own solve on small games, so the program is written once with
+parameters (:class:`EntropyProgram`: the entries of ``D`` on a fixed support and
+``eps``; DPP, so cvxpy compiles it once and a re-solve only refills the solver's
+matrices; a fallback solver compiles it for itself, and the next ECOS solve
+compiles it again) and re-solved with each game's values. Games of a batch differ in their
+real rows ``K'`` and real joint actions ``J'`` under masks, so each block instance
+keeps a least-recently-used cache of programs keyed by ``(K', J')``
+(``cache_size``, 32 by default). A program's support is the union of the nonzero
+entries of the games it has served: a game with a nonzero outside it (another
+concept or action split with the same ``(K', J')``, or earlier games had ties)
+replaces the cached program by one over the union. ``D`` is a parameter on its
+support, not a dense ``[K', J']`` parameter: a dense one hands ECOS its explicit
+zeros and makes its factorisations dense (CE rows are nonzero on a ``1/A_p``
+share of the joints), slower than rebuilding the problem from 8x8 games on.
+cvxpy's sparse parameters (``Parameter(sparsity=...)``) keep ECOS's matrices
+sparse only from cvxpy 1.9; this form works with every cvxpy the plugin accepts.
+
 Example::
 
     >>> import torch
@@ -19,38 +37,104 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections import OrderedDict
 
 import cvxpy as cp
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import Tensor
 
 from did_core.blocks import Capabilities, DualSolverBlock, SolverOutput
 from did_core.equilibria import Constraints
 
-__all__ = ["EcosBlock", "solve_game", "SolverFailure"]
+__all__ = ["EcosBlock", "EntropyProgram", "solve_game", "SolverFailure"]
 
 FALLBACK_SOLVERS: tuple[str, ...] = ("CLARABEL", "SCS")
+ECOS_OPTIONS = {"max_iters": 500, "abstol": 1e-10, "reltol": 1e-10, "feastol": 1e-10}
 
 
 class SolverFailure(RuntimeError):
     """No conic solver could solve a game."""
 
 
+@functools.cache
+def installed_solvers() -> frozenset[str]:
+    """cvxpy's installed solvers, asked once per process (each ask probes imports: ~5 ms, more than a solve)."""
+    return frozenset(cp.installed_solvers())
+
+
+class EntropyProgram:
+    """The eps-ME program of games with ``K'`` real rows and ``J'`` real joint actions, as cvxpy parameters.
+
+    **Arguments:** ``support [K', J']`` (bool): the entries of ``D`` the program can
+    hold; every game it solves must be zero outside them. The rows are
+    ``D sigma = S (d * (P sigma))`` with ``d`` the parameter of ``D``'s entries on
+    the support (row-major), ``P`` picking each entry's joint action and ``S``
+    summing each row's entries: DPP, so solving again with new values does not
+    recompile the problem.
+    """
+
+    def __init__(self, support: np.ndarray) -> None:
+        support = np.array(support, dtype=bool)
+        k, j = support.shape
+        if k and not support.any():
+            support[0, 0] = True  # all-zero rows: one (zero) entry keeps the parameter non-empty
+        self.shape: tuple[int, int] = (k, j)
+        self.support = support
+        self.sigma = cp.Variable(j)
+        self._entries = np.nonzero(support)
+        self.rows: cp.Constraint | None = None
+        self.gains: cp.Parameter | None = None
+        self.eps: cp.Parameter | None = None
+        cons = [cp.sum(self.sigma) == 1]
+        if k:
+            row, col = self._entries
+            m = len(row)
+            self.gains, self.eps = cp.Parameter(m), cp.Parameter(k)
+            pick = cp.Constant(sp.csr_matrix((np.ones(m), (np.arange(m), col)), shape=(m, j)))
+            total = cp.Constant(sp.csr_matrix((np.ones(m), (row, np.arange(m))), shape=(k, m)))
+            self.rows = total @ cp.multiply(self.gains, pick @ self.sigma) <= self.eps
+            cons.insert(0, self.rows)
+        self.problem = cp.Problem(cp.Maximize(cp.sum(cp.entr(self.sigma))), cons)
+
+    def covers(self, gains: np.ndarray) -> bool:
+        """Whether ``gains [K', J']`` has this program's shape and no nonzero outside its support."""
+        return gains.shape == self.shape and not np.any(gains[~self.support])
+
+    def load(self, gains: np.ndarray, eps: np.ndarray) -> None:
+        """Set the parameters to one game's ``gains [K', J']`` and ``eps [K']``."""
+        if not self.covers(gains):
+            raise ValueError(f"gains of shape {list(gains.shape)} do not fit this program "
+                             f"(shape {list(self.shape)}, nonzeros only on its support)")
+        if self.gains is not None and self.eps is not None:
+            self.gains.value = gains[self._entries]
+            self.eps.value = eps
+
+    def duals(self) -> np.ndarray:
+        """The multipliers ``alpha [K'] >= 0`` of the rows after a solve."""
+        if self.rows is None:
+            return np.zeros(0)
+        return np.clip(self.rows.dual_value, 0.0, None)
+
+
 def solve_game(gains: np.ndarray, eps: np.ndarray, solvers: tuple[str, ...] = ("ECOS",) + FALLBACK_SOLVERS,
-               ) -> tuple[np.ndarray, np.ndarray, str]:
+               program: EntropyProgram | None = None) -> tuple[np.ndarray, np.ndarray, str]:
     """Solve one game's eps-ME program on its real rows and joint actions.
 
-    **Arguments:** ``gains [K, J]``, ``eps [K]``.
+    **Arguments:** ``gains [K, J]``, ``eps [K]``; ``program``: a cached
+    :class:`EntropyProgram` of shape ``(K, J)`` whose support covers ``gains`` to
+    re-solve (``None``: build one for this game only).
     **Returns:** ``sigma [J]`` (a distribution), ``alpha [K] >= 0``, the solver used.
     """
-    sigma = cp.Variable(gains.shape[1])
-    rows = [gains @ sigma <= eps] if gains.shape[0] else []
-    problem = cp.Problem(cp.Maximize(cp.sum(cp.entr(sigma))), rows + [cp.sum(sigma) == 1])
+    program = EntropyProgram(gains != 0) if program is None else program
+    program.load(gains, eps)
+    problem, sigma = program.problem, program.sigma
     errors = []
-    for i, solver in enumerate(s for s in solvers if s in cp.installed_solvers()):
-        options = {"max_iters": 500, "abstol": 1e-10, "reltol": 1e-10, "feastol": 1e-10} if solver == "ECOS" else {}
+    for i, solver in enumerate(s for s in solvers if s in installed_solvers()):
+        options = ECOS_OPTIONS if solver == "ECOS" else {}
         try:
             problem.solve(solver=solver, **options)
         except cp.error.SolverError as exc:
@@ -61,17 +145,42 @@ def solve_game(gains: np.ndarray, eps: np.ndarray, solvers: tuple[str, ...] = ("
                 warnings.warn(f"eps-ME solve: {solver} returned {problem.status} after {'; '.join(errors) or 'none'}",
                               RuntimeWarning, stacklevel=3)
             value = np.clip(sigma.value, 0.0, None)
-            alpha = np.clip(rows[0].dual_value, 0.0, None) if rows else np.zeros(0)
-            return value / value.sum(), alpha, solver
+            return value / value.sum(), program.duals(), solver
         errors.append(f"{solver}: status {problem.status}")
     raise SolverFailure("; ".join(errors) or "no conic solver installed")
 
 
 class EcosBlock(DualSolverBlock):
-    """Exact eps-ME (C)CE by cvxpy + ECOS per game, differentiable by implicit differentiation."""
+    """Exact eps-ME (C)CE by cvxpy + ECOS per game, differentiable by implicit differentiation.
+
+    **Arguments:** ``cache_size``: how many parametrised programs (one per real shape
+    ``(K', J')``) the block keeps, least recently used dropped first.
+    """
 
     name = "exact_cvx"
     capabilities = Capabilities(exact=True, devices=("cpu",))
+
+    def __init__(self, cache_size: int = 32) -> None:
+        if cache_size < 1:
+            raise ValueError(f"cache_size must be at least 1, got {cache_size}")
+        self.cache_size = cache_size
+        self._programs: OrderedDict[tuple[int, int], EntropyProgram] = OrderedDict()
+
+    @property
+    def cached_shapes(self) -> list[tuple[int, int]]:
+        """The ``(K', J')`` of the cached programs, least recently used first."""
+        return list(self._programs)
+
+    def program(self, support: np.ndarray) -> EntropyProgram:
+        """The cached program of ``support [K', J']``'s shape, rebuilt over the union if it does not cover it."""
+        key = (int(support.shape[0]), int(support.shape[1]))
+        program = self._programs.pop(key, None)
+        if program is None or np.any(support & ~program.support):
+            program = EntropyProgram(support if program is None else support | program.support)
+        self._programs[key] = program
+        while len(self._programs) > self.cache_size:
+            self._programs.popitem(last=False)
+        return program
 
     def solve_dual(self, cons: Constraints, alpha0: Tensor | None) -> SolverOutput:
         batch = cons.rows.shape[0]
@@ -79,15 +188,24 @@ class EcosBlock(DualSolverBlock):
         eps_rows = cons.eps.detach().cpu().double().numpy()
         rows = cons.rows.cpu().numpy()
         joint = cons.joint.cpu().numpy()
+        real = [(gains[b][rows[b]][:, joint[b]], eps_rows[b][rows[b]]) for b in range(batch)]
+        shapes: dict[tuple[int, int], list[int]] = {}
+        for b, (d, _) in enumerate(real):
+            shapes.setdefault(d.shape, []).append(b)
         sigma = np.zeros(joint.shape)
         alpha = np.zeros(rows.shape)
-        for b in range(batch):
-            try:
-                s, a, _ = solve_game(gains[b][rows[b]][:, joint[b]], eps_rows[b][rows[b]])
-            except SolverFailure as exc:
-                raise SolverFailure(f"game {b} of the batch could not be solved: {exc}") from None
-            sigma[b, joint[b]] = s
-            alpha[b, rows[b]] = a
+        for shape, members in shapes.items():
+            support = np.zeros(shape, dtype=bool)
+            for b in members:
+                support |= real[b][0] != 0
+            program = self.program(support)
+            for b in members:
+                try:
+                    s, a, _ = solve_game(*real[b], program=program)
+                except SolverFailure as exc:
+                    raise SolverFailure(f"game {b} of the batch could not be solved: {exc}") from None
+                sigma[b, joint[b]] = s
+                alpha[b, rows[b]] = a
         to = {"dtype": torch.float64, "device": cons.rows.device}
         return SolverOutput(torch.as_tensor(sigma, **to), torch.as_tensor(alpha, **to),
                             {"converged": torch.ones(batch, dtype=torch.bool, device=cons.rows.device)})
