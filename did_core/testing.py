@@ -3,7 +3,9 @@
 It shares no code with ``did_core.equilibria``: constraints are written from the
 definitions in docs/mathematics.md, section 2, one row at a time with plain loops, and the
 program is solved by Clarabel (an interior-point solver other than the exact
-block's ECOS). Needs cvxpy, which the exact-block plugin installs.
+block's ECOS). ``reference_rows`` and ``reference_scale`` are plain numpy;
+``reference_solve`` needs cvxpy, which did-core does not depend on: install the
+extra ``pip install 'did-core[testing]'`` (the exact-block plugin installs it too).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import cvxpy as cp
 
 
 def reference_rows(game: np.ndarray, concept: str) -> tuple[list[list[float]], list[int]]:
@@ -59,7 +60,14 @@ def reference_scale(game: np.ndarray) -> np.ndarray:
 
 
 def reference_solve(game: np.ndarray, concept: str, eps: float, relative: bool = True) -> np.ndarray:
-    """The eps-ME (C)CE of one game ``[N, A_1..A_N]`` as an array ``[A_1..A_N]``."""
+    """The eps-ME (C)CE of one game ``[N, A_1..A_N]`` as an array ``[A_1..A_N]``.
+
+    Needs cvxpy (``pip install 'did-core[testing]'``); without it, an ``ImportError`` saying so.
+    """
+    try:
+        import cvxpy as cp
+    except ImportError as exc:
+        raise ImportError("did_core.testing.reference_solve needs cvxpy: pip install 'did-core[testing]'") from exc
     game = np.asarray(game, dtype=float)
     rows, owners = reference_rows(game, concept)
     eps_p = eps * reference_scale(game) if relative else np.full(game.shape[0], eps)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from did_core.cli import main
-from did_core.testing import reference_solve
+from did_core.plugins import exact_block_for, registry
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "games"
 
@@ -21,15 +21,24 @@ def run(capsys, *argv):
 def test_plugins_lists_blocks_and_providers(capsys):
     code, out, _ = run(capsys, "plugins")
     assert code == 0
-    assert "exact_cvx" in out and "did-plugins-exact-cvx" in out
+    lines = out.splitlines()
+    for kind in ("blocks", "concepts", "generators", "tasks"):
+        assert registry(kind).names(), kind  # the toys and the core's own plugins at least
+        for entry in registry(kind):
+            assert any(entry.name in line and f"from {entry.provider}" in line for line in lines), entry
+    assert "toy_exact" in out and "did-core-test-toys" in out and "did-core" in out
 
 
 @pytest.mark.parametrize("name", ["chicken.json", "prisoners_dilemma.nfg", "battle_of_sexes_outcome.nfg",
                                   "three_player.json", "non_square.npy"])
 @pytest.mark.parametrize("concept", ["ce", "cce"])
 def test_solve_json_matches_reference(capsys, name, concept):
+    """``did solve`` with the default (preferred exact) block against the independent Clarabel reference."""
+    pytest.importorskip("cvxpy", reason="reference_solve needs cvxpy (pip install 'did-core[testing]')")
     from did_core.game_io import load_game
+    from did_core.testing import reference_solve
 
+    assert registry("blocks").get(exact_block_for(concept)).value.capabilities.exact
     code, out, _ = run(capsys, "solve", str(EXAMPLES / name), "--concept", concept, "--json")
     assert code == 0
     report = json.loads(out)

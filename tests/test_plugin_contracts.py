@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+import toys
 from did_core.blocks import capabilities_of
 from did_core.components import get_task
 from did_core.equilibria import Epsilon, constraints
@@ -10,10 +11,11 @@ from did_core.games import embed, full_mask
 from did_core.plugins import create, exact_block_for, registry
 from did_core.tasks import index_context
 
-CONCEPTS = registry("concepts").names()
-PAIRS = [(block.name, concept) for block in registry("blocks") for concept in CONCEPTS
-         if capabilities_of(block.value).supports(concept)]
-TASKS = registry("tasks").names()
+with toys.toy_plugins():  # the sweep covers the toys (tests/toys.py) beside whatever is installed
+    CONCEPTS = registry("concepts").names()
+    PAIRS = [(block.name, concept) for block in registry("blocks") for concept in CONCEPTS
+             if capabilities_of(block.value).supports(concept)]
+    TASKS = registry("tasks").names()
 
 
 def _padded_games() -> tuple[torch.Tensor, torch.Tensor]:

@@ -40,6 +40,7 @@ class _FakeEntryPoint:
 def fake_entry_points(monkeypatch):
     points = []
     monkeypatch.setattr(metadata, "entry_points", lambda group=None: list(points) if group == "did" else [])
+    monkeypatch.delenv("DID_LOAD_PLUGINS", raising=False)  # the fake points are all there is: load every one
     yield points
     plugins.load_plugins(force=True)
 

@@ -12,10 +12,12 @@ import pytest
 
 from did_core.cli import main
 from did_core.config import resolve_train_config
+from did_core.plugins import exact_block_for
 from did_core.runs import RunDir, RunDirError
 from did_core.train import train
 
-TINY = {"task": "inverse", "block": "exact_newton", "steps": 3, "batch_size": 4, "eval_contexts": 4,
+# The toy task (tests/toys.py); the block is the preferred installed exact block (toy_exact without plugins).
+TINY = {"task": "toy_task", "steps": 3, "batch_size": 4, "eval_contexts": 4,
         "checkpoint_every": 2, "log_every": 1, "warmup_steps": 1,
         "sampler_options": {"min_actions": 2, "max_actions": 2}, "generator_options": {"width": 8, "depth": 1}}
 
@@ -34,7 +36,7 @@ def finished(tmp_path_factory) -> Path:
 def test_a_new_run_never_replaces_an_existing_one(finished: Path) -> None:
     before = _snapshot(finished)
     with pytest.raises(RunDirError, match="already holds a run"):
-        train(resolve_train_config({**TINY, "task": "scheduling", "sampler_options": {}}), finished)
+        train(resolve_train_config({**TINY, "lr": 0.5, "seed": 7}), finished)
     assert _snapshot(finished) == before
 
 
@@ -66,10 +68,12 @@ def test_a_locked_directory_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("flags, message", [
     ({"exact_block": "nope"}, "unknown block 'nope'"),
-    ({"block_options": {"bogus": 1}}, "invalid options for block 'exact_newton'"),
-    ({"sampler": "scheduling", "sampler_options": {}}, "do not work together"),
+    ({"block_options": {"bogus": 1}}, "invalid options for block '{block}'"),
+    # a sampler registered on its own (3-player games) that the toy objective (2-player games) cannot use
+    ({"sampler": "toy_three_player", "sampler_options": {}}, "do not work together"),
 ])
 def test_bad_components_fail_before_the_directory_exists(tmp_path: Path, flags: dict, message: str) -> None:
+    message = message.format(block=exact_block_for("cce"))
     with pytest.raises((ValueError, LookupError), match=message):
         train(resolve_train_config({**TINY, **flags}), tmp_path / "run")
     assert not (tmp_path / "run").exists()

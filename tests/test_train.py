@@ -5,14 +5,17 @@ from pathlib import Path
 
 import pytest
 import torch
+import toys
 import yaml
 
 from did_core.cli import main
 from did_core.config import ConfigError, resolve_train_config
 from did_core.loop import Schedule, lr_factor
+from did_core.plugins import create, registry
 from did_core.train import train
 
-TINY = {"task": "inverse", "block": "exact_cvx", "steps": 6, "batch_size": 4, "eval_contexts": 6,
+# The toy task (tests/toys.py); the block is the preferred installed exact block (toy_exact without plugins).
+TINY = {"task": "toy_task", "steps": 6, "batch_size": 4, "eval_contexts": 6,
         "checkpoint_every": 3, "log_every": 1, "warmup_steps": 2,
         "sampler_options": {"min_actions": 2, "max_actions": 2}, "generator_options": {"width": 8, "depth": 1}}
 
@@ -32,11 +35,15 @@ def test_run_directory_contents_and_eval(tmp_path):
     assert yaml.safe_load((run / "config.yaml").read_text())["steps"] == 6
     assert list(torch.load(run / "checkpoint.pt", weights_only=True)) >= ["model"]
     evaluation = json.loads((run / "eval.json").read_text())
-    assert set(evaluation["exact_cvx"]) >= {"metric", "baseline", "improved_share", "contexts"}
+    assert set(evaluation[cfg.exact_block]) >= {"metric", "baseline", "improved_share", "contexts"}
     assert evaluation == result
-    assert evaluation["exact_cvx"]["contexts"] == 6
-    # The baseline of the inverse task is KL(target || uniform): check it independently.
-    assert 0.0 < evaluation["exact_cvx"]["baseline"] < 2.0
+    assert evaluation[cfg.exact_block]["contexts"] == 6
+    # The baseline of the toy task is -P(0, 0) of the untouched games: check it independently.
+    held_out = toys.ToySampler(min_actions=2, max_actions=2).sample(6, torch.Generator().manual_seed(cfg.eval_seed))
+    eq = create("blocks", cfg.exact_block)(held_out["base"].double(), held_out["mask"], concept=cfg.concept,
+                                           eps=cfg.eps)
+    assert -1.0 < evaluation[cfg.exact_block]["baseline"] < 0.0
+    assert evaluation[cfg.exact_block]["baseline"] == pytest.approx(-float(eq.sigma[:, 0, 0].mean()), abs=1e-9)
 
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):
@@ -74,14 +81,14 @@ def _train_until(cfg, path: Path, stop_after: int) -> None:
 @pytest.mark.parametrize(
     "flags, message",
     [
-        ({"task": "inverse", "stepz": 3}, "stepz"),
-        ({"task": "inverse", "steps": -1}, "steps"),
-        ({"task": "inverse", "lr": "fast"}, "lr"),
+        ({"task": "toy_task", "stepz": 3}, "stepz"),
+        ({"task": "toy_task", "steps": -1}, "steps"),
+        ({"task": "toy_task", "lr": "fast"}, "lr"),
         ({"task": "nope"}, "unknown task 'nope'; known:"),
-        ({"task": "inverse", "sampler": "nope"}, "unknown sampler 'nope'; known:"),
-        ({"task": "inverse", "concept": "nash"}, "unknown concept 'nash'; known:"),
-        ({"task": "inverse", "profile": "huge"}, "unknown profile"),
-        ({"task": "inverse", "device": "tpu"}, "device"),
+        ({"task": "toy_task", "sampler": "nope"}, "unknown sampler 'nope'; known:"),
+        ({"task": "toy_task", "concept": "nash"}, "unknown concept 'nash'; known:"),
+        ({"task": "toy_task", "profile": "huge"}, "unknown profile"),
+        ({"task": "toy_task", "device": "tpu"}, "device"),
     ],
 )
 def test_invalid_configs_are_rejected(flags, message):
@@ -91,19 +98,17 @@ def test_invalid_configs_are_rejected(flags, message):
 
 def test_cli_rejects_bad_options_without_writing(tmp_path, capsys):
     config = tmp_path / "c.yaml"
-    config.write_text("task: inverse\nsampler_options: {max_actionz: 3}\n")
+    config.write_text("task: toy_task\nsampler_options: {max_actionz: 3}\n")
     code = main(["train", "--config", str(config), "--run-dir", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 2 and "max_actionz" in err and err.count("\n") == 1
     assert not (tmp_path / "run").exists()
 
 
-def test_third_party_task_trains_without_core_changes(tmp_path, monkeypatch):
+def test_third_party_task_trains_without_core_changes(tmp_path):
     """A task unknown to this repo, registered through a (fake) entry point, trains with the same command."""
     import types
-    from importlib import metadata
 
-    from did_core import plugins
     from did_core.hookspecs import hookimpl
     from did_core import tasks
     from did_core.nn.generators import PayoffGenerator
@@ -138,19 +143,15 @@ def test_third_party_task_trains_without_core_changes(tmp_path, monkeypatch):
     task = Task(sampler=Sampler, objective=Objective, generator=PayoffGenerator,
                 train_profiles={"quick": {"steps": 4, "batch_size": 4}})
     module.did_register_tasks = hookimpl(lambda register: register.add("coord", task))
-    ep = types.SimpleNamespace(name="coord", value="coord_task:plugin", load=lambda: module,
-                               dist=types.SimpleNamespace(name="did-plugins-coord", version="1.0"))
-    real = metadata.entry_points
-    monkeypatch.setattr(metadata, "entry_points", lambda group=None: list(real(group=group)) + [ep])
-    plugins.load_plugins(force=True)
-    try:
-        code = main(["train", "--task", "coord", "--block", "exact_cvx", "--eval-contexts", "4",
+    # A fake entry point ``coord`` of the distribution did-plugins-coord (restored after).
+    with toys.installed(module, "coord", "did-plugins-coord") as state:
+        assert state.registries["tasks"].get("coord").provider == "did-plugins-coord"
+        code = main(["train", "--task", "coord", "--eval-contexts", "4",
                      "--generator-options", "{width: 4, depth: 1}", "--run-dir", str(tmp_path / "run")])
         assert code == 0
-        assert json.loads((tmp_path / "run" / "eval.json").read_text())["exact_cvx"]["contexts"] == 4
-    finally:
-        monkeypatch.setattr(metadata, "entry_points", real)
-        plugins.load_plugins(force=True)
+        block = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["block"]
+        assert json.loads((tmp_path / "run" / "eval.json").read_text())[block]["contexts"] == 4
+    assert "coord" not in registry("tasks")
 
 
 def test_linear_ramp():
@@ -204,7 +205,7 @@ def test_signal_mid_step_stops_at_the_boundary_and_resume_is_exact(tmp_path, mon
 
     import did_core.train as trainer
 
-    cfg = resolve_train_config({**TINY, "block": "exact_newton", "checkpoint_every": 1000})
+    cfg = resolve_train_config({**TINY, "checkpoint_every": 1000})
     train(cfg, tmp_path / "full")
     original = trainer.training_step
     calls = {"n": 0}
@@ -246,7 +247,7 @@ def test_cli_reports_the_interrupt_checkpoint(tmp_path, monkeypatch, capsys):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(trainer, "training_step", interrupted_step)
-    flags = ["--task", "inverse", "--block", "exact_newton", "--steps", "5", "--batch-size", "4",
+    flags = ["--task", "toy_task", "--steps", "5", "--batch-size", "4",
              "--sampler-options", "{min_actions: 2, max_actions: 2}", "--generator-options", "{width: 8, depth: 1}",
              "--run-dir", str(tmp_path / "run")]
     assert main(["train", *flags]) == 130
