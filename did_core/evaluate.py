@@ -86,7 +86,7 @@ def evaluate_generator(cfg: TrainConfig, parts: Any, blocks: list[str], contexts
                        chunk: int = 64, polish: "PolishSettings | None" = None) -> dict[str, Any]:
     """Score ``parts.generator`` on ``contexts`` held-out contexts drawn with ``seed``.
 
-    **Returns:** ``{block: {metric, baseline, improved_share, contexts, metric_name, concept, eps,
+    **Returns:** ``{block: {metric, baseline, improved_share, contexts, metric_name, size_axis, concept, eps,
     absolute_eps, seed, per_size, guarded: {...}, polished: {...} (with polish)}}``.
     """
     objective = parts.objective
@@ -102,7 +102,7 @@ def evaluate_generator(cfg: TrainConfig, parts: Any, blocks: list[str], contexts
         entry = summarise(objective, values[name], baselines[name], sizes)
         entry["guarded"] = summarise(objective, torch.where(keep, values[name], baselines[name]), baselines[name],
                                      sizes)
-        entry.update(metric_name=objective.metric_name, concept=cfg.concept, eps=cfg.eps,
+        entry.update(metric_name=objective.metric_name, size_axis=parts.task.size_axis, concept=cfg.concept, eps=cfg.eps,
                      absolute_eps=cfg.absolute_eps, seed=seed, guard_block=exact)
         if polish is not None:
             polished = polish_all(cfg, held_out, x, name, polish)

@@ -48,7 +48,7 @@ def training_curves(records: list[dict[str, Any]], path: Path) -> Path:
 
 
 def per_size_bars(report: dict[str, Any], path: Path) -> Path:
-    """The metric per game size, one bar group per size and one bar per block."""
+    """The metric per size label, one bar group per size and one bar per block; the axis is named by the task."""
     plt = require_matplotlib()
     blocks = report["blocks"]
     names = list(blocks)
@@ -61,7 +61,7 @@ def per_size_bars(report: dict[str, Any], path: Path) -> Path:
     base = [blocks[names[0]]["per_size"][s]["baseline"] for s in sizes]
     ax.plot(np.arange(len(sizes)) + 0.4 - width / 2, base, "k_", markersize=18, label="baseline")
     ax.set_xticks(np.arange(len(sizes)) + 0.4 - width / 2, sizes)
-    ax.set_xlabel("game size")
+    ax.set_xlabel(blocks[names[0]].get("size_axis", "game size"))  # reports before size_axis say nothing
     ax.set_ylabel(blocks[names[0]]["metric_name"])
     ax.legend()
     fig.tight_layout()

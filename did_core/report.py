@@ -79,7 +79,8 @@ def markdown_table(report: dict[str, Any]) -> str:
         polished = b.get("polished") or {}
         lines.append(f"| {n} | {_cell(b)} | {_cell(b.get('guarded'))} | {_cell(polished.get('under_block'))} | "
                      f"{_cell(polished.get('under_exact'))} |")
-    lines += ["", "Per size (unguarded):", "", "| size | " + " | ".join(names) + " |",
+    axis = first.get("size_axis", "size")  # reports written before tasks named their size axis
+    lines += ["", f"Per {axis} (unguarded):", "", f"| {axis} | " + " | ".join(names) + " |",
               "|---|" + "---|" * len(names)]
     for size in first["per_size"]:
         lines.append(f"| {size} | " + " | ".join(_cell(blocks[n]["per_size"].get(size)) for n in names) + " |")

@@ -40,6 +40,8 @@ def test_table_regenerates_from_json(run_dir, capsys):
     capsys.readouterr()
     assert main(["eval", str(run_dir), "--from-json"]) == 0
     assert capsys.readouterr().out.strip() == (run_dir / "report.md").read_text().strip()
+    # The per-size table is labelled with what the task's sizes measure.
+    assert "| actions of the larger player |" in (run_dir / "report.md").read_text()
 
 
 def test_polish_never_worse_than_its_start():
