@@ -3,7 +3,7 @@
 Throughput (games/s) of the forward pass (no grad) and of forward + backward into
 the payoffs (loss = a random linear function of sigma), float32, square
 two-player games, for each concept and device (CPU, and CUDA when available).
-Accuracy vs the exact block (``exact_newton`` when registered, else ``exact_cvx``)
+Accuracy vs the preferred installed exact block (``did_core.plugins.exact_block_for``)
 on fresh seeded games, float64: dual gap ``f(alpha) - f(alpha*)``,
 ``KL(sigma* || sigma)``, mean / 95th-percentile violation in units of eps, and
 the exact block's own throughput for comparison.
@@ -25,7 +25,7 @@ import torch
 
 from did_core.equilibria import Epsilon, constraints, dual_objective, kl_divergence
 from did_core.games import normal_games
-from did_core.plugins import registry
+from did_core.plugins import exact_block_for, registry
 from did_deb_marris import DebMarrisBlock
 
 EPS = 0.05
@@ -64,10 +64,9 @@ def throughput(block: DebMarrisBlock, concept: str, size: int, batch: int, devic
     return batch / _time(forward, repeats, device), batch / _time(backward, repeats, device)
 
 
-def exact_block():
-    blocks = registry("blocks")
-    name = "exact_newton" if "exact_newton" in blocks else "exact_cvx"
-    return name, blocks.create(name)
+def exact_block(concept: str):
+    name = exact_block_for(concept)
+    return name, registry("blocks").create(name)
 
 
 def accuracy(block: DebMarrisBlock, exact, concept: str, size: int, n_games: int) -> dict[str, float]:
@@ -113,7 +112,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     block = DebMarrisBlock()
-    exact_name, exact = exact_block()
+    exact_name, exact = exact_block(args.concepts.split(",")[0])
     lines = [
         "# Learned block `deb_marris`: throughput and accuracy",
         "",

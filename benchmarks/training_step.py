@@ -109,9 +109,8 @@ def time_steps(task: str, profile: str, concept: str, args: argparse.Namespace, 
 
 
 def tasks_available() -> list[str]:
-    """Registered names that are a whole task: sampler, loss and generator."""
-    names = [set(registry(kind).names()) for kind in ("samplers", "losses", "generators")]
-    return sorted(set.intersection(*names))
+    """Every registered task."""
+    return registry("tasks").names()
 
 
 def main(argv: list[str] | None = None) -> None:
