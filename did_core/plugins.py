@@ -166,8 +166,8 @@ def exact_block_for(concept: str) -> str:
     """
     from did_core.blocks import capabilities_of
 
-    candidates = [(capabilities_of(entry.value).preference, entry.name) for entry in registry("blocks")
-                  if capabilities_of(entry.value).exact and capabilities_of(entry.value).supports(concept)]
+    declared = [(capabilities_of(entry.value), entry.name) for entry in registry("blocks")]
+    candidates = [(caps.preference, name) for caps, name in declared if caps.exact and caps.supports(concept)]
     if not candidates:
         raise ValueError(f"no installed exact block supports concept {concept!r} "
                          f"(install did-plugins-exact-cvx, or name a block with --block)")
