@@ -102,8 +102,8 @@ def evaluate_generator(cfg: TrainConfig, parts: Any, blocks: list[str], contexts
         entry = summarise(objective, values[name], baselines[name], sizes)
         entry["guarded"] = summarise(objective, torch.where(keep, values[name], baselines[name]), baselines[name],
                                      sizes)
-        entry.update(metric_name=objective.metric_name, size_axis=parts.task.size_axis, concept=cfg.concept, eps=cfg.eps,
-                     absolute_eps=cfg.absolute_eps, seed=seed, guard_block=exact)
+        entry.update(metric_name=objective.metric_name, size_axis=parts.task.size_axis, concept=cfg.concept,
+                     eps=cfg.eps, absolute_eps=cfg.absolute_eps, seed=seed, guard_block=exact)
         if polish is not None:
             polished = polish_all(cfg, held_out, x, name, polish)
             entry["polished"] = {
