@@ -49,10 +49,12 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                                 help=field.description)
         else:
             choices = get_args(annotation) if str(annotation).startswith("typing.Literal") else None
-            default = field.default if field.default_factory is None else field.default_factory()
-            help_text = f"{field.description}; " if field.description else ""
+            default = None if field.is_required() else (
+                field.default if field.default_factory is None else field.default_factory())
+            # A None default is described by the field itself (e.g. "default: the preferred exact block").
+            shown = [field.description or ""] + ([] if default is None else [f"default {default!r}"])
             parser.add_argument(flag, dest=name, default=None, type=_yaml_value if choices is None else str,
-                                choices=choices, help=f"{help_text}default {default!r}")
+                                choices=choices, help="; ".join(s for s in shown if s) or None)
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:

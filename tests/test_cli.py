@@ -74,3 +74,13 @@ def test_malformed_input_one_line_exit_2(capsys, tmp_path, content, suffix, args
     assert err.count("\n") == 1 and err.startswith("did: error:")
     assert message.lower() in err.lower()
     assert sorted(tmp_path.iterdir()) == before
+
+
+def test_train_help_states_real_defaults(capsys):
+    """Every flag of did train shows its real default; a None default is described, never shown as 'None'."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default None" not in text and "PydanticUndefined" not in text
+    assert "default: the preferred installed exact block for the concept" in text
+    assert "--steps STEPS default 300" in text
