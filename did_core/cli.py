@@ -8,6 +8,7 @@ nothing on disk.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 import json
 import os
 import sys
@@ -91,17 +92,19 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 def _cmd_solve(args: argparse.Namespace) -> int:
     from did_core.concepts import get_concept
     from did_core.equilibria import Epsilon
-    from did_core.game_io import load_game
+    from did_core.game_io import load_labelled_game
     from did_core.plugins import create, exact_block_for
 
     concept = get_concept(args.concept).name
     eps = Epsilon(args.eps, relative=not args.absolute)
     args.block = args.block or exact_block_for(concept)
     block = create("blocks", args.block)
-    game = load_game(Path(args.game))
+    game, labels = load_labelled_game(Path(args.game))
     eq = block(game.unsqueeze(0), concept=concept, eps=eps)
     sigma = eq.sigma[0].detach().double()
     report = {
+        "players": list(labels.players),
+        "actions": [list(row) for row in labels.actions],
         "joint": sigma.tolist(),
         "gap": float(eq.info["gap"][0]),
         "violation": float(eq.info["violation"][0]),
@@ -116,27 +119,42 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, allow_nan=False))
         return 0
-    print(f"game: {args.game}  players: {game.shape[0]}  actions: {list(game.shape[1:])}")
+    print(f"game: {args.game}  players: {', '.join(labels.players)}  actions: {list(game.shape[1:])}")
     print(f"block: {args.block}  concept: {concept}  eps: {'absolute' if args.absolute else 'relative'} "
           f"{args.eps} -> per player {[round(e, 6) for e in report['eps']]}")
     exact = block.capabilities.exact
     print(f"{'eps-ME joint' if exact else 'joint (an approximation of the eps-ME joint: see gap and violation)'}, "
-          f"P(a_1, ..., a_N), actions numbered from 1:")
-    print(_format_joint(sigma))
+          f"P({', '.join(labels.players)}):")
+    print(_format_joint(sigma, labels.players, labels.actions))
     print(f"gap: {report['gap']:.3e}  violation: {report['violation']:.3e}  entropy: {report['entropy']:.6f}"
           + (f"  active constraints: {report['active_constraints']}" if "active_constraints" in report else ""))
     return 0
 
 
-def _format_joint(sigma: torch.Tensor) -> str:
-    """A joint ``[A_1..A_N]`` as text: a matrix (rows player 1, columns player 2) or one line per joint action."""
+def _format_joint(sigma: torch.Tensor, players: "Sequence[str] | None" = None,
+                  actions: "Sequence[Sequence[str]] | None" = None) -> str:
+    """A joint ``[A_1..A_N]`` as text: a matrix (rows player 1, columns player 2) or one line per joint action.
+
+    Actions are shown by their labels (``actions[p][a]``) under the players' names,
+    or numbered from 1 as ``a1=1``.
+    """
+    def label(p: int, a: int) -> str:
+        if actions is None:
+            return f"a{p + 1}={a + 1}"
+        return actions[p][a] if sigma.dim() == 2 or players is None else f"{players[p]}={actions[p][a]}"
+
     if sigma.dim() == 2:
-        rows = [" " * 6 + "".join(f"{f'a2={d + 1}':>10}" for d in range(sigma.shape[1]))]
-        rows += [f"{f'a1={r + 1}':<6}" + "".join(f"{float(v):>10.6f}" for v in sigma[r]) for r in range(sigma.shape[0])]
+        first = max([6] + [len(label(0, r)) + 2 for r in range(sigma.shape[0])])
+        width = max([10] + [len(label(1, d)) + 2 for d in range(sigma.shape[1])])
+        corner = f"{players[0]} \\ {players[1]}" if players is not None and actions is not None else ""
+        first = max(first, len(corner) + 2)
+        rows = [f"{corner:<{first}}" + "".join(f"{label(1, d):>{width}}" for d in range(sigma.shape[1]))]
+        rows += [f"{label(0, r):<{first}}" + "".join(f"{float(v):>{width}.6f}" for v in sigma[r])
+                 for r in range(sigma.shape[0])]
         return "\n".join(rows)
     lines = []
     for index in torch.cartesian_prod(*[torch.arange(n) for n in sigma.shape]).reshape(-1, sigma.dim()).tolist():
-        lines.append("  " + ", ".join(f"a{p + 1}={i + 1}" for p, i in enumerate(index))
+        lines.append("  " + ", ".join(label(p, i) for p, i in enumerate(index))
                      + f": {float(sigma[tuple(index)]):.6f}")
     return "\n".join(lines)
 

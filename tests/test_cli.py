@@ -84,3 +84,17 @@ def test_train_help_states_real_defaults(capsys):
     assert "default None" not in text and "PydanticUndefined" not in text
     assert "default: the preferred installed exact block for the concept" in text
     assert "--steps STEPS default 300" in text
+
+
+def test_solve_shows_the_files_player_and_action_names(capsys):
+    """Labels come from the file (JSON players/actions, .nfg names and strategy labels), else are numbered."""
+    games = Path(__file__).resolve().parents[1] / "examples" / "games"
+    assert main(["solve", str(games / "battle_of_sexes_outcome.nfg")]) == 0
+    out = capsys.readouterr().out
+    assert "P(Row, Column)" in out and "Row \\ Column" in out and out.count("opera") == 2
+    assert main(["solve", str(games / "chicken.json"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["players"] == ["Row", "Column"] and report["actions"] == [["swerve", "straight"]] * 2
+    assert main(["solve", str(games / "non_square.npy"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["players"] == ["player 1", "player 2"] and report["actions"] == [["1", "2", "3"], ["1", "2"]]

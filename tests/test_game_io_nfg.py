@@ -145,3 +145,17 @@ def test_nfg_outcome_version_empty_outcome_list(tmp_path):
 
 def test_parse_nfg_text_directly():
     assert_game(parse_nfg(SELTEN_PAYOFF_NFG), SELTEN)
+
+
+def test_labelled_loading_keeps_strategy_labels_and_numbers_counts(tmp_path):
+    from did_core.game_io import load_labelled_game
+
+    labelled = tmp_path / "labelled.nfg"
+    labelled.write_text('NFG 1 R "g" { "Ann" "Bob" } { { "up" "down" } { "left" "mid" "right" } }\n'
+                        + " ".join(["0"] * 12))
+    game, labels = load_labelled_game(labelled)
+    assert tuple(game.shape) == (2, 2, 3)
+    assert labels.players == ("Ann", "Bob") and labels.actions == (("up", "down"), ("left", "mid", "right"))
+    counted = tmp_path / "counted.nfg"
+    counted.write_text('NFG 1 R "g" { "Ann" "Bob" } { 2 3 }\n' + " ".join(["0"] * 12))
+    assert load_labelled_game(counted)[1].actions == (("1", "2"), ("1", "2", "3"))

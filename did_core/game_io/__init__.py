@@ -31,7 +31,7 @@ dispatcher) and ``save`` (atomic writing).
 """
 
 from did_core.game_io.errors import GameFormatError
-from did_core.game_io.load import SUPPORTED_SUFFIXES, load_game
+from did_core.game_io.load import SUPPORTED_SUFFIXES, GameLabels, load_game, load_labelled_game
 from did_core.game_io.nfg_format import parse_nfg
 from did_core.game_io.save import save_game
 from did_core.game_io.validation import game_from_array, game_from_nested
@@ -40,6 +40,8 @@ __all__ = [
     "GameFormatError",
     "SUPPORTED_SUFFIXES",
     "load_game",
+    "load_labelled_game",
+    "GameLabels",
     "save_game",
     "game_from_nested",
     "game_from_array",

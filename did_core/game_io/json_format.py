@@ -3,7 +3,8 @@
 The payoffs are nested ``[N][A_1]..[A_N]`` and validated by
 :func:`game_from_nested`; the optional ``"name"``, ``"players"`` and
 ``"actions"`` keys are checked against them so a file whose labels disagree
-with its payoffs is rejected. Other keys are ignored. (Writing JSON is a few
+with its payoffs is rejected, and the labels are kept for display. Other keys
+are ignored. (Writing JSON is a few
 lines inside :func:`save_game`.)
 """
 
@@ -20,7 +21,8 @@ from did_core.game_io.file_bytes import _read_bytes
 from did_core.game_io.validation import game_from_nested
 
 
-def _load_json(path: Path) -> Tensor:
+def _load_json(path: Path) -> tuple[Tensor, list[str] | None, list[list[str]] | None]:
+    """The game and its optional ``"players"`` and ``"actions"`` labels (checked against the payoffs)."""
     data = _read_bytes(path)
     try:
         text = data.decode("utf-8-sig")
@@ -41,7 +43,7 @@ def _load_json(path: Path) -> Tensor:
         raise GameFormatError(path, f'missing "payoffs" key (keys present: {keys})')
     games = game_from_nested(obj["payoffs"], str(path))
     _check_json_metadata(obj, games, path)
-    return games
+    return games, obj.get("players"), obj.get("actions")
 
 
 def _check_json_metadata(obj: dict[str, Any], games: Tensor, path: Path) -> None:

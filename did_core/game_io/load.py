@@ -8,6 +8,7 @@ supported ones. Each reader lives in its own ``*_format`` module.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch import Tensor
@@ -19,11 +20,36 @@ from did_core.game_io.npy_format import _load_npy
 
 SUPPORTED_SUFFIXES = (".json", ".npy", ".nfg")
 
-_LOADERS = {".json": _load_json, ".npy": _load_npy, ".nfg": _load_nfg}
+_LOADERS = {".json": _load_json, ".npy": lambda path: (_load_npy(path), None, None), ".nfg": _load_nfg}
+
+
+@dataclass(frozen=True)
+class GameLabels:
+    """Names of a game's players and of each player's actions, for display.
+
+    Taken from the file (JSON ``"players"``/``"actions"``, an ``.nfg`` header's
+    player names and strategy labels); missing ones are numbered from 1.
+    """
+
+    players: tuple[str, ...]
+    actions: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def of(cls, game: Tensor, players: list[str] | None = None,
+           actions: list[list[str]] | None = None) -> "GameLabels":
+        """Labels of ``game [N, A_1..A_N]``, numbered where the file gives none."""
+        sizes = game.shape[1:]
+        return cls(tuple(players or [f"player {p + 1}" for p in range(len(sizes))]),
+                   tuple(tuple(row) for row in (actions or [[str(a + 1) for a in range(n)] for n in sizes])))
 
 
 def load_game(path: str | os.PathLike[str]) -> Tensor:
     """Load one game ``[N, A_1..A_N]`` as a float64 tensor; the suffix picks the format."""
+    return load_labelled_game(path)[0]
+
+
+def load_labelled_game(path: str | os.PathLike[str]) -> tuple[Tensor, GameLabels]:
+    """Load one game ``[N, A_1..A_N]`` (float64) and the names its file gives its players and actions."""
     path = Path(path)
     suffix = path.suffix.lower()
     loader = _LOADERS.get(suffix)
@@ -32,4 +58,5 @@ def load_game(path: str | os.PathLike[str]) -> Tensor:
         raise GameFormatError(
             path, f"unsupported file type {shown}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
         )
-    return loader(path)
+    game, players, actions = loader(path)
+    return game, GameLabels.of(game, players, actions)

@@ -35,6 +35,10 @@ def _decode(data: bytes) -> str:
 
 
 class _NfgParser:
+    #: After :meth:`parse`: the player names and, when the header lists them, each player's strategy labels.
+    players: list[str]
+    labels: list[list[str]] | None
+
     def __init__(self, tokens: list[_Token], source: str) -> None:
         self.tokens = tokens
         self.pos = 0
@@ -98,15 +102,17 @@ class _NfgParser:
         n_players = len(players)
         self.expect("{", "'{' opening the strategy list", "header")
         sizes: list[int] = []
+        self.labels = None
         if self.peek().kind == "{":
+            self.labels = []
             while self.peek().kind == "{":
                 self.next()
-                count = 0
+                names: list[str] = []
                 while self.peek().kind == "text":
-                    self.next()
-                    count += 1
+                    names.append(self.next().text)
                 self.expect("}", "a quoted strategy label or '}'", "header")
-                sizes.append(count)
+                sizes.append(len(names))
+                self.labels.append(names)
         else:
             while self.peek().kind == "number":
                 tok = self.next()
@@ -199,6 +205,7 @@ class _NfgParser:
 
     def parse(self) -> Tensor:
         players, sizes = self.header()
+        self.players = players
         n_players = len(players)
         tok = self.peek()
         if tok.kind == "{":
@@ -222,8 +229,14 @@ def parse_nfg(text: str, source: str = "<nfg>") -> Tensor:
     return _NfgParser(tokens, source).parse()
 
 
-def _load_nfg(path: Path) -> Tensor:
-    return parse_nfg(_decode(_read_bytes(path)), str(path))
+def _load_nfg(path: Path) -> tuple[Tensor, list[str], list[list[str]] | None]:
+    """The game, its player names and (when the header lists them) its strategy labels."""
+    source = str(path)
+    tokens = _tokenize(_decode(_read_bytes(path)), source)
+    _check_braces(tokens, source)
+    parser = _NfgParser(tokens, source)
+    game = parser.parse()
+    return game, parser.players, parser.labels
 
 
 def _format_number(value: float) -> str:
