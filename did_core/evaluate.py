@@ -52,7 +52,11 @@ def _block(cfg: TrainConfig, parts: Any, name: str) -> Any:
 
 
 def summarise(objective: Any, value: Tensor, baseline: Tensor, sizes: Tensor) -> dict[str, Any]:
-    """Metric, baseline, share improved and count, overall and per size label."""
+    """Metric, baseline, share improved and count, overall and per size label.
+
+    For an objective that reports a change, ``metric`` is ``value - baseline`` and ``baseline`` is 0;
+    ``value`` and ``baseline_value`` are always the designer's absolute outcomes.
+    """
 
     def stats(v: Tensor, b: Tensor) -> dict[str, Any]:
         metric = v - b if objective.report_change else v
@@ -60,6 +64,8 @@ def summarise(objective: Any, value: Tensor, baseline: Tensor, sizes: Tensor) ->
         return {
             "metric": float(metric.mean()),
             "baseline": float(base.mean()),
+            "value": float(v.mean()),
+            "baseline_value": float(b.mean()),
             "improved_share": float(objective.improved(v, b).double().mean()),
             "contexts": int(v.numel()),
         }
@@ -102,7 +108,8 @@ def evaluate_generator(cfg: TrainConfig, parts: Any, blocks: list[str], contexts
         entry = summarise(objective, values[name], baselines[name], sizes)
         entry["guarded"] = summarise(objective, torch.where(keep, values[name], baselines[name]), baselines[name],
                                      sizes)
-        entry.update(metric_name=objective.metric_name, size_axis=parts.task.size_axis, concept=cfg.concept,
+        entry.update(metric_name=objective.metric_name, report_change=objective.report_change,
+                     size_axis=parts.task.size_axis, concept=cfg.concept,
                      eps=cfg.eps, absolute_eps=cfg.absolute_eps, seed=seed, guard_block=exact)
         if polish is not None:
             polished = polish_all(cfg, held_out, x, name, polish)
@@ -211,7 +218,8 @@ def format_eval(result: dict[str, Any]) -> str:
     lines = ["| block | metric | value | baseline | improved | guarded | contexts |", "|---|---|---|---|---|---|---|"]
     for name, r in result.items():
         guarded = r.get("guarded")
-        lines.append(f"| {name} | {r['metric_name']} | {r['metric']:.4f} | {r['baseline']:.4f} | "
+        absolute = f" (absolute {r['baseline_value']:.4f})" if r.get("report_change") else ""
+        lines.append(f"| {name} | {r['metric_name']} | {r['metric']:.4f} | {r['baseline']:.4f}{absolute} | "
                      f"{100 * r['improved_share']:.0f}% | "
                      f"{'' if guarded is None else format(guarded['metric'], '.4f')} | {r['contexts']} |")
     return "\n".join(lines)

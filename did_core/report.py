@@ -55,6 +55,13 @@ def _cell(summary: dict[str, Any] | None) -> str:
     return f"{summary['metric']:.3f} ({100 * summary['improved_share']:.0f}%)"
 
 
+def _absolute(summary: dict[str, Any]) -> str:
+    """For a change metric, the baseline intervention's absolute value (reports before it was stored: nothing)."""
+    if not summary.get("report_change") or "baseline_value" not in summary:
+        return ""
+    return f" (a change; the baseline intervention's own value is {summary['baseline_value']:.3f})"
+
+
 def markdown_table(report: dict[str, Any]) -> str:
     """A docs/mathematics.md section-7 table (one row for the run's concept; block / +local per block), then details."""
     meta, blocks = report["meta"], report["blocks"]
@@ -71,7 +78,7 @@ def markdown_table(report: dict[str, Any]) -> str:
     eps = f"{first['eps']} ({'absolute' if first['absolute_eps'] else 'relative'})"
     lines = [header, rule, row, "",
              f"eps {eps}; {meta['contexts']} held-out contexts, seed {meta['seed']}; "
-             f"baseline {first['baseline']:.3f}; revision {meta['git_revision']}", "",
+             f"baseline {first['baseline']:.3f}{_absolute(first)}; revision {meta['git_revision']}", "",
              "| block | unguarded | guarded | +local (under block) | +local (under exact) |",
              "|---|---|---|---|---|"]
     for n in names:

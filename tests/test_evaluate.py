@@ -98,3 +98,22 @@ def test_from_json_accepts_a_report_file_and_rejects_others(run_dir, tmp_path, c
     bad.write_text('{"x": 1}')
     assert main(["eval", str(bad), "--from-json"]) == 2
     assert "not a DID evaluation report" in capsys.readouterr().err
+
+
+def test_change_metrics_carry_the_absolute_baseline():
+    """A task that reports a change still shows what the baseline intervention itself achieves."""
+    import types
+
+    from did_core.evaluate import format_eval, summarise
+    from did_core.report import markdown_table
+
+    objective = types.SimpleNamespace(report_change=True, minimize=False, improved=lambda v, b: v > b)
+    value, baseline = torch.tensor([3.0, 1.0, 2.0]), torch.tensor([1.0, 1.0, 4.0])
+    entry = summarise(objective, value, baseline, torch.tensor([2, 2, 3]))
+    assert entry["metric"] == pytest.approx(0.0) and entry["baseline"] == 0.0
+    assert entry["value"] == pytest.approx(2.0) and entry["baseline_value"] == pytest.approx(2.0)
+    assert entry["per_size"]["3"]["baseline_value"] == pytest.approx(4.0)
+    entry.update(metric_name="utility change", report_change=True, concept="cce", eps=0.05, absolute_eps=False)
+    assert "(absolute 2.0000)" in format_eval({"b": entry})
+    report = {"meta": {"task": "t", "contexts": 3, "seed": 0, "git_revision": "x"}, "blocks": {"b": entry}}
+    assert "the baseline intervention's own value is 2.000" in markdown_table(report)
