@@ -257,6 +257,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         polish = PolishSettings(args.polish_budget or parts.task.polish_budget, args.workers or 0)
     contexts = args.contexts or cfg.eval_contexts
     seed = cfg.eval_seed if args.seed is None else args.seed
+    if polish is not None:
+        from did_core.evaluate import polish_seconds
+
+        sample = parts.sampler.sample(1, torch.Generator().manual_seed(seed))
+        minutes = polish_seconds(cfg, parts, sample, blocks, contexts, polish) / 60
+        print(f"note: the local polish runs up to {polish.budget} evaluations per context x {contexts} contexts x "
+              f"{len(blocks)} block(s) on {polish.worker_count()} worker(s): at most about {minutes:.1f} min "
+              f"(--polish-budget lowers it)", file=sys.stderr)
     run.acquire()  # not while a did train (or another did eval) writes this run
     try:
         result = evaluate_generator(cfg, parts, blocks, contexts=contexts, seed=seed, polish=polish)

@@ -12,11 +12,18 @@ per game size:
 * polished (optional): Nelder-Mead (scipy) on each context's intervention,
   started from the generator's output, each evaluation solving the equilibrium
   with that block, scored under that block and under the exact block.
+
+In a process group (torchrun) every rank calls :func:`evaluate_generator`: the
+held-out contexts are dealt out to the ranks in whole chunks and the polish's
+contexts one by one (:mod:`did_core.distributed`), the results are gathered on
+every rank, and the report is the single process's, bit for bit (each chunk is
+computed as one process computes it). Only ``world_size`` differs.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -26,13 +33,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from did_core import distributed
 from did_core.components import build_components, context_to, solve_induced
 from did_core.config import TrainConfig
+from did_core.distributed import World
 from did_core.plugins import create
 from did_core.runs import Progress
 from did_core.tasks import Context, context_size, index_context
 
-__all__ = ["evaluate_generator", "format_eval", "summarise", "PolishSettings", "polish_context"]
+__all__ = ["evaluate_generator", "format_eval", "summarise", "PolishSettings", "polish_context", "polish_seconds"]
 
 
 def _values(cfg: TrainConfig, parts: Any, block: Any, context: Context, x: Tensor, chunk: int) -> Tensor:
@@ -88,19 +97,48 @@ def generate(parts: Any, context: Context, chunk: int = 64) -> tuple[Tensor, Ten
     return torch.cat(xs), torch.cat(x0s)
 
 
+def _concat(parts: list[Tensor | None]) -> Tensor:
+    """Concatenate the ranks' pieces in rank order (a rank with no share sends ``None``)."""
+    return torch.cat([p for p in parts if p is not None])
+
+
+def _sharded_values(cfg: TrainConfig, parts: Any, blocks: dict[str, Any], context: Context,
+                    xs: list[Tensor], chunk: int, world: World) -> list[dict[str, Tensor]]:
+    """``[{block: objective value [N]}]`` of each intervention ``x [N, ...]`` of ``xs`` on all ``N`` contexts.
+
+    This rank computes its chunks (:func:`did_core.distributed.chunk_share`); one gather
+    gives every rank the whole vectors.
+    """
+    n = context_size(context)
+    mine = distributed.chunk_share(n, chunk, world)
+    own = index_context(context, mine)
+    local = [{name: _values(cfg, parts, block, own, x[mine], chunk) if mine.stop > mine.start else None
+              for name, block in blocks.items()} for x in xs]
+    gathered = distributed.gather(world, local)
+    return [{name: _concat([g[i][name] for g in gathered]) for name in blocks} for i in range(len(xs))]
+
+
 def evaluate_generator(cfg: TrainConfig, parts: Any, blocks: list[str], contexts: int, seed: int,
-                       chunk: int = 64, polish: "PolishSettings | None" = None) -> dict[str, Any]:
+                       chunk: int = 64, polish: "PolishSettings | None" = None,
+                       world: World | None = None) -> dict[str, Any]:
     """Score ``parts.generator`` on ``contexts`` held-out contexts drawn with ``seed``.
 
+    With a ``world`` of several ranks (default: the process group, if any) every rank
+    must call this alike; each computes its share and every rank returns the whole result.
+
     **Returns:** ``{block: {metric, baseline, improved_share, contexts, metric_name, size_axis, concept, eps,
-    absolute_eps, seed, per_size, guarded: {...}, polished: {...} (with polish)}}``.
+    absolute_eps, seed, guard_block, world_size, per_size, guarded: {...}, polished: {...} (with polish)}}``.
     """
+    world = world or distributed.current()
     objective = parts.objective
     held_out = parts.sampler.sample(contexts, torch.Generator().manual_seed(seed))
     sizes = parts.sampler.size_of(held_out).cpu()
-    x, x0 = generate(parts, held_out, chunk)
-    values = {n: _values(cfg, parts, _block(cfg, parts, n), held_out, x, chunk) for n in blocks}
-    baselines = {n: _values(cfg, parts, _block(cfg, parts, n), held_out, x0, chunk) for n in blocks}
+    mine = distributed.chunk_share(contexts, chunk, world)
+    own = generate(parts, index_context(held_out, mine), chunk) if mine.stop > mine.start else (None, None)
+    gathered = distributed.gather(world, own)
+    x, x0 = _concat([g[0] for g in gathered]), _concat([g[1] for g in gathered])
+    solvers = {n: _block(cfg, parts, n) for n in blocks}
+    values, baselines = _sharded_values(cfg, parts, solvers, held_out, [x, x0], chunk, world)
     exact = cfg.exact_block if cfg.exact_block in values else blocks[-1]
     keep = objective.improved(values[exact], baselines[exact])
     result: dict[str, Any] = {}
@@ -108,17 +146,17 @@ def evaluate_generator(cfg: TrainConfig, parts: Any, blocks: list[str], contexts
         entry = summarise(objective, values[name], baselines[name], sizes)
         entry["guarded"] = summarise(objective, torch.where(keep, values[name], baselines[name]), baselines[name],
                                      sizes)
-        entry.update(metric_name=objective.metric_name, report_change=objective.report_change,
-                     size_axis=parts.task.size_axis, concept=cfg.concept,
-                     eps=cfg.eps, absolute_eps=cfg.absolute_eps, seed=seed, guard_block=exact)
+        entry.update(metric_name=objective.metric_name, size_axis=parts.task.size_axis, concept=cfg.concept,
+                     eps=cfg.eps, absolute_eps=cfg.absolute_eps, seed=seed, guard_block=exact,
+                     world_size=world.size)
         if polish is not None:
-            polished = polish_all(cfg, held_out, x, name, polish)
+            polished = polish_all(cfg, held_out, x, name, polish, world)
+            scored = _sharded_values(cfg, parts, {"block": solvers[name], "exact": _block(cfg, parts, exact)},
+                                     held_out, [polished], chunk, world)[0]
             entry["polished"] = {
                 "budget": polish.budget,
-                "under_block": summarise(objective, _values(cfg, parts, _block(cfg, parts, name), held_out,
-                                                            polished, chunk), baselines[name], sizes),
-                "under_exact": summarise(objective, _values(cfg, parts, _block(cfg, parts, exact), held_out,
-                                                            polished, chunk), baselines[exact], sizes),
+                "under_block": summarise(objective, scored["block"], baselines[name], sizes),
+                "under_exact": summarise(objective, scored["exact"], baselines[exact], sizes),
             }
         result[name] = entry
     return result
@@ -126,13 +164,15 @@ def evaluate_generator(cfg: TrainConfig, parts: Any, blocks: list[str], contexts
 
 @dataclass(frozen=True)
 class PolishSettings:
-    """Nelder-Mead budget (function evaluations per context) and worker processes."""
+    """Nelder-Mead budget (function evaluations per context) and worker processes (per rank)."""
 
     budget: int
     workers: int = 0
 
-    def worker_count(self) -> int:
-        return self.workers or max(1, min(os.cpu_count() or 1, 8))
+    def worker_count(self, world: World | None = None) -> int:
+        """``workers``, else this node's CPUs shared among its ranks (at most 8 per rank)."""
+        local = (world or World()).local_size
+        return self.workers or max(1, min((os.cpu_count() or 1) // local, 8))
 
 
 _WORKER: dict[str, Any] = {}
@@ -189,28 +229,70 @@ def polish_context(cfg: TrainConfig, parts: Any, block: Any, context: Context, x
     return best
 
 
-def polish_all(cfg: TrainConfig, context: Context, x: Tensor, block_name: str, settings: PolishSettings) -> Tensor:
-    """Polish every context's intervention in parallel processes; a progress bar shows it."""
-    n = x.shape[0]
+def polish_seconds(cfg: TrainConfig, parts: Any, context: Context, blocks: list[str], contexts: int,
+                   settings: PolishSettings, repeats: int = 3) -> float:
+    """Estimated wall time of polishing ``contexts`` contexts under each of ``blocks``, in seconds.
+
+    One function evaluation (induce, solve, value) is timed on the first context of
+    ``context`` under each block (best of ``repeats``); the estimate assumes every
+    context uses its whole budget, spread over the workers, so it is an upper bound
+    when Nelder-Mead stops early.
+    """
+    first = context_to(index_context(context, slice(0, 1)), parts.device)
+    with torch.no_grad():
+        x = parts.objective.baseline_intervention(first)
+        per_evaluation = 0.0
+        for name in blocks:
+            block = _block(cfg, parts, name)
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                parts.objective.value(first, x, solve_induced(parts, block, first, x, cfg.concept))
+                times.append(time.perf_counter() - start)
+            per_evaluation += min(times)
+    return per_evaluation * settings.budget * contexts / settings.worker_count()
+
+
+def polish_all(cfg: TrainConfig, context: Context, x: Tensor, block_name: str, settings: PolishSettings,
+               world: World | None = None) -> Tensor:
+    """Polish every context's intervention ``x [N, ...]``; return the polished ``[N, ...]`` on every rank.
+
+    One path for one process and many: this rank takes its contiguous share of the
+    contexts (all of them without a process group), polishes them in its own pool of
+    ``settings.worker_count`` processes (in this process when that is 1), and the
+    shares are gathered in order. Each context is polished alone, so the result does
+    not depend on how the contexts are dealt out.
+    """
+    world = world or distributed.current()
+    mine = distributed.share(x.shape[0], world)
     jobs = [(index_context(context, slice(i, i + 1)), x[i:i + 1].clone(), block_name, settings.budget)
-            for i in range(n)]
-    progress = Progress(n, label=f"polish/{block_name}")
+            for i in range(mine.start, mine.stop)]
+    label = f"polish/{block_name}" + (f" (rank 0 of {world.size})" if world.size > 1 else "")
+    progress = Progress(len(jobs), label=label) if world.is_main else None
     out: list[Tensor] = []
-    workers = settings.worker_count()
+    workers = min(settings.worker_count(world), max(len(jobs), 1))
     if workers == 1:
         _init_worker(cfg.model_dump())
-        for job in jobs:
-            out.append(_polish_job(job))
-            progress.update(len(out), {})
+        results: Any = map(_polish_job, jobs)
+        pool = None
     else:
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(cfg.model_dump(),)) as pool:
-            for result in pool.map(_polish_job, jobs):
-                out.append(result)
+        # fork is cheap and keeps the plugins this process loaded; a process that initialised CUDA must spawn.
+        method = "spawn" if torch.cuda.is_initialized() else "fork"
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                                   initializer=_init_worker, initargs=(cfg.model_dump(),))
+        results = pool.map(_polish_job, jobs)
+    try:
+        for result in results:
+            out.append(result)
+            if progress is not None:
                 progress.update(len(out), {})
-    progress.close()
-    return torch.cat(out)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        if progress is not None:
+            progress.close()
+    own = torch.cat(out) if out else None
+    return _concat(distributed.gather(world, own))
 
 
 def format_eval(result: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
 """Evaluation protocol: guarded interventions, local polish, reports regenerated from JSON, plots."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -67,6 +68,9 @@ def test_polish_and_plots_end_to_end(run_dir, capsys):
     code = main(["eval", str(run_dir), "--contexts", "2", "--polish", "--polish-budget", "10", "--workers", "1",
                  "--plots"])
     assert code == 0
+    # Before polishing, the user is told how long it may take.
+    assert re.search(r"up to 10 evaluations per context x 2 contexts x 2 block\(s\) on 1 worker\(s\): at most about "
+                     r"\d+\.\d min", capsys.readouterr().err)
     report = json.loads((run_dir / "report.json").read_text())
     polished = report["blocks"][report["meta"]["config"]["exact_block"]]["polished"]
     assert polished["budget"] == 10 and polished["under_block"]["contexts"] == 2
