@@ -69,7 +69,7 @@ def test_polish_and_plots_end_to_end(run_dir, capsys):
                  "--plots"])
     assert code == 0
     # Before polishing, the user is told how long it may take.
-    assert re.search(r"up to 10 evaluations per context x 2 contexts x 2 block\(s\) on 1 worker\(s\): at most about "
+    assert re.search(r"up to 10 evaluations per context x 2 contexts x \d block\(s\) on 1 worker\(s\): at most about "
                      r"\d+\.\d min", capsys.readouterr().err)
     report = json.loads((run_dir / "report.json").read_text())
     polished = report["blocks"][report["meta"]["config"]["exact_block"]]["polished"]
