@@ -1,0 +1,46 @@
+"""Reading a user-supplied file safely: regular files only, with a size limit.
+
+A FIFO or a device named as an input file would otherwise hang a command
+(``/dev/stdin``, a named pipe) or exhaust memory (``/dev/zero``); an oversized
+file would be read whole before anything can check it. Every way a read can fail
+becomes an :class:`UnreadableFile` whose message says why in a few words (the
+caller names the file and its role).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+__all__ = ["UnreadableFile", "read_regular_file", "MIB"]
+
+MIB = 1 << 20
+
+
+class UnreadableFile(ValueError):
+    """A file that cannot be read as an input: missing, not a regular file, too large, or an OS error."""
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of ``path`` (following links) when it is a regular file of at most ``limit`` bytes."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise UnreadableFile("file not found") from None
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read file: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise UnreadableFile("is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise UnreadableFile("is not a regular file (a pipe, device or socket); copy its content into a file")
+    if info.st_size > limit:
+        raise UnreadableFile(f"is {info.st_size / MIB:.1f} MiB; files over {limit / MIB:.0f} MiB are refused")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read file: {exc.strerror or exc}") from None
+    if len(data) > limit:  # grew while being read
+        raise UnreadableFile(f"is over {limit / MIB:.0f} MiB; refused")
+    return data
