@@ -69,13 +69,15 @@ class PluginState:
 _STATE: PluginState | None = None
 
 
-def _selected(entry_point: metadata.EntryPoint) -> bool:
+def _allowed() -> set[str] | None:
+    """The plugin names ``DID_LOAD_PLUGINS`` lets load (``None``: the variable is unset, every plugin loads)."""
     allowed = os.environ.get("DID_LOAD_PLUGINS")
-    if allowed is None:
-        return True
-    names = {n.strip() for n in allowed.split(",") if n.strip()}
-    dist = entry_point.dist.name if entry_point.dist is not None else ""
-    return entry_point.name in names or dist in names
+    return None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
+
+
+def _names(entry_point: metadata.EntryPoint) -> set[str]:
+    """The names ``DID_LOAD_PLUGINS`` may use for an entry point: its own and its distribution's."""
+    return {entry_point.name} | ({entry_point.dist.name} if entry_point.dist is not None else set())
 
 
 def _unknown_hooks(module: Any) -> list[str]:
@@ -89,7 +91,11 @@ def _register(pm: pluggy.PluginManager, state: PluginState, module: ModuleType, 
     if unknown:
         state.errors.append(f"{dist} ({name}): unknown hook implementation(s) {', '.join(unknown)}; plugin not loaded")
         return
-    pm.register(module, name=name)
+    try:
+        pm.register(module, name=name)
+    except pluggy.PluginValidationError as exc:  # e.g. a hook implementation with the wrong arguments
+        state.errors.append(f"{dist} ({name}): {' '.join(str(exc).split())}; plugin not loaded")
+        return
     hooks = sorted(h.name for h in pm.get_hookcallers(module) or [])
     state.plugins.append(LoadedPlugin(name, dist, version, hooks))
 
@@ -112,13 +118,21 @@ def load_plugins(force: bool = False) -> PluginState:
         _register(pm, state, module, module_name, CORE_DISTRIBUTION, core_version)
         providers[module_name] = CORE_DISTRIBUTION
 
-    for ep in sorted(metadata.entry_points(group="did"), key=lambda e: e.name):
-        if not _selected(ep) or pm.has_plugin(ep.name):
+    allowed = _allowed()
+    entry_points = sorted(metadata.entry_points(group="did"), key=lambda e: e.name)
+    for ep in entry_points:
+        if allowed is not None and not _names(ep) & allowed:
             continue
         dist = ep.dist.name if ep.dist is not None else ep.value
+        if pm.has_plugin(ep.name):
+            state.errors.append(f"{dist} ({ep.name}): the entry-point name {ep.name!r} is already taken by "
+                                f"{providers.get(ep.name, 'another plugin')}; not loaded (rename the entry point)")
+            continue
         try:
             module = ep.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a broken plugin (even one calling sys.exit) is reported
             state.errors.append(f"{dist} ({ep.name}): failed to import {ep.value}: {type(exc).__name__}: {exc}")
             continue
         _register(pm, state, module, ep.name, dist, ep.dist.version if ep.dist is not None else "?")
@@ -130,8 +144,19 @@ def load_plugins(force: bool = False) -> PluginState:
             provider = providers.get(impl.plugin_name, impl.plugin_name)
             try:
                 impl.function(register=reg.providing(provider))
-            except Exception as exc:  # noqa: BLE001 - attribute the failure to its plugin
-                state.errors.append(f"{provider} ({impl.plugin_name}): did_register_{kind} failed: {exc}")
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - attribute the failure (even sys.exit) to its plugin
+                state.errors.append(f"{provider} ({impl.plugin_name}): did_register_{kind} failed: "
+                                    f"{type(exc).__name__}: {exc}")
+    if allowed is not None:
+        installed = set().union(*(_names(ep) for ep in entry_points)) if entry_points else set()
+        unknown = sorted(allowed - installed)
+        if unknown:
+            state.errors.append(f"DID_LOAD_PLUGINS names {', '.join(unknown)}, which no installed plugin is called "
+                                f"(installed: {', '.join(sorted(ep.name for ep in entry_points)) or 'none'})")
+        for reg in state.registries.values():
+            reg.hint = f" (DID_LOAD_PLUGINS={os.environ['DID_LOAD_PLUGINS']!r} restricts which plugins load)"
     _STATE = state
     for error in state.errors:
         print(f"did: warning: plugin error: {error}", file=sys.stderr)

@@ -39,6 +39,9 @@ class Registry:
     def __init__(self, kind: str, accepts: Callable[[Any], bool] = callable, expected: str = "callable") -> None:
         self.kind = kind
         self._accepts, self._expected = accepts, expected
+        self._conflicts: dict[str, list[str]] = {}
+        #: Appended to unknown-name errors (e.g. that ``DID_LOAD_PLUGINS`` restricts what loaded).
+        self.hint = ""
         self._entries: dict[str, Entry] = {}
         self._provider = "unknown"
 
@@ -53,20 +56,25 @@ class Registry:
             raise ValueError(f"a {self.kind} name must be a non-empty string, got {name!r}")
         if not self._accepts(value):
             raise ValueError(f"{self.kind} {name!r} from {self._provider}: {value!r} is not {self._expected}")
-        if name in self._entries:
-            first = self._entries[name].provider
-            raise DuplicateNameError(
-                f"{self.kind} {name!r} is registered twice: by {first} and by {self._provider}"
-            )
+        if name in self._entries or name in self._conflicts:
+            # Neither provider wins (load order is no reason to trust one): the name is unusable until resolved.
+            providers = self._conflicts.setdefault(name, [self._entries.pop(name).provider] if name in self._entries
+                                                   else [])
+            providers.append(self._provider)
+            raise DuplicateNameError(f"{self.kind} {name!r} is registered twice: by {' and by '.join(providers)}; "
+                                     f"neither is used until one is uninstalled or left out with DID_LOAD_PLUGINS")
         self._entries[name] = Entry(name, value, self._provider)
 
     def get(self, name: str) -> Entry:
         """The entry named ``name``."""
+        if name in self._conflicts:
+            raise DuplicateNameError(f"{self.kind} {name!r} is registered by {' and by '.join(self._conflicts[name])}; "
+                                     f"it is not used until one is uninstalled or left out with DID_LOAD_PLUGINS")
         try:
             return self._entries[name]
         except KeyError:
             known = ", ".join(sorted(self._entries)) or "none"
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}{self.hint}") from None
 
     def create(self, name: str, *args: Any, **options: Any) -> Any:
         """Look up ``name`` and call its factory; options its signature cannot take are a ``ValueError``."""

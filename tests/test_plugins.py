@@ -77,6 +77,42 @@ def test_duplicate_names_across_plugins_are_reported(fake_entry_points):
     fake_entry_points += [_FakeEntryPoint("a", a), _FakeEntryPoint("b", b)]
     state = plugins.load_plugins(force=True)
     assert any("registered twice" in e for e in state.errors)
+    # Load order is no reason to trust either: the name is refused, naming both providers.
+    with pytest.raises(DuplicateNameError, match="did-plugins-a and by did-plugins-b"):
+        state.registries["blocks"].get("same")
+    assert "same" not in state.registries["blocks"]
+
+
+def test_a_plugin_that_exits_or_takes_a_used_name_is_reported_not_fatal(fake_entry_points):
+    def leave(register):
+        raise SystemExit(3)
+
+    fake_entry_points += [
+        _FakeEntryPoint("exits", error=SystemExit(1)),
+        _FakeEntryPoint("exits_in_hook", _module("exits_in_hook", did_register_blocks=leave)),
+        _FakeEntryPoint("good", _module("good", did_register_blocks=lambda register: register.add("toy", dict))),
+        _FakeEntryPoint("good", _module("impostor", did_register_blocks=lambda register: register.add("x", dict))),
+    ]
+    state = plugins.load_plugins(force=True)
+    errors = "\n".join(state.errors)
+    assert "did-plugins-exits (exits): failed to import" in errors and "SystemExit" in errors
+    assert "did_register_blocks failed: SystemExit" in errors
+    assert "entry-point name 'good' is already taken" in errors
+    assert state.registries["blocks"].names() == ["toy"]
+
+
+def test_did_load_plugins_names_that_match_nothing_are_reported(fake_entry_points, monkeypatch):
+    fake_entry_points += [
+        _FakeEntryPoint("one", _module("one", did_register_blocks=lambda register: register.add("b1", dict))),
+        _FakeEntryPoint("wrong", _module("wrong", did_register_blocks=lambda registry: None)),  # misnamed argument
+    ]
+    monkeypatch.setenv("DID_LOAD_PLUGINS", "one,wrong,exact_cvz")
+    state = plugins.load_plugins(force=True)
+    assert any("DID_LOAD_PLUGINS names exact_cvz, which no installed plugin is called" in e for e in state.errors)
+    assert any("did-plugins-wrong (wrong):" in e and "plugin not loaded" in e for e in state.errors)
+    assert state.registries["blocks"].names() == ["b1"]
+    with pytest.raises(UnknownNameError, match="DID_LOAD_PLUGINS='one,wrong,exact_cvz' restricts which plugins load"):
+        state.registries["blocks"].get("exact_newton")
 
 
 def test_did_load_plugins_restricts_loading(fake_entry_points, monkeypatch):
