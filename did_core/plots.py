@@ -81,7 +81,8 @@ def to_simplex(p: np.ndarray) -> np.ndarray:
 def simplex_axes(ax: Any, labels: tuple[str, str, str]) -> None:
     """Draw the triangle with its corner labels and no axes."""
     ax.plot(*np.vstack([CORNERS, CORNERS[:1]]).T, "k-", lw=1)
-    for corner, label, offset in zip(CORNERS, labels, ((-0.05, -0.05), (0.05, -0.05), (0, 0.04))):
-        ax.annotate(label, corner, xytext=offset, textcoords="offset fontsize", ha="center")
+    for corner, label, offset, align in zip(CORNERS, labels, ((-0.3, -1.2), (0.3, -1.2), (0, 0.4)),
+                                            ("right", "left", "center")):
+        ax.annotate(label, corner, xytext=offset, textcoords="offset fontsize", ha=align, fontsize=8)
     ax.set_aspect("equal")
     ax.axis("off")

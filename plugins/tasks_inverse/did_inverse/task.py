@@ -129,7 +129,7 @@ class InverseObjective(DesignObjective):
         return jm.expand(-1, n_players, *jm.shape[2:])
 
     def extra_plots(self, parts: Any, solve: Callable[[Context, Tensor], Equilibrium], folder: Path) -> list[Path]:
-        """The 2-simplex of 3-joint-action games (3 actions against 1): target, equilibrium set, ME joint."""
+        """3 x 2 games on the 2-simplex of player 1's marginal: target, equilibrium set, ME joint."""
         from did_inverse.simplex import simplex_figure
 
         return [simplex_figure(parts.sampler, parts.generator, self, solve, folder / "inverse_simplex.png")]
