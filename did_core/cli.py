@@ -18,9 +18,11 @@ from typing import Any, get_args
 import torch
 import yaml
 
-from did_core.config import ConfigError, TrainConfig, load_yaml, resolve_train_config
+from did_core import distributed
+from did_core.config import RECORDED, ConfigError, TrainConfig, load_yaml, resolve_train_config
 from did_core.default_plugins.concepts import DEFAULT_CONCEPT
-from did_core.loop import Interrupted
+from did_core.distributed import PeerError
+from did_core.train_cli import cmd_train as _cmd_train
 from did_core.registry import DuplicateNameError, UnknownNameError
 
 __all__ = ["main", "fail"]
@@ -28,9 +30,15 @@ __all__ = ["main", "fail"]
 USER_ERRORS = (ValueError, ConfigError, UnknownNameError, DuplicateNameError, FileNotFoundError)
 
 
-def fail(message: str) -> int:
-    """Print one error line and return the usage exit code."""
-    print(f"did: error: {' '.join(str(message).split())}", file=sys.stderr)
+def fail(message: str, own: bool = False) -> int:
+    """Print one error line and return the usage exit code.
+
+    Under torchrun every rank decides alike on the same arguments, so rank 0 alone prints, unless the
+    error is this rank's ``own`` (raised here), which it prints with its rank.
+    """
+    rank = distributed.current().rank
+    if rank == 0 or own:
+        print(f"did: error: {f'(rank {rank}) ' if rank else ''}{' '.join(str(message).split())}", file=sys.stderr)
     return 2
 
 
@@ -43,6 +51,8 @@ def _yaml_value(text: str) -> Any:
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     for name, field in TrainConfig.model_fields.items():
+        if name in RECORDED:
+            continue
         flag = "--" + name.replace("_", "-")
         annotation = field.annotation
         if annotation is bool:
@@ -176,49 +186,23 @@ def _solve_problem(block: Any, eq: Any, report: dict[str, Any]) -> str | None:
     return None
 
 
-def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
-    return {name: getattr(args, name) for name in TrainConfig.model_fields if getattr(args, name) is not None}
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from did_core.evaluate import format_eval
-    from did_core.runs import new_run_path
-    from did_core.train import train
-
-    flags = _train_flags(args)
-    if args.resume:
-        for flag, value in (("--config", args.config), ("--run-dir", args.run_dir)):
-            if value:
-                return fail(f"{flag} cannot be combined with --resume: a resumed run keeps its directory and config")
-        run_path = Path(args.resume)
-        if not (run_path / "config.yaml").exists():
-            return fail(f"cannot resume: {run_path} has no config.yaml (not a run directory)")
-        cfg = resolve_train_config(flags, load_yaml(run_path / "config.yaml"))
-    else:
-        cfg = resolve_train_config(flags, load_yaml(Path(args.config)) if args.config else None)
-        run_path = Path(args.run_dir) if args.run_dir else new_run_path(Path("runs"), f"{cfg.task}-{cfg.block}")
-    try:
-        result = train(cfg, run_path, resume=bool(args.resume))
-    except Interrupted as stop:
-        where = (f"checkpoint saved at step {stop.step}" if stop.step is not None
-                 else "stopped mid-step; the last periodic checkpoint is kept")
-        print(f"\ninterrupted: {where}; continue with: did train --resume {run_path}", file=sys.stderr)
-        return 130
-    print(f"held-out evaluation ({cfg.eval_contexts} contexts, seed {cfg.eval_seed}, {cfg.concept}, eps {cfg.eps}):")
-    print(format_eval(result))
-    print(f"written: {run_path / 'eval.json'}")
-    return 0
-
-
 def _cmd_eval(args: argparse.Namespace) -> int:
+    with distributed.session() as world:
+        return _eval_command(args, world)
+
+
+def _eval_command(args: argparse.Namespace, world: distributed.World) -> int:
+    """``did eval``; under torchrun every rank evaluates its share and rank 0 reads and writes the run."""
+    from did_core.components import build_components, solve_induced
     from did_core.evaluate import PolishSettings, evaluate_generator
     from did_core.plugins import create, registry
     from did_core.report import build_report, markdown_table
     from did_core.runs import RunDir, atomic_write_text
-    from did_core.components import build_components, solve_induced
 
     run = RunDir(Path(args.run_dir))
     if args.from_json:
+        if not world.is_main:
+            return 0
         stored = run.path if run.path.suffix == ".json" else run.file("report.json")
         if not stored.is_file():
             return fail(f"{stored} not found: run did eval on the run directory first")
@@ -227,48 +211,61 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         except (ValueError, KeyError, TypeError) as exc:
             return fail(f"{stored} is not a DID evaluation report: {type(exc).__name__}: {exc}")
         return 0
-    if not run.file("config.yaml").exists():
-        return fail(f"{run.path} is not a run directory (no config.yaml)")
+
+    def read_run() -> tuple[dict[str, Any], dict[str, Any]]:
+        if not run.file("config.yaml").exists():
+            raise ConfigError(f"{run.path} is not a run directory (no config.yaml)")
+        config, state = load_yaml(run.file("config.yaml")), run.load_checkpoint()
+        if state is None:
+            raise ConfigError(f"{run.path} has no checkpoint.pt to evaluate")
+        return config, state
+
     if args.contexts is not None and args.contexts < 1:
         return fail(f"--contexts must be >= 1, got {args.contexts}")
-    cfg = resolve_train_config({}, load_yaml(run.file("config.yaml")))
-    state = run.load_checkpoint()
-    if state is None:
-        return fail(f"{run.path} has no checkpoint.pt to evaluate")
-    parts = build_components(cfg)
-    parts.generator.load_state_dict(state["model"])
     if args.blocks is not None and not [b for b in args.blocks.split(",") if b.strip()]:
         return fail("--blocks names no block (give a comma-separated list, or leave it out for the defaults)")
     if args.polish_budget is not None and args.polish_budget < 1:
         return fail(f"--polish-budget must be >= 1, got {args.polish_budget}")
-    if int(state.get("step", cfg.steps)) < cfg.steps:
+    config, state = distributed.on_main(world, read_run)
+
+    def prepare() -> tuple[TrainConfig, Any, list[str]]:
+        cfg = resolve_train_config({}, config)
+        parts = build_components(cfg)
+        parts.generator.load_state_dict(state["model"])
+        blocks = ([b.strip() for b in args.blocks.split(",") if b.strip()] if args.blocks
+                  else list(dict.fromkeys([cfg.block, cfg.exact_block])))
+        for name in blocks:
+            registry("blocks").get(name)
+        if args.plots and world.is_main:
+            from did_core.plots import require_matplotlib
+
+            require_matplotlib()
+        return cfg, parts, blocks
+
+    cfg, parts, blocks = distributed.together(world, prepare)
+    if int(state.get("step", cfg.steps)) < cfg.steps and world.is_main:
         print(f"note: {run.path} stopped at step {int(state['step'])} of {cfg.steps}; evaluating its last "
               f"checkpoint (continue it with did train --resume {run.path})", file=sys.stderr)
-    blocks = ([b.strip() for b in args.blocks.split(",") if b.strip()] if args.blocks
-              else list(dict.fromkeys([cfg.block, cfg.exact_block])))
-    for name in blocks:
-        registry("blocks").get(name)
-    if args.plots:
-        from did_core.plots import require_matplotlib
-
-        require_matplotlib()
     polish = None
     if args.polish:
         polish = PolishSettings(args.polish_budget or parts.task.polish_budget, args.workers or 0)
     contexts = args.contexts or cfg.eval_contexts
     seed = cfg.eval_seed if args.seed is None else args.seed
-    if polish is not None:
+    if polish is not None and world.is_main:
         from did_core.evaluate import polish_seconds
 
         sample = parts.sampler.sample(1, torch.Generator().manual_seed(seed))
-        minutes = polish_seconds(cfg, parts, sample, blocks, contexts, polish) / 60
+        minutes = polish_seconds(cfg, parts, sample, blocks, contexts, polish, world=world) / 60
         print(f"note: the local polish runs up to {polish.budget} evaluations per context x {contexts} contexts x "
-              f"{len(blocks)} block(s) on {polish.worker_count()} worker(s): at most about {minutes:.1f} min "
-              f"(--polish-budget lowers it)", file=sys.stderr)
-    run.acquire()  # not while a did train (or another did eval) writes this run
+              f"{len(blocks)} block(s) on {polish.worker_count(world) * world.size} worker(s): at most about "
+              f"{minutes:.1f} min (--polish-budget lowers it)", file=sys.stderr)
+    distributed.on_main(world, run.acquire)  # not while a did train (or another did eval) writes this run
     try:
-        result = evaluate_generator(cfg, parts, blocks, contexts=contexts, seed=seed, polish=polish)
-        report = build_report(cfg.task, cfg.model_dump(), result, contexts, seed, ["eval", *args.argv])
+        result = evaluate_generator(cfg, parts, blocks, contexts=contexts, seed=seed, polish=polish, world=world)
+        if not world.is_main:
+            return 0
+        report = build_report(cfg.task, cfg.model_dump(), result, contexts, seed, ["eval", *args.argv],
+                              world_size=world.size)
         kept = [name for name in ("report.json", "report.md") if run.file(name).is_file()]
         for name in kept:  # the previous report stays readable next to the new one
             os.replace(run.file(name), run.file(name.replace("report.", "report.previous.")))
@@ -279,7 +276,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         table = markdown_table(report)
         atomic_write_text(run.file("report.md"), table + "\n")
     finally:
-        run.release()
+        if world.is_main:
+            run.release()
     print(table)
     if args.plots:
         from did_core.plots import per_size_bars, training_curves
@@ -330,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file of options (flags override it)")
     p.add_argument("--run-dir", help="run directory (default: a new folder under runs/)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run where it stopped")
+    p.add_argument("--nproc", type=int, help="train data-parallel on this many processes of this machine (starts "
+                   "torchrun; several machines: run torchrun yourself, see README 'Scale'); the batch stays the "
+                   "global batch")
     _add_config_flags(p)
     p.set_defaults(func=_cmd_train)
 
@@ -383,8 +384,12 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         args.argv = argv[1:]
         return int(args.func(args) or 0)
+    except PeerError as exc:  # another rank failed and reported it; rank 0 may add what became of the run
+        if exc.report:
+            fail(str(exc))
+        return 1
     except USER_ERRORS as exc:
-        return fail(str(exc))
+        return fail(str(exc), own=True)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

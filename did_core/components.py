@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from did_core import distributed
 from did_core.blocks import Equilibrium, EquilibriumBlock
 from did_core.config import TrainConfig
 from did_core.equilibria import Epsilon
@@ -46,11 +47,20 @@ def get_task(name: str) -> Task:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available; asking for CUDA without it is a clear error."""
+    """``auto`` picks CUDA when available; asking for CUDA without it is a clear error.
+
+    In a process group (torchrun) ``cuda`` is each rank's own GPU, ``cuda:LOCAL_RANK``.
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    world = distributed.current()
+    if name.startswith("cuda") and world.size > 1:
+        if name != "cuda":
+            raise ValueError(f"device {name!r} names one GPU, but {world.size} processes run: give --device cuda "
+                             f"(each process uses cuda:LOCAL_RANK)")
+        return torch.device("cuda", world.local_rank)
     return torch.device(name)
 
 

@@ -18,11 +18,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from did_core.default_plugins.concepts import DEFAULT_CONCEPT
+from did_core.files import UnreadableFile, read_regular_file
 from did_core.tasks import component_factory, options_error
 
-__all__ = ["TrainConfig", "load_yaml", "resolve_train_config", "ConfigError", "PROFILES"]
+__all__ = ["TrainConfig", "load_yaml", "resolve_train_config", "ConfigError", "PROFILES", "RECORDED"]
 
 PROFILES: tuple[str, ...] = ("quick", "paper")
+
+#: Fields that record how a run was made rather than set it: no command-line flag; training overwrites them.
+RECORDED: tuple[str, ...] = ("world_size",)
 
 
 class ConfigError(ValueError):
@@ -69,6 +73,8 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(50, gt=0)
     eval_contexts: int = Field(128, gt=0)
     eval_seed: int = 12345
+    world_size: int = Field(1, gt=0, description="processes the run trained on (recorded, not set: torchrun or "
+                            "did train --nproc decides it; the batch is the same global batch on any number)")
 
     @field_validator("device")
     @classmethod
@@ -90,12 +96,18 @@ class TrainConfig(BaseModel):
         return self.generator or self.task
 
 
+#: The largest configuration file read.
+CONFIG_FILE_LIMIT = 1 << 20
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from ``path``, or ``ConfigError``."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        data = yaml.safe_load(read_regular_file(Path(path), CONFIG_FILE_LIMIT).decode("utf-8-sig"))
+    except UnreadableFile as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if data is None:

@@ -146,7 +146,8 @@ def evaluate_generator(cfg: TrainConfig, parts: Any, blocks: list[str], contexts
         entry = summarise(objective, values[name], baselines[name], sizes)
         entry["guarded"] = summarise(objective, torch.where(keep, values[name], baselines[name]), baselines[name],
                                      sizes)
-        entry.update(metric_name=objective.metric_name, size_axis=parts.task.size_axis, concept=cfg.concept,
+        entry.update(metric_name=objective.metric_name, report_change=objective.report_change,
+                     size_axis=parts.task.size_axis, concept=cfg.concept,
                      eps=cfg.eps, absolute_eps=cfg.absolute_eps, seed=seed, guard_block=exact,
                      world_size=world.size)
         if polish is not None:
@@ -230,14 +231,15 @@ def polish_context(cfg: TrainConfig, parts: Any, block: Any, context: Context, x
 
 
 def polish_seconds(cfg: TrainConfig, parts: Any, context: Context, blocks: list[str], contexts: int,
-                   settings: PolishSettings, repeats: int = 3) -> float:
+                   settings: PolishSettings, repeats: int = 3, world: World | None = None) -> float:
     """Estimated wall time of polishing ``contexts`` contexts under each of ``blocks``, in seconds.
 
     One function evaluation (induce, solve, value) is timed on the first context of
     ``context`` under each block (best of ``repeats``); the estimate assumes every
-    context uses its whole budget, spread over the workers, so it is an upper bound
-    when Nelder-Mead stops early.
+    context uses its whole budget, spread over the workers (of every rank of ``world``), so it is
+    an upper bound when Nelder-Mead stops early.
     """
+    world = world or distributed.current()
     first = context_to(index_context(context, slice(0, 1)), parts.device)
     with torch.no_grad():
         x = parts.objective.baseline_intervention(first)
@@ -250,7 +252,7 @@ def polish_seconds(cfg: TrainConfig, parts: Any, context: Context, blocks: list[
                 parts.objective.value(first, x, solve_induced(parts, block, first, x, cfg.concept))
                 times.append(time.perf_counter() - start)
             per_evaluation += min(times)
-    return per_evaluation * settings.budget * contexts / settings.worker_count()
+    return per_evaluation * settings.budget * contexts / (settings.worker_count(world) * world.size)
 
 
 def polish_all(cfg: TrainConfig, context: Context, x: Tensor, block_name: str, settings: PolishSettings,

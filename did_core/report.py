@@ -32,8 +32,8 @@ def git_revision(path: Path | None = None) -> str:
 
 
 def build_report(task: str, config: dict[str, Any], evaluation: dict[str, Any], contexts: int, seed: int,
-                 argv: list[str] | None = None) -> dict[str, Any]:
-    """The stored form of an evaluation."""
+                 argv: list[str] | None = None, world_size: int = 1) -> dict[str, Any]:
+    """The stored form of an evaluation (``world_size``: the processes it ran on; the training's is in ``config``)."""
     return {
         "meta": {
             "task": task,
@@ -43,6 +43,7 @@ def build_report(task: str, config: dict[str, Any], evaluation: dict[str, Any], 
             "contexts": contexts,
             "seed": seed,
             "train_seed": config.get("seed"),
+            "world_size": world_size,
             "config": config,
         },
         "blocks": evaluation,

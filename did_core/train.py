@@ -8,6 +8,11 @@
 
 The trainer never knows which task or block it runs: everything is looked up
 by name in the plugin registries (:mod:`did_core.components`).
+
+Under torchrun the same function trains one generator data-parallel over the
+ranks (:mod:`did_core.distributed`): every rank draws the whole batch from the
+one seeded stream and trains on its slice, gradients are summed over the ranks,
+and only rank 0 writes the run directory.
 """
 
 from __future__ import annotations
@@ -20,28 +25,35 @@ from typing import Any
 import torch
 import yaml
 
+from did_core import distributed
 from did_core.components import Components, build_components, context_to, solve_induced
 from did_core.config import TrainConfig
+from did_core.distributed import World
 from did_core.evaluate import evaluate_generator
 from did_core.grouping import grouped
-from did_core.loop import LoopSettings, Schedule, run_loop
+from did_core.loop import LoopSettings, Schedule, StepFn, run_loop
 from did_core.runs import RunDir, RunDirError
-from did_core.tasks import Context
+from did_core.tasks import Context, index_context
 
-__all__ = ["training_step", "train", "check_components", "check_resume", "RESUME_FREE"]
+__all__ = ["training_step", "train", "check_components", "check_resume", "rank_step", "loop_settings", "RESUME_FREE"]
 
 
 def training_step(parts: Components, context: Context, concept: str, progress: float, max_groups: int,
-                  min_saving: int = 0) -> dict[str, float]:
+                  min_saving: int = 0, share: float = 1.0) -> dict[str, float]:
     """Loss and backward pass of one batch, run as size groups; returns the logged scalars.
 
     Each group (:func:`did_core.grouping.grouped`) goes through generator, induced
     game, block and loss, and back-propagates its loss weighted by its share of
     the batch, so the gradient is the padded batch's. Scalars (the objective's,
     ``loss`` and the mean ``violation``) are the same weighted means.
+
+    ``share`` scales both: a rank that holds ``B_r`` of a global batch of ``B``
+    contexts passes ``B_r / B``, so that the sums over the ranks are the global
+    batch's gradient and means.
     """
     totals: dict[str, float] = {}
-    for weight, group in grouped(parts.sampler, context, max_groups, min_saving):
+    for group_weight, group in grouped(parts.sampler, context, max_groups, min_saving):
+        weight = share * group_weight
         x = parts.generator(group)
         eq = solve_induced(parts, parts.block, group, x, concept)
         loss, scalars = parts.objective.loss(group, x, eq, progress)
@@ -52,8 +64,9 @@ def training_step(parts: Components, context: Context, concept: str, progress: f
     return totals
 
 
-RESUME_FREE = ("threads", "log_every", "checkpoint_every", "eval_contexts", "eval_seed", "exact_block")
-"""Config fields a resumed run may change: they do not change what the remaining steps compute."""
+RESUME_FREE = ("threads", "log_every", "checkpoint_every", "eval_contexts", "eval_seed", "exact_block", "world_size")
+"""Config fields a resumed run may change: they do not change what the remaining steps compute (the
+number of processes neither: the batch is the same global batch on any number of ranks)."""
 
 
 def check_components(parts: Components, cfg: TrainConfig) -> None:
@@ -98,34 +111,67 @@ def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, A
     (building the components), that they work together (:func:`check_components`),
     and that the directory is free (a new run) or holds this run with the same
     config (:func:`check_resume`). The directory is locked while the run lasts.
+
+    In a process group (torchrun) every rank calls this with the same arguments:
+    each builds and checks the components, rank 0 alone checks, locks and writes
+    the directory, and the config records the number of ranks (``world_size``).
     """
+    world = distributed.current()
+    cfg = cfg.model_copy(update={"world_size": world.size})
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    parts = build_components(cfg)
-    check_components(parts, cfg)
+
+    def build() -> Components:
+        if cfg.batch_size < world.size:
+            raise ValueError(f"--batch-size {cfg.batch_size} is smaller than the number of processes ({world.size}): "
+                             f"every process needs at least one context of each batch")
+        parts = build_components(cfg)
+        check_components(parts, cfg)
+        return parts
+
+    parts = distributed.together(world, build)
     run = RunDir(run_path)
     check = (lambda: check_resume(run, cfg)) if resume else run.check_new
-    check()
-    run.acquire()
+
+    def claim() -> None:
+        check()
+        run.acquire()
+        try:
+            check()  # again under the lock: another process may have written in between
+        except BaseException:
+            run.release()
+            raise
+
+    distributed.on_main(world, claim)
     try:
-        check()  # again under the lock: another process may have written in between
-        return _train(cfg, parts, run, resume)
+        return _train(cfg, parts, run, resume, world)
     finally:
-        run.release()
+        if world.is_main:
+            run.release()
 
 
-def _train(cfg: TrainConfig, parts: Components, run: RunDir, resume: bool) -> dict[str, Any]:
-    print(f"run directory: {run.path}", file=sys.stderr)
-    # A new run's config, or a resumed run's with its changed evaluation-only fields.
-    run.write_yaml(RunDir.CONFIG, cfg.model_dump())
-    rng = torch.Generator().manual_seed(cfg.seed)
+def rank_step(cfg: TrainConfig, parts: Components, rng: torch.Generator, world: World) -> StepFn:
+    """The trainer's ``step_fn`` on this rank: the whole batch from ``rng``, then this rank's slice of it.
+
+    Every rank draws all ``cfg.batch_size`` contexts from the one seeded stream (so the
+    contexts of a step do not depend on the number of ranks), keeps its contiguous share
+    (:func:`did_core.distributed.share`) and weights its loss by that share.
+    """
+    mine = distributed.share(cfg.batch_size, world)
+    share = (mine.stop - mine.start) / cfg.batch_size
 
     def step_fn(step: int, progress: float) -> dict[str, float]:
-        context = context_to(parts.sampler.sample(cfg.batch_size, rng), parts.device)
-        return training_step(parts, context, cfg.concept, progress, cfg.size_groups, cfg.group_min_saving)
+        context = index_context(parts.sampler.sample(cfg.batch_size, rng), mine)
+        return training_step(parts, context_to(context, parts.device), cfg.concept, progress, cfg.size_groups,
+                             cfg.group_min_saving, share)
 
-    settings = LoopSettings(
+    return step_fn
+
+
+def loop_settings(cfg: TrainConfig) -> LoopSettings:
+    """The optimisation loop of ``cfg`` (schedule, clipping, logging and checkpoint periods)."""
+    return LoopSettings(
         steps=cfg.steps,
         schedule=Schedule(cfg.lr, min(cfg.warmup_steps, cfg.steps), cfg.steps, cfg.final_lr_fraction),
         grad_clip=cfg.grad_clip,
@@ -134,8 +180,19 @@ def _train(cfg: TrainConfig, parts: Components, run: RunDir, resume: bool) -> di
         label=f"{cfg.task}/{cfg.block}",
         extra_state={"config": json.dumps(cfg.model_dump())},
     )
-    run_loop(run, parts.generator, step_fn, settings, rng, resume=resume)
+
+
+def _train(cfg: TrainConfig, parts: Components, run: RunDir, resume: bool, world: World) -> dict[str, Any]:
+    if world.is_main:
+        print(f"run directory: {run.path}" + (f" ({world.size} processes)" if world.size > 1 else ""),
+              file=sys.stderr)
+        # A new run's config, or a resumed run's with its changed evaluation-only fields.
+        run.write_yaml(RunDir.CONFIG, cfg.model_dump())
+    rng = torch.Generator().manual_seed(cfg.seed)
+    run_loop(run, parts.generator, rank_step(cfg, parts, rng, world), loop_settings(cfg), rng, resume=resume,
+             world=world)
     blocks = list(dict.fromkeys([cfg.block, cfg.exact_block]))
-    result = evaluate_generator(cfg, parts, blocks, contexts=cfg.eval_contexts, seed=cfg.eval_seed)
-    run.write_json("eval.json", result)
+    result = evaluate_generator(cfg, parts, blocks, contexts=cfg.eval_contexts, seed=cfg.eval_seed, world=world)
+    if world.is_main:
+        run.write_json("eval.json", result)
     return result

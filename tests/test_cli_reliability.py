@@ -89,3 +89,44 @@ def test_a_second_eval_keeps_the_previous_report(run, tmp_path, capsys):
     assert "previous report is kept" in capsys.readouterr().err
     assert (copy / "report.previous.json").read_text() == first
     assert (copy / "report.previous.md").is_file() and (copy / "report.json").read_text() != first
+
+
+def _special_inputs(tmp_path: Path) -> dict[str, Path]:
+    """Files a user may name by mistake that are not regular files (a FIFO would hang a plain read)."""
+    import os
+
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.npy"
+    zero.symlink_to("/dev/zero")
+    return {"fifo": fifo, "device": zero, "directory": tmp_path}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_non_regular_inputs_are_refused_in_one_line(tmp_path, capsys, kind):
+    path = _special_inputs(tmp_path)[kind]
+    assert main(["solve", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("did: error:") and err.count("\n") == 1 and str(path) in err
+    assert main(["train", "--config", str(path), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("did: error: config file") and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_bytes(b"steps: 3\n# caf\xe9 in latin-1\n")
+    assert main(["train", "--config", str(config), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "is not UTF-8 text" in err and err.count("\n") == 1 and not (tmp_path / "run").exists()
+
+
+def test_oversized_game_file_is_refused_before_reading(tmp_path, capsys, monkeypatch):
+    from did_core.game_io import file_bytes
+
+    monkeypatch.setattr(file_bytes, "GAME_FILE_LIMIT", 64)
+    game = tmp_path / "big.json"
+    game.write_text(json.dumps({"payoffs": [[[1.0, 2.0], [3.0, 4.0]], [[1.0, 2.0], [3.0, 4.0]]], "pad": "x" * 100}))
+    assert main(["solve", str(game)]) == 2
+    assert "files over" in capsys.readouterr().err
