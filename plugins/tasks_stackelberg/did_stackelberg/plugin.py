@@ -1,0 +1,55 @@
+"""Registers the tasks ``commitment`` and ``matrix_design`` and the command ``did stackelberg``."""
+
+from did_core.hookspecs import hookimpl
+from did_core.registry import Registry
+from did_core.tasks import Task
+from did_stackelberg.commitment import CommitmentObjective, CommitmentSampler
+from did_stackelberg.design_commitment import CommitmentInstances
+from did_stackelberg.design_matrix import MatrixDesignInstances
+from did_stackelberg.generators import CommitmentGenerator, PaymentGenerator
+from did_stackelberg.matrix_design import MatrixDesignObjective, MatrixDesignSampler
+
+COMMITMENT = Task(
+    sampler=CommitmentSampler,
+    objective=CommitmentObjective,
+    generator=CommitmentGenerator,
+    description="commit the leader to a mixed strategy that the followers' equilibrium makes worth the most",
+    size_axis="actions",
+    train_profiles={
+        "quick": {"steps": 300, "batch_size": 64, "lr": 3e-3, "warmup_steps": 20, "eval_contexts": 256},
+        "paper": {"steps": 20000, "batch_size": 128, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
+    },
+    polish_budget=400,
+    instances=CommitmentInstances(),
+)
+
+MATRIX_DESIGN = Task(
+    sampler=MatrixDesignSampler,
+    objective=MatrixDesignObjective,
+    generator=PaymentGenerator,
+    description="promise payments per cell so that the followers' equilibrium reaches a goal at little cost",
+    size_axis="actions",
+    train_profiles={
+        "quick": {"steps": 300, "batch_size": 64, "lr": 3e-3, "warmup_steps": 20, "eval_contexts": 256},
+        "paper": {"steps": 20000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
+    },
+    polish_budget=1000,
+    instances=MatrixDesignInstances(),
+)
+
+
+def _command(argv: list[str]) -> int:
+    from did_stackelberg.report import main
+
+    return main(argv)
+
+
+@hookimpl
+def did_register_tasks(register: Registry) -> None:
+    register.add("commitment", COMMITMENT)
+    register.add("matrix_design", MATRIX_DESIGN)
+
+
+@hookimpl
+def did_register_commands(register: Registry) -> None:
+    register.add("stackelberg", _command)
