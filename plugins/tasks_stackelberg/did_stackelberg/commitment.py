@@ -123,7 +123,7 @@ class CommitmentSampler(ContextSampler):
         }
 
     def payoff_features(self, context: Context) -> tuple[Tensor, Tensor]:
-        """Leader and followers as the players of one game ``[B, 2, 1 + N, L, A..A]``, mask ``[B, 1 + N, max(L, A)]``.
+        """Leader and followers as the players of one game ``[B, C, 1 + N, L, A..A]``, mask ``[B, 1 + N, max(L, A)]``.
 
         Channels: the payoffs, each player's payoffs standardised over its real cells
         (mean 0, RMS 1), so the generator sees the shape of a game at any scale, and
