@@ -179,7 +179,7 @@ def registry(kind: str) -> Registry:
 
 
 def create(kind: str, name: str, *args: Any, **options: Any) -> Any:
-    """Build the ``kind`` registered as ``name`` (e.g. ``create("blocks", exact_block_for("cce"))``)."""
+    """Build the ``kind`` registered as ``name`` (e.g. ``create("blocks", exact_block_for(DEFAULT_CONCEPT))``)."""
     return registry(kind).create(name, *args, **options)
 
 
