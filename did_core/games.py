@@ -23,6 +23,7 @@ __all__ = [
     "check_games",
     "full_mask",
     "joint_mask",
+    "excess_over_line_minimum",
     "player_scale",
     "embed",
     "normal_games",
@@ -97,6 +98,22 @@ def joint_mask(mask: Tensor, sizes: Sequence[int]) -> Tensor:
         out = m if out is None else out & m
     assert out is not None
     return out.expand(mask.shape[0], *sizes)
+
+
+def excess_over_line_minimum(values: Tensor, mask: Tensor) -> Tensor:
+    """Per player ``p`` and others' actions ``a_{-p}``: ``values`` minus their minimum over ``p``'s real actions.
+
+    Why: adding to player ``p``'s payoffs any function of ``a_{-p}`` changes no
+    deviation gain, so no equilibrium; this removes that free level, leaving a 0
+    on every own-action line. ``values [B, N, A_1..A_N]``, ``mask [B, N, A_max]``;
+    returns the same shape, ``>= 0``, 0 on padded cells.
+    """
+    real = joint_mask(mask, values.shape[2:])
+    out = []
+    for p in range(values.shape[1]):
+        low = values[:, p].masked_fill(~real, float("inf")).amin(dim=1 + p, keepdim=True)
+        out.append(torch.where(real, values[:, p] - low, torch.zeros_like(values[:, p])))
+    return torch.stack(out, dim=1)
 
 
 def _own_action_stats(games: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:

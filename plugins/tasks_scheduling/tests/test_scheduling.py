@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from did_core.equilibria import Epsilon
+from did_core.games import excess_over_line_minimum
 from did_core.plugins import create, registry
 from did_core.registry import UnknownNameError
-from did_scheduling import (SchedulingObjective, SchedulingSampler, TaxGenerator, excess_over_cheapest,
-                            scheduling_game)
+from did_scheduling import SchedulingObjective, SchedulingSampler, TaxGenerator, scheduling_game
 
 
 @pytest.fixture(autouse=True)
@@ -105,7 +105,7 @@ def test_normalisation_leaves_a_tax_free_action_and_the_equilibrium() -> None:
     context = sampler.sample(6, torch.Generator().manual_seed(3))
     jm = objective_jm(context).bool()
     raw = torch.rand_like(context["utilities"]) * jm
-    fixed = excess_over_cheapest(raw, context["mask"])
+    fixed = excess_over_line_minimum(raw, context["mask"])
     generated = -TaxGenerator(sampler, width=8, depth=1)(context).detach()
     for taxes in (fixed, generated):
         assert (taxes >= 0).all() and (taxes[~jm] == 0).all()
