@@ -35,7 +35,7 @@ from did_core.tasks import Context, ContextSampler, DesignObjective, Options
 from did_stackelberg.reference import strong_stackelberg
 
 __all__ = ["CommitmentSampler", "CommitmentObjective", "induced_games", "leader_utility", "feasible_strategy",
-           "sse_values"]
+           "payoff_scale", "sse_values"]
 
 
 def _leader_mask_joint(leader_mask: Tensor, mask: Tensor, sizes: tuple[int, ...]) -> Tensor:
@@ -43,6 +43,26 @@ def _leader_mask_joint(leader_mask: Tensor, mask: Tensor, sizes: tuple[int, ...]
     n = mask.shape[1]
     follower = joint_mask(mask, sizes[1:]).unsqueeze(1)
     return leader_mask[:, : sizes[0]].reshape(-1, sizes[0], *[1] * n) & follower
+
+
+def _players(context: Context) -> tuple[Tensor, Tensor]:
+    """Leader and followers as the players of one game ``[B, 1 + N, L, A..A]`` and its real cells ``[B, 1, L, A..A]``."""
+    payoffs = torch.cat([context["leader"].unsqueeze(1), context["followers"]], dim=1)
+    real = _leader_mask_joint(context["leader_mask"], context["mask"], tuple(payoffs.shape[2:]))
+    return payoffs, real.unsqueeze(1).to(payoffs.dtype)
+
+
+def _moments(payoffs: Tensor, real: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and RMS deviation ``[B, 1 + N]`` of each player's payoffs over the real cells."""
+    count = real.flatten(2).sum(dim=2).clamp_min(1)
+    mean = (payoffs * real).flatten(2).sum(dim=2) / count
+    centred = (payoffs - mean.view(*mean.shape, *[1] * (payoffs.dim() - 2))) * real
+    return mean, (centred.pow(2).flatten(2).sum(dim=2) / count).sqrt().clamp_min(1e-9)
+
+
+def payoff_scale(context: Context) -> Tensor:
+    """Each player's payoff scale ``[B, 1 + N]`` (leader first): the RMS deviation over the real cells."""
+    return _moments(*_players(context))[1]
 
 
 def sse_values(context: Context) -> Tensor:
@@ -130,17 +150,15 @@ class CommitmentSampler(ContextSampler):
         (``regret_feature``) each player's own-action regret ``u_p(a) - max_d u_p(d, a_{-p})``
         on the same scale: who best-responds to what, which the pools do not compute.
         """
-        payoffs = torch.cat([context["leader"].unsqueeze(1), context["followers"]], dim=1)
+        payoffs, real = _players(context)
         leader_mask, mask = context["leader_mask"], context["mask"]
         width = max(leader_mask.shape[1], mask.shape[2])
         full_mask = torch.cat([F.pad(leader_mask, (0, width - leader_mask.shape[1])).unsqueeze(1),
                                F.pad(mask, (0, width - mask.shape[2]))], dim=1)
-        real = _leader_mask_joint(leader_mask, mask, tuple(payoffs.shape[2:])).unsqueeze(1).to(payoffs.dtype)
+        mean, rms = _moments(payoffs, real)
         view = (*payoffs.shape[:2], *[1] * (payoffs.dim() - 2))
-        count = real.flatten(2).sum(dim=2).clamp_min(1)  # [B, 1]
-        mean = ((payoffs * real).flatten(2).sum(dim=2) / count).view(view)
+        mean, rms = mean.view(view), rms.view(view)
         centred = (payoffs - mean) * real
-        rms = (centred.pow(2).flatten(2).sum(dim=2) / count).sqrt().clamp_min(1e-9).view(view)
         channels = [payoffs, centred / rms]
         if self.options.regret_feature:
             cells = real.bool().expand_as(payoffs)

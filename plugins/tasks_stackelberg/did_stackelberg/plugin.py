@@ -16,8 +16,9 @@ COMMITMENT = Task(
     description="commit the leader to a mixed strategy that the followers' equilibrium makes worth the most",
     size_axis="actions",
     train_profiles={
-        "quick": {"steps": 300, "batch_size": 64, "lr": 3e-3, "warmup_steps": 20, "eval_contexts": 256},
-        "paper": {"steps": 20000, "batch_size": 128, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
+        # measured (README): 600 x 256 games reach 0.951 of the strong Stackelberg value, 600 x 128 0.949
+        "quick": {"steps": 600, "batch_size": 256, "lr": 3e-3, "warmup_steps": 20, "eval_contexts": 256},
+        "paper": {"steps": 20000, "batch_size": 256, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
     },
     polish_budget=400,
     instances=CommitmentInstances(),
