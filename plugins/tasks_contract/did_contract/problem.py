@@ -12,29 +12,27 @@ File format (a JSON object; ``description`` and ``notes`` are free documentation
     }
 
 Every number must be finite, transitions non-negative with rows summing to 1
-(within 1e-6). Any problem is one ``ProblemError`` line naming the file and the field.
+(within 1e-6). Any problem is one ``ProblemError`` line naming the file and the
+field (the core's :class:`did_core.instance_files.InstanceError`).
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from did_core.instance_files import InstanceError, array, check_fields, names, read_json
 from did_core.tasks import Context
 
 __all__ = ["ContractProblem", "ProblemError", "load_problem", "problem_from_dict"]
 
 _KEYS = {"agents", "actions", "outcomes", "values", "costs", "transitions"}
-_DOC_KEYS = {"description", "notes"}
 
-
-class ProblemError(ValueError):
-    """A malformed contract-problem file, described in one line."""
+#: A malformed contract-problem file, described in one line.
+ProblemError = InstanceError
 
 
 @dataclass
@@ -51,57 +49,22 @@ class ContractProblem:
         return len(self.agents)
 
 
-def _names(data: Any, field: str, what: str) -> list[str]:
-    if not isinstance(data, list) or not data or not all(isinstance(x, str) for x in data):
-        raise ProblemError(f"'{field}' must be a non-empty list of {what} names (strings)")
-    if len(set(data)) != len(data):
-        raise ProblemError(f"'{field}' has duplicate names")
-    return list(data)
-
-
-def _array(data: Any, field: str, shape: tuple[int, ...]) -> torch.Tensor:
-    """A float64 tensor of exactly ``shape`` from nested lists, or a ``ProblemError``."""
-
-    def check(x: Any, depth: int, where: str) -> None:
-        if depth == len(shape):
-            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-                raise ProblemError(f"'{field}{where}' must be a finite number, got {json.dumps(x)}")
-            return
-        if not isinstance(x, list) or len(x) != shape[depth]:
-            got = f"a list of {len(x)}" if isinstance(x, list) else json.dumps(x)[:40]
-            raise ProblemError(f"'{field}{where}' must be a list of {shape[depth]} entries "
-                               f"(shape {list(shape)}), got {got}")
-        for k, item in enumerate(x):
-            check(item, depth + 1, f"{where}[{k}]")
-
-    check(data, 0, "")
-    return torch.tensor(data, dtype=torch.float64).reshape(shape)
-
-
 def problem_from_dict(data: Any) -> ContractProblem:
     """Validate a decoded JSON object and build its context (see the module docstring)."""
-    if not isinstance(data, dict):
-        raise ProblemError(f"the file must hold a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - _KEYS - _DOC_KEYS)
-    if unknown:
-        raise ProblemError(f"unknown field(s) {', '.join(map(repr, unknown))}; expected "
-                           f"{', '.join(sorted(_KEYS))} (and optionally description, notes)")
-    missing = sorted(_KEYS - set(data))
-    if missing:
-        raise ProblemError(f"missing field(s) {', '.join(map(repr, missing))}")
-    agents = _names(data["agents"], "agents", "agent")
+    check_fields(data, _KEYS, _KEYS)
+    agents = names(data["agents"], "agents", "agent")
     n_agents = len(agents)
     if n_agents > 4:
         raise ProblemError(f"at most 4 agents are supported, got {n_agents}")
     if not isinstance(data["actions"], list) or len(data["actions"]) != n_agents:
         raise ProblemError(f"'actions' must hold one list of action names per agent ({n_agents})")
-    actions = [_names(a, f"actions[{i}]", "action") for i, a in enumerate(data["actions"])]
-    outcomes = _names(data["outcomes"], "outcomes", "outcome")
+    actions = [names(a, f"actions[{i}]", "action") for i, a in enumerate(data["actions"])]
+    outcomes = names(data["outcomes"], "outcomes", "outcome")
     sizes = tuple(len(a) for a in actions)
     m = len(outcomes)
-    values = _array(data["values"], "values", (m,))
-    costs = _array(data["costs"], "costs", (n_agents, *sizes))
-    transitions = _array(data["transitions"], "transitions", (*sizes, m))
+    values = array(data["values"], "values", (m,))
+    costs = array(data["costs"], "costs", (n_agents, *sizes))
+    transitions = array(data["transitions"], "transitions", (*sizes, m))
     if (transitions < 0).any():
         raise ProblemError("'transitions' must be non-negative probabilities")
     row_sums = transitions.sum(dim=-1)
@@ -129,15 +92,7 @@ def problem_from_dict(data: Any) -> ContractProblem:
 
 def load_problem(path: Path) -> ContractProblem:
     """Read and validate a contract-problem JSON file; any problem is one ``ProblemError`` line."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ProblemError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProblemError(f"{path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    data = read_json(path)  # its errors name the file already
     try:
         return problem_from_dict(data)
     except ProblemError as exc:

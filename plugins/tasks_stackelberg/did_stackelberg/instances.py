@@ -1,30 +1,22 @@
-"""Reading instance files of both tasks: JSON with one-line errors, named actions, joints shown by names.
+"""Instance files of both tasks: the core's checked JSON reading, contexts with names, joints shown by names.
 
 Both formats (:mod:`did_stackelberg.design_commitment`, :mod:`did_stackelberg.design_matrix`)
-are JSON objects; every problem with a file is one :class:`InstanceError` line
-naming the field (a ``ValueError``, as ``did design`` expects).
+are JSON objects read with :mod:`did_core.instance_files`; every problem with a
+file is one :class:`InstanceError` line naming the file and the field.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
+from did_core.instance_files import InstanceError, array, check_fields, names, padded, read_json
+
 __all__ = ["InstanceError", "read_object", "names", "array", "padded", "joint_lines", "NamedContext"]
-
-#: fields any instance file may carry for people, ignored by the loaders.
-DOC_KEYS = {"description", "notes"}
-
-
-class InstanceError(ValueError):
-    """A malformed instance file, described in one line."""
 
 
 class NamedContext(dict):
@@ -38,58 +30,11 @@ class NamedContext(dict):
 
 def read_object(path: Path, keys: set[str], required: set[str]) -> dict[str, Any]:
     """The JSON object in ``path``, with only ``keys`` (and ``description``, ``notes``) and every ``required`` key."""
-    path = Path(path)
+    data = read_json(path)  # its errors name the file already
     try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise InstanceError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InstanceError(f"{path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-    if not isinstance(data, dict):
-        raise InstanceError(f"{path}: the file must hold a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - keys - DOC_KEYS)
-    if unknown:
-        raise InstanceError(f"{path}: unknown field(s) {', '.join(map(repr, unknown))}; expected "
-                            f"{', '.join(sorted(keys))} (and optionally description, notes)")
-    missing = sorted(required - set(data))
-    if missing:
-        raise InstanceError(f"{path}: missing field(s) {', '.join(map(repr, missing))}")
-    return data
-
-
-def names(data: Any, field: str, what: str) -> list[str]:
-    """A non-empty list of distinct strings."""
-    if not isinstance(data, list) or not data or not all(isinstance(x, str) for x in data):
-        raise InstanceError(f"'{field}' must be a non-empty list of {what} names (strings)")
-    if len(set(data)) != len(data):
-        raise InstanceError(f"'{field}' has duplicate names")
-    return list(data)
-
-
-def array(data: Any, field: str, shape: tuple[int, ...]) -> Tensor:
-    """A float64 tensor of exactly ``shape`` from nested lists of finite numbers."""
-
-    def check(x: Any, depth: int, where: str) -> None:
-        if depth == len(shape):
-            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-                raise InstanceError(f"'{field}{where}' must be a finite number, got {json.dumps(x)}")
-            return
-        if not isinstance(x, list) or len(x) != shape[depth]:
-            got = f"a list of {len(x)}" if isinstance(x, list) else json.dumps(x)[:40]
-            raise InstanceError(f"'{field}{where}' must be a list of {shape[depth]} entries "
-                                f"(shape {list(shape)}), got {got}")
-        for k, item in enumerate(x):
-            check(item, depth + 1, f"{where}[{k}]")
-
-    check(data, 0, "")
-    return torch.tensor(data, dtype=torch.float64).reshape(shape)
-
-
-def padded(values: Tensor, shape: tuple[int, ...]) -> Tensor:
-    """``values`` zero-padded at the end of every axis to ``shape``."""
-    out = torch.zeros(shape, dtype=values.dtype)
-    out[tuple(slice(0, n) for n in values.shape)] = values
-    return out
+        return check_fields(data, keys, required)
+    except InstanceError as exc:
+        raise InstanceError(f"{path}: {exc}") from None
 
 
 def joint_lines(players: list[str], actions: Iterable[list[str]], sigma: Tensor) -> list[str]:
