@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from did_core.files import MIB, UnreadableFile, read_text_file
+from did_core.files import MIB, UnreadableFile, read_json_file
 
 __all__ = ["InstanceError", "DOC_KEYS", "INSTANCE_FILE_LIMIT", "read_json", "check_fields", "names", "array",
            "padded"]
@@ -36,11 +36,9 @@ class InstanceError(ValueError):
 def read_json(path: Path) -> Any:
     """The decoded JSON in ``path`` (a regular file of at most :data:`INSTANCE_FILE_LIMIT` bytes)."""
     try:
-        return json.loads(read_text_file(Path(path), INSTANCE_FILE_LIMIT))
-    except UnreadableFile as exc:
+        return read_json_file(Path(path), INSTANCE_FILE_LIMIT)
+    except UnreadableFile as exc:  # also JSON nested too deeply for the parser, or a number too long to convert
         raise InstanceError(f"cannot read {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InstanceError(f"{path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
 
 
 def check_fields(data: Any, keys: set[str], required: set[str]) -> dict[str, Any]:
