@@ -18,10 +18,19 @@ positive multiplier, when the block has duals). Two kinds of block exist:
 
 Blocks declare :class:`Capabilities` (exact or approximate, the concepts and devices
 they support), so the core picks an exact block by what it can do, never by name.
+
+**Size guard.** Before solving, :meth:`EquilibriumBlock.check_size` compares the
+block's estimate of the memory a call needs (:meth:`~EquilibriumBlock.memory_bytes`
+of a :class:`SolveSize`: batch, joint actions, constraint rows) with its
+``max_memory_gb`` and refuses an oversized call with a one-line
+:class:`SolveTooLarge`, instead of swapping, being killed or running for hours. A
+block that estimates its memory takes the limit as its option ``max_memory_gb``
+(validated by :func:`memory_limit`).
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -35,7 +44,20 @@ from did_core.equilibria import Constraints, Epsilon, active_count, constraints,
 from did_core.games import check_games
 from did_core.implicit import implicit_vjp
 
-__all__ = ["Capabilities", "capabilities_of", "Equilibrium", "EquilibriumBlock", "DualSolverBlock", "SolverOutput"]
+__all__ = ["Capabilities", "capabilities_of", "Equilibrium", "EquilibriumBlock", "DualSolverBlock", "SolverOutput",
+           "NonConvergenceWarning", "SolveSize", "SolveTooLarge", "memory_limit"]
+
+GIB = float(1 << 30)
+
+
+class NonConvergenceWarning(RuntimeWarning):
+    """Some games of a batch did not reach the block's tolerance; they are flagged false in ``info["converged"]``.
+
+    Blocks warn with this category (or a subclass of it), so that where the core solves
+    many batches for one report it can silence the warnings and count the flagged games
+    instead (:mod:`did_core.convergence`).
+    """
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -57,6 +79,47 @@ def capabilities_of(factory: Any) -> Capabilities:
     """The capabilities a registered block factory declares (a plain factory: approximate, any concept)."""
     declared = getattr(factory, "capabilities", None)
     return declared if isinstance(declared, Capabilities) else Capabilities()
+
+
+@dataclass(frozen=True)
+class SolveSize:
+    """What one block call solves, known before it starts: ``batch`` games of ``players`` players with padded
+    action counts ``sizes``, ``joints`` joint actions ``J`` and ``rows`` constraint rows ``K`` of ``concept``
+    each, at most ``nonzeros`` nonzero entries in one game's rows ``D [K, J]``, and whether the call records a
+    graph for backpropagation (``grad``)."""
+
+    batch: int
+    players: int
+    sizes: tuple[int, ...]
+    joints: int
+    rows: int
+    nonzeros: int
+    concept: str
+    grad: bool = False
+
+    @classmethod
+    def of(cls, cons: Constraints, grad: bool = False) -> "SolveSize":
+        """The size of solving the constraint system ``cons`` (``grad``: with a graph to backpropagate)."""
+        op = cons.operator
+        return cls(op.batch, op.n_players, tuple(op.sizes), op.joints, op.n_rows, op.nonzeros(), cons.concept.name,
+                   grad)
+
+    def describe(self) -> str:
+        """E.g. ``"a batch of 64 2-player 16x16 games (ce: 256 joint actions, 512 rows each)"``."""
+        kind = f"{self.players}-player {'x'.join(map(str, self.sizes))}"
+        games = f"a {kind} game" if self.batch == 1 else f"a batch of {self.batch} {kind} games"
+        return f"{games} ({self.concept}: {self.joints} joint actions, {self.rows} rows{' each' * (self.batch > 1)})"
+
+
+class SolveTooLarge(ValueError):
+    """A call whose estimated memory is over the block's ``max_memory_gb``: refused before it starts."""
+
+
+def memory_limit(value: Any) -> float:
+    """A validated ``max_memory_gb`` option: a finite number of GiB > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"max_memory_gb must be a number of GiB > 0, got {value!r}")
+    return float(value)
 
 
 @dataclass
@@ -87,6 +150,8 @@ class EquilibriumBlock(ABC):
 
     name: str = "block"
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: The most memory, in GiB, a call may be estimated to need (``None``: no limit); see :meth:`check_size`.
+    max_memory_gb: float | None = None
 
     def __call__(
         self,
@@ -110,6 +175,7 @@ class EquilibriumBlock(ABC):
         epsilon = Epsilon.of(eps)
         with torch.no_grad():
             cons = constraints(games.detach().to(torch.float64), mask, concept, epsilon)
+        self.check_size(SolveSize.of(cons, grad=games.requires_grad and torch.is_grad_enabled()))
         if alpha0 is not None:
             if alpha0.shape[0] != games.shape[0] or alpha0[0].numel() != cons.operator.n_rows:
                 raise ValueError(f"alpha0 must hold {cons.operator.n_rows} duals for each of {games.shape[0]} "
@@ -126,6 +192,21 @@ class EquilibriumBlock(ABC):
             if eq.alpha is not None:
                 eq.info.setdefault("active", active_count(eq.alpha.detach().reshape(games.shape[0], -1), cons))
         return eq
+
+    def memory_bytes(self, size: SolveSize) -> float | None:
+        """An upper estimate of the memory (bytes) a call of ``size`` needs; ``None`` (the default): not
+        estimated, so never refused."""
+        return None
+
+    def check_size(self, size: SolveSize) -> None:
+        """Refuse, with a one-line :class:`SolveTooLarge`, a call estimated to need more than ``max_memory_gb``."""
+        needed = self.memory_bytes(size)
+        if needed is None or self.max_memory_gb is None or needed <= self.max_memory_gb * GIB:
+            return
+        raise SolveTooLarge(
+            f"block {self.name!r}: {size.describe()} would need about {needed / GIB:.3g} GiB of memory, over its "
+            f"limit of {self.max_memory_gb:g} GiB; solve smaller games or batches, or raise the block option "
+            f"max_memory_gb (e.g. --block-options '{{max_memory_gb: {math.ceil(needed / GIB)}}}')")
 
     @abstractmethod
     def solve(self, games: Tensor, mask: Tensor, cons: Constraints, alpha0: Tensor | None) -> Equilibrium:
@@ -176,7 +257,11 @@ class DualSolverBlock(EquilibriumBlock):
 
     @abstractmethod
     def solve_dual(self, cons: Constraints, alpha0: Tensor | None) -> SolverOutput:
-        """Solve every game of the batch in float64; flag (never hide) games that did not converge."""
+        """Solve every game of the batch in float64; flag (never hide) games that did not converge.
+
+        Flag them false in ``info["converged"]`` and, to tell the user, warn with
+        :class:`NonConvergenceWarning`.
+        """
 
     def solve(self, games: Tensor, mask: Tensor, cons: Constraints, alpha0: Tensor | None) -> Equilibrium:
         result = self.solve_dual(cons, alpha0)

@@ -1,8 +1,9 @@
 """The ``did`` command line: plugins, solve, train, eval, design, and subcommands registered by plugins.
 
-Every user error (a malformed file, an unknown plugin name, an invalid option)
-is reported as one line ``did: error: ...`` with exit code 2, and changes
-nothing on disk.
+Every user error (a malformed file, an unknown plugin name, an invalid option or
+flag, a file the file system will not write) is reported as one line
+``did: error: ...`` with exit code 2, and changes nothing on disk. Plugin
+commands parse their arguments with :class:`ArgumentParser` to report theirs alike.
 """
 
 from __future__ import annotations
@@ -10,24 +11,42 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, NoReturn
 
 import torch
-import yaml
 
 from did_core import distributed
-from did_core.config import RECORDED, ConfigError, TrainConfig, load_yaml, resolve_train_config
+from did_core.config import ConfigError, TrainConfig, load_yaml, resolve_train_config
 from did_core.default_plugins.concepts import DEFAULT_CONCEPT
 from did_core.distributed import PeerError
 from did_core.train_cli import cmd_train as _cmd_train
+from did_core.train_help import RunDefaults, add_config_flags, run_defaults, train_epilog
 from did_core.registry import DuplicateNameError, UnknownNameError
 
-__all__ = ["main", "fail"]
+__all__ = ["main", "fail", "ArgumentParser", "UsageError", "nonempty"]
 
-USER_ERRORS = (ValueError, ConfigError, UnknownNameError, DuplicateNameError, FileNotFoundError)
+
+class UsageError(ValueError):
+    """A command line its parser refuses (an unknown flag, a value of the wrong type, a missing argument)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors are a :class:`UsageError` (one ``did: error:`` line, no usage text)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def nonempty(text: str) -> str:
+    """An argparse ``type`` for a name or path: an empty one (an unset shell variable) is refused, not the default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty (leave the flag out for its default)")
+    return text
+
+
+USER_ERRORS = (ValueError, ConfigError, UnknownNameError, DuplicateNameError)
 
 
 def fail(message: str, own: bool = False) -> int:
@@ -42,30 +61,22 @@ def fail(message: str, own: bool = False) -> int:
     return 2
 
 
-def _yaml_value(text: str) -> Any:
+def _os_error(exc: OSError) -> str:
+    """An error of the operating system as ``FILE: reason`` (the file it names, if any)."""
+    return f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
+
+
+def _yaml_mapping(text: str) -> dict[str, Any]:
+    """A flag's options as a YAML mapping, e.g. ``'{max_memory_gb: 32}'`` (``'{}'``: none)."""
+    import yaml
+
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(nonempty(text))
     except yaml.YAMLError:
-        return text
-
-
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    for name, field in TrainConfig.model_fields.items():
-        if name in RECORDED:
-            continue
-        flag = "--" + name.replace("_", "-")
-        annotation = field.annotation
-        if annotation is bool:
-            parser.add_argument(flag, dest=name, nargs="?", const=True, default=None, type=_yaml_value,
-                                help=field.description)
-        else:
-            choices = get_args(annotation) if str(annotation).startswith("typing.Literal") else None
-            default = None if field.is_required() else (
-                field.default if field.default_factory is None else field.default_factory())
-            # A None default is described by the field itself (e.g. "default: the preferred exact block").
-            shown = [field.description or ""] + ([] if default is None else [f"default {default!r}"])
-            parser.add_argument(flag, dest=name, default=None, type=_yaml_value if choices is None else str,
-                                choices=choices, help="; ".join(s for s in shown if s) or None)
+        value = None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YAML mapping of options such as '{{max_memory_gb: 32}}'")
+    return value
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
@@ -108,7 +119,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     concept = get_concept(args.concept).name
     eps = Epsilon(args.eps, relative=not args.absolute)
     args.block = args.block or exact_block_for(concept)
-    block = create("blocks", args.block)
+    block = create("blocks", args.block, **args.block_options)
     game, labels = load_labelled_game(Path(args.game))
     eq = block(game.unsqueeze(0), concept=concept, eps=eps)
     sigma = eq.sigma[0].detach().double()
@@ -194,10 +205,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _eval_command(args: argparse.Namespace, world: distributed.World) -> int:
     """``did eval``; under torchrun every rank evaluates its share and rank 0 reads and writes the run."""
     from did_core.components import build_components, solve_induced
+    from did_core.convergence import summary
     from did_core.evaluate import PolishSettings, evaluate_generator
     from did_core.plugins import create, registry
     from did_core.report import build_report, markdown_table
-    from did_core.runs import RunDir, atomic_write_text
+    from did_core.runs import RunDir, json_text
 
     run = RunDir(Path(args.run_dir))
     if args.from_json:
@@ -224,6 +236,8 @@ def _eval_command(args: argparse.Namespace, world: distributed.World) -> int:
         return fail(f"--contexts must be >= 1, got {args.contexts}")
     if args.blocks is not None and not [b for b in args.blocks.split(",") if b.strip()]:
         return fail("--blocks names no block (give a comma-separated list, or leave it out for the defaults)")
+    if args.workers is not None and args.workers < 1:
+        return fail(f"--workers must be >= 1, got {args.workers}")
     if args.polish_budget is not None and args.polish_budget < 1:
         return fail(f"--polish-budget must be >= 1, got {args.polish_budget}")
     config, state = distributed.on_main(world, read_run)
@@ -231,7 +245,7 @@ def _eval_command(args: argparse.Namespace, world: distributed.World) -> int:
     def prepare() -> tuple[TrainConfig, Any, list[str]]:
         cfg = resolve_train_config({}, config)
         parts = build_components(cfg)
-        parts.generator.load_state_dict(state["model"])
+        run.load_model(parts.generator, state)
         blocks = ([b.strip() for b in args.blocks.split(",") if b.strip()] if args.blocks
                   else list(dict.fromkeys([cfg.block, cfg.exact_block])))
         for name in blocks:
@@ -266,19 +280,18 @@ def _eval_command(args: argparse.Namespace, world: distributed.World) -> int:
             return 0
         report = build_report(cfg.task, cfg.model_dump(), result, contexts, seed, ["eval", *args.argv],
                               world_size=world.size)
-        kept = [name for name in ("report.json", "report.md") if run.file(name).is_file()]
-        for name in kept:  # the previous report stays readable next to the new one
-            os.replace(run.file(name), run.file(name.replace("report.", "report.previous.")))
-        if kept:
+        table = markdown_table(report)
+        # The previous report stays readable next to the new one (and in place if the new one cannot be written).
+        if run.replace_keeping_previous({"report.json": json_text(report), "report.md": table + "\n"}):
             print(f"note: the previous report is kept as {run.file('report.previous.json').name} / .md",
                   file=sys.stderr)
-        run.write_json("report.json", report)
-        table = markdown_table(report)
-        atomic_write_text(run.file("report.md"), table + "\n")
     finally:
         if world.is_main:
             run.release()
     print(table)
+    note = summary(result)
+    if note:
+        print(note, file=sys.stderr)
     if args.plots:
         from did_core.plots import per_size_bars, training_curves
 
@@ -301,9 +314,13 @@ def _cmd_design(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``did`` argument parser (plugin subcommands are dispatched before parsing)."""
-    parser = argparse.ArgumentParser(prog="did", description="Deep Incentive Design")
+def build_parser(train_help: RunDefaults | None = None) -> argparse.ArgumentParser:
+    """The ``did`` argument parser (plugin subcommands are dispatched before parsing).
+
+    ``train_help``: for ``did train --help``, the defaults its options show and where they come from
+    (:func:`did_core.train_help.run_defaults`); ``None``: the generic defaults, without the epilog.
+    """
+    parser = ArgumentParser(prog="did", description="Deep Incentive Design")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("plugins", help="installed plugins, what they register, and load errors")
@@ -312,26 +329,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("solve", help="the eps-ME (C)CE of one game")
     p.add_argument("game", help="a .json ({\"payoffs\": [...]}), .npy or Gambit .nfg file")
-    p.add_argument("--block", help="equilibrium block (default: the preferred installed exact block)")
-    p.add_argument("--concept", default=DEFAULT_CONCEPT, help=f"equilibrium concept (did plugins lists them; "
+    p.add_argument("--block", type=nonempty, help="equilibrium block (default: the preferred installed exact block)")
+    p.add_argument("--block-options", type=_yaml_mapping, default={}, metavar="YAML",
+                   help="options of the block, e.g. '{max_memory_gb: 32}' to let it take on larger games")
+    p.add_argument("--concept", type=nonempty, default=DEFAULT_CONCEPT,
+                   help=f"equilibrium concept (did plugins lists them; "
                    f"default {DEFAULT_CONCEPT})")
     p.add_argument("--eps", type=float, default=0.05)
     p.add_argument("--absolute", action="store_true", help="eps is absolute, not relative to the payoff scale")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_solve)
 
-    p = sub.add_parser("train", help="train a mechanism generator",
-                       epilog="The defaults shown are the generic ones: the task's profile (--profile quick|paper) "
-                              "sets its own steps, learning rate, batch size, warm-up, held-out contexts and component "
-                              "options, which flags and --config override. The resolved config is written to the run "
-                              "directory's config.yaml.")
-    p.add_argument("--config", help="YAML file of options (flags override it)")
-    p.add_argument("--run-dir", help="run directory (default: a new folder under runs/)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run where it stopped")
+    p = sub.add_parser("train", help="train a mechanism generator", epilog=train_help and train_epilog(train_help),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=nonempty, help="YAML file of options (flags override it)")
+    p.add_argument("--run-dir", type=nonempty, help="run directory (default: a new folder under runs/)")
+    p.add_argument("--resume", type=nonempty, metavar="RUN_DIR", help="continue a run where it stopped")
     p.add_argument("--nproc", type=int, help="train data-parallel on this many processes of this machine (starts "
                    "torchrun; several machines: run torchrun yourself, see README 'Scale'); the batch stays the "
                    "global batch")
-    _add_config_flags(p)
+    add_config_flags(p, train_help)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a trained run on held-out contexts: blocks, guarded, polish, plots")
@@ -375,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
             if argv[0] in commands:
                 return int(commands.get(argv[0]).value(argv[1:]) or 0)
         parser = build_parser()
+        if argv[:1] == ["train"] and {"-h", "--help"} & set(argv[1:]):  # show the defaults of that run
+            shown, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
+            parser = build_parser(train_help=run_defaults(shown))
         if not argv or argv[0] in ("-h", "--help"):
             from did_core.plugins import registry
 
@@ -390,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except USER_ERRORS as exc:
         return fail(str(exc), own=True)
+    except OSError as exc:  # the file system refused (a missing file, no permission, a full disk)
+        return fail(_os_error(exc), own=True)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

@@ -101,6 +101,11 @@ class ConstraintOperator(ABC):
         index = torch.arange(self.n_rows, device=self.device).expand(self.batch, -1)
         return self.rows(index)
 
+    def nonzeros(self) -> int:
+        """An upper bound of the nonzero entries of one game's rows ``D [K, J]``, known without forming them
+        (default ``K J``): the memory of a solver that stores the rows sparsely."""
+        return self.n_rows * self.joints
+
     def scale(self) -> Tensor:
         """The largest ``|D_kj|`` of each game, ``[B]`` (a solver's unit of payoff)."""
         flat = self.dense().abs().flatten(1)
@@ -159,6 +164,10 @@ class DenseOperator(ConstraintOperator):
     def dense(self) -> Tensor:
         return self.gains
 
+    def nonzeros(self) -> int:
+        counts = (self.gains != 0).flatten(1).sum(dim=1)
+        return int(counts.max()) if counts.numel() else 0
+
 
 class StackedOperator(ConstraintOperator):
     """The rows of several operators of the same games, one after the other (``K = sum K_i``)."""
@@ -193,6 +202,9 @@ class StackedOperator(ConstraintOperator):
                 out = part * mine.unsqueeze(2) if out is None else torch.where(mine.unsqueeze(2), part, out)
         assert out is not None
         return out
+
+    def nonzeros(self) -> int:
+        return sum(p.nonzeros() for p in self.parts)
 
     def scale(self) -> Tensor:
         return torch.stack([p.scale() for p in self.parts]).amax(dim=0)

@@ -11,6 +11,7 @@ concept (by declared capabilities), and the resolved name is what is stored.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,10 +19,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from did_core.default_plugins.concepts import DEFAULT_CONCEPT
-from did_core.files import UnreadableFile, read_regular_file
-from did_core.tasks import component_factory, options_error
+from did_core.files import UnreadableFile, read_text_file
+from did_core.tasks import Task, component_factory, options_error
 
-__all__ = ["TrainConfig", "load_yaml", "resolve_train_config", "ConfigError", "PROFILES", "RECORDED"]
+__all__ = ["TrainConfig", "load_yaml", "resolve_train_config", "profile_settings", "generic_default", "ConfigError",
+           "PROFILES", "RECORDED"]
 
 PROFILES: tuple[str, ...] = ("quick", "paper")
 
@@ -96,6 +98,14 @@ class TrainConfig(BaseModel):
         return self.generator or self.task
 
 
+def generic_default(name: str) -> Any:
+    """The default of ``TrainConfig`` field ``name`` before any profile (``None`` for a required field)."""
+    field = TrainConfig.model_fields[name]
+    if field.is_required():
+        return None
+    return field.default if field.default_factory is None else field.default_factory()
+
+
 #: The largest configuration file read.
 CONFIG_FILE_LIMIT = 1 << 20
 
@@ -103,13 +113,13 @@ CONFIG_FILE_LIMIT = 1 << 20
 def load_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from ``path``, or ``ConfigError``."""
     try:
-        data = yaml.safe_load(read_regular_file(Path(path), CONFIG_FILE_LIMIT).decode("utf-8-sig"))
+        data = yaml.safe_load(read_text_file(Path(path), CONFIG_FILE_LIMIT))
     except UnreadableFile as exc:
         raise ConfigError(f"config file {path}: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} is not valid YAML: nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -127,6 +137,19 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def profile_settings(task: Task, profile: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What ``profile`` of ``task`` puts over the generic defaults: its ``train_profiles`` entry, and the
+    ``PROFILES`` entry of each component as ``sampler_options``, ``loss_options`` and ``generator_options``
+    (of the component ``overrides["sampler"]`` etc. names in place of the task's own, if any)."""
+    overrides = overrides or {}
+    settings: dict[str, Any] = dict(task.train_profiles.get(profile, {}))
+    for kind, key, own in (("samplers", "sampler", task.sampler), ("losses", "loss", task.objective),
+                           ("generators", "generator", task.generator)):
+        factory = component_factory(kind, str(overrides[key])) if overrides.get(key) else own
+        settings[f"{key}_options"] = dict(getattr(factory, "PROFILES", {}).get(profile, {}))
+    return settings
+
+
 def resolve_train_config(flags: dict[str, Any], file_data: dict[str, Any] | None = None) -> TrainConfig:
     """Merge defaults, the task's profile, a config file and flags into a validated config."""
     from did_core.plugins import exact_block_for, registry
@@ -137,12 +160,7 @@ def resolve_train_config(flags: dict[str, Any], file_data: dict[str, Any] | None
     profile = merged.get("profile", "quick")
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-    task = registry("tasks").get(str(merged["task"])).value
-    defaults: dict[str, Any] = dict(task.train_profiles.get(profile, {}))
-    for kind, key, own in (("samplers", "sampler", task.sampler), ("losses", "loss", task.objective),
-                           ("generators", "generator", task.generator)):
-        factory = component_factory(kind, str(merged[key])) if merged.get(key) else own
-        defaults[f"{key}_options"] = dict(getattr(factory, "PROFILES", {}).get(profile, {}))
+    defaults = profile_settings(registry("tasks").get(str(merged["task"])).value, profile, merged)
     concept = str(merged.get("concept", DEFAULT_CONCEPT))
     registry("concepts").get(concept)
     for key in ("block", "exact_block"):

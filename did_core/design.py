@@ -98,14 +98,17 @@ class InstanceFormat(ABC):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``did design``."""
+    from did_core.cli import nonempty
+
     parser.add_argument("task", metavar="TASK", help="a task whose plugin reads instance files (e.g. contract)")
     parser.add_argument("instance", metavar="INSTANCE_FILE",
                         help="an instance file of that task (e.g. examples/christmas_tree.json)")
-    parser.add_argument("--run-dir", metavar="RUN",
+    parser.add_argument("--run-dir", type=nonempty, metavar="RUN",
                         help="use the generator of this trained run instead of per-instance optimisation")
-    parser.add_argument("--block", help="exact block to optimise and report with (default: the run's exact block, "
-                        "else the preferred installed exact block for the concept)")
-    parser.add_argument("--concept", help="equilibrium concept (default: the run's, else the default concept)")
+    parser.add_argument("--block", type=nonempty, help="exact block to optimise and report with (default: the run's "
+                        "exact block, else the preferred installed exact block for the concept)")
+    parser.add_argument("--concept", type=nonempty,
+                        help="equilibrium concept (default: the run's, else the default concept)")
     parser.add_argument("--eps", type=float, help="equilibrium tolerance (default: the run's, else 0.05)")
     parser.add_argument("--absolute", action="store_true", help="eps is absolute, not relative to the payoff scale")
     parser.add_argument("--steps", type=int, default=200, help="per-instance optimisation steps (default 200)")
@@ -134,10 +137,7 @@ def _from_run(path: Path, task: str, context: Context) -> tuple["TrainConfig", "
     if state is None:
         raise ValueError(f"{path} has no checkpoint to load")
     _, _, objective, generator = build_task_parts(cfg)
-    try:
-        generator.load_state_dict(state["model"])
-    except (RuntimeError, KeyError) as exc:
-        raise ValueError(f"{path}: checkpoint does not fit its generator: {str(exc).splitlines()[0]}") from None
+    run.load_model(generator, state)
     generator.eval()
     with torch.no_grad():
         return cfg, objective, generator(context)

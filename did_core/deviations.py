@@ -147,6 +147,10 @@ class RecommendedDeviations(PlayerDeviations):
         weights = alpha.reshape(alpha.shape[0], self.a_max, self.a_max)[:, :size, :size]  # [B, r, d]
         return torch.bmm(weights, own) - weights.sum(dim=2, keepdim=True) * own
 
+    def nonzeros(self) -> int:
+        """Row ``(p, r, d)`` is zero off the slice ``a_p = r``: at most ``J / A_p`` nonzeros each."""
+        return sum(self.rows_per_player * (self.joints // size) for size in self.sizes)
+
     def _player_rows(self, within: Tensor, own: Tensor) -> Tensor:
         batch, m = within.shape
         size, rest = own.shape[1], own.shape[2]

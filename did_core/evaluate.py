@@ -11,7 +11,10 @@ per game size:
   should carry);
 * polished (optional): Nelder-Mead (scipy) on each context's intervention,
   started from the generator's output, each evaluation solving the equilibrium
-  with that block, scored under that block and under the exact block.
+  with that block, scored under that block and under the exact block;
+* convergence: per block and phase (evaluation, polish), the games solved and
+  those the block flagged unconverged (:mod:`did_core.convergence`; the blocks'
+  warnings are silenced and counted instead).
 
 In a process group (torchrun) every rank calls :func:`evaluate_generator`: the
 held-out contexts are dealt out to the ranks in whole chunks and the polish's
@@ -36,6 +39,7 @@ from torch import Tensor
 from did_core import distributed
 from did_core.components import build_components, context_to, solve_induced
 from did_core.config import TrainConfig
+from did_core.convergence import SolveTally, counting
 from did_core.distributed import World
 from did_core.plugins import create
 from did_core.runs import Progress
@@ -44,16 +48,18 @@ from did_core.tasks import Context, context_size, index_context
 __all__ = ["evaluate_generator", "format_eval", "summarise", "PolishSettings", "polish_context", "polish_seconds"]
 
 
-def _values(cfg: TrainConfig, parts: Any, block: Any, context: Context, x: Tensor, chunk: int) -> Tensor:
-    out = []
+def _values(cfg: TrainConfig, parts: Any, block: Any, context: Context, x: Tensor,
+            chunk: int) -> tuple[Tensor, SolveTally]:
+    out, tally = [], SolveTally()
     n = x.shape[0]
     for start in range(0, n, chunk):
         part = context_to(index_context(context, slice(start, start + chunk)), parts.device)
         xs = x[start:start + chunk].to(parts.device)
-        with torch.no_grad():
+        with torch.no_grad(), counting():
             eq = solve_induced(parts, block, part, xs, cfg.concept)
             out.append(parts.objective.value(part, xs, eq).double().cpu())
-    return torch.cat(out)
+        tally.record(eq)
+    return torch.cat(out), tally
 
 
 def _block(cfg: TrainConfig, parts: Any, name: str) -> Any:
@@ -102,20 +108,23 @@ def _concat(parts: list[Tensor | None]) -> Tensor:
     return torch.cat([p for p in parts if p is not None])
 
 
-def _sharded_values(cfg: TrainConfig, parts: Any, blocks: dict[str, Any], context: Context,
-                    xs: list[Tensor], chunk: int, world: World) -> list[dict[str, Tensor]]:
-    """``[{block: objective value [N]}]`` of each intervention ``x [N, ...]`` of ``xs`` on all ``N`` contexts.
+def _sharded_values(cfg: TrainConfig, parts: Any, blocks: dict[str, Any], context: Context, xs: list[Tensor],
+                    chunk: int, world: World) -> tuple[list[dict[str, Tensor]], dict[str, SolveTally]]:
+    """``[{block: objective value [N]}]`` of each intervention ``x [N, ...]`` of ``xs`` on all ``N`` contexts,
+    and each block's tally of those solves.
 
     This rank computes its chunks (:func:`did_core.distributed.chunk_share`); one gather
-    gives every rank the whole vectors.
+    gives every rank the whole vectors and tallies.
     """
     n = context_size(context)
     mine = distributed.chunk_share(n, chunk, world)
     own = index_context(context, mine)
-    local = [{name: _values(cfg, parts, block, own, x[mine], chunk) if mine.stop > mine.start else None
+    local = [{name: _values(cfg, parts, block, own, x[mine], chunk) if mine.stop > mine.start else (None, SolveTally())
               for name, block in blocks.items()} for x in xs]
     gathered = distributed.gather(world, local)
-    return [{name: _concat([g[i][name] for g in gathered]) for name in blocks} for i in range(len(xs))]
+    values = [{name: _concat([g[i][name][0] for g in gathered]) for name in blocks} for i in range(len(xs))]
+    tallies = {name: sum((g[i][name][1] for g in gathered for i in range(len(xs))), SolveTally()) for name in blocks}
+    return values, tallies
 
 
 def evaluate_generator(cfg: TrainConfig, parts: Any, blocks: list[str], contexts: int, seed: int,
@@ -127,7 +136,9 @@ def evaluate_generator(cfg: TrainConfig, parts: Any, blocks: list[str], contexts
     must call this alike; each computes its share and every rank returns the whole result.
 
     **Returns:** ``{block: {metric, baseline, improved_share, contexts, metric_name, size_axis, concept, eps,
-    absolute_eps, seed, guard_block, world_size, per_size, guarded: {...}, polished: {...} (with polish)}}``.
+    absolute_eps, seed, guard_block, world_size, per_size, guarded: {...}, polished: {...} (with polish),
+    convergence: {"evaluation": tally, "polish": tally (with polish)}}}`` (tallies as
+    :meth:`did_core.convergence.SolveTally.as_dict`).
     """
     world = world or distributed.current()
     objective = parts.objective
@@ -138,7 +149,8 @@ def evaluate_generator(cfg: TrainConfig, parts: Any, blocks: list[str], contexts
     gathered = distributed.gather(world, own)
     x, x0 = _concat([g[0] for g in gathered]), _concat([g[1] for g in gathered])
     solvers = {n: _block(cfg, parts, n) for n in blocks}
-    values, baselines = _sharded_values(cfg, parts, solvers, held_out, [x, x0], chunk, world)
+    (values, baselines), tallies = _sharded_values(cfg, parts, solvers, held_out, [x, x0], chunk, world)
+    convergence = {name: {"evaluation": tallies[name]} for name in blocks}
     exact = cfg.exact_block if cfg.exact_block in values else blocks[-1]
     keep = objective.improved(values[exact], baselines[exact])
     result: dict[str, Any] = {}
@@ -151,15 +163,19 @@ def evaluate_generator(cfg: TrainConfig, parts: Any, blocks: list[str], contexts
                      eps=cfg.eps, absolute_eps=cfg.absolute_eps, seed=seed, guard_block=exact,
                      world_size=world.size)
         if polish is not None:
-            polished = polish_all(cfg, held_out, x, name, polish, world)
-            scored = _sharded_values(cfg, parts, {"block": solvers[name], "exact": _block(cfg, parts, exact)},
-                                     held_out, [polished], chunk, world)[0]
+            polished, convergence[name]["polish"] = polish_all(cfg, held_out, x, name, polish, world)
+            scorers = {"block": solvers[name], "exact": _block(cfg, parts, exact)}
+            (scored,), tallies = _sharded_values(cfg, parts, scorers, held_out, [polished], chunk, world)
+            convergence[name]["evaluation"] += tallies["block"]
+            convergence[exact]["evaluation"] += tallies["exact"]
             entry["polished"] = {
                 "budget": polish.budget,
                 "under_block": summarise(objective, scored["block"], baselines[name], sizes),
                 "under_exact": summarise(objective, scored["exact"], baselines[exact], sizes),
             }
         result[name] = entry
+    for name in blocks:
+        result[name]["convergence"] = {phase: tally.as_dict() for phase, tally in convergence[name].items()}
     return result
 
 
@@ -187,20 +203,23 @@ def _init_worker(config: dict[str, Any]) -> None:
     _WORKER["blocks"] = {}
 
 
-def _polish_job(args: tuple[Context, Tensor, str, int]) -> Tensor:
+def _polish_job(args: tuple[Context, Tensor, str, int]) -> tuple[Tensor, SolveTally]:
     context, x, block_name, budget = args
     cfg, parts = _WORKER["cfg"], _WORKER["parts"]
     blocks = _WORKER["blocks"]
     if block_name not in blocks:
-        blocks[block_name] = create("blocks", block_name)
-    return polish_context(cfg, parts, blocks[block_name], context, x, budget)
+        blocks[block_name] = _block(cfg, parts, block_name)
+    tally = SolveTally()
+    return polish_context(cfg, parts, blocks[block_name], context, x, budget, tally), tally
 
 
-def polish_context(cfg: TrainConfig, parts: Any, block: Any, context: Context, x: Tensor, budget: int) -> Tensor:
+def polish_context(cfg: TrainConfig, parts: Any, block: Any, context: Context, x: Tensor, budget: int,
+                   tally: SolveTally | None = None) -> Tensor:
     """Nelder-Mead on one context's intervention ``x [1, ...]`` (real entries only), from ``x``.
 
-    Each function evaluation solves the induced game with ``block``. Returns the best
-    intervention found (never worse than the start under ``block``).
+    Each function evaluation solves the induced game with ``block`` (its non-convergence
+    warnings silenced; a :class:`~did_core.convergence.SolveTally` given as ``tally`` counts
+    them). Returns the best intervention found (never worse than the start under ``block``).
     """
     from scipy.optimize import minimize
 
@@ -213,11 +232,13 @@ def polish_context(cfg: TrainConfig, parts: Any, block: Any, context: Context, x
     def f(z: np.ndarray) -> float:
         candidate = x.clone()
         candidate[real] = torch.as_tensor(z, dtype=x.dtype)
-        with torch.no_grad():
+        with torch.no_grad(), counting():
             try:
                 eq = solve_induced(parts, block, context, candidate, cfg.concept)
             except (RuntimeError, ValueError):
                 return float("inf")
+            if tally is not None:
+                tally.record(eq)
             return sign * float(objective.value(context, candidate, eq)[0])
 
     if start.size == 0:
@@ -241,7 +262,7 @@ def polish_seconds(cfg: TrainConfig, parts: Any, context: Context, blocks: list[
     """
     world = world or distributed.current()
     first = context_to(index_context(context, slice(0, 1)), parts.device)
-    with torch.no_grad():
+    with torch.no_grad(), counting():  # timing only: the evaluation counts these games
         x = parts.objective.baseline_intervention(first)
         per_evaluation = 0.0
         for name in blocks:
@@ -256,8 +277,9 @@ def polish_seconds(cfg: TrainConfig, parts: Any, context: Context, blocks: list[
 
 
 def polish_all(cfg: TrainConfig, context: Context, x: Tensor, block_name: str, settings: PolishSettings,
-               world: World | None = None) -> Tensor:
-    """Polish every context's intervention ``x [N, ...]``; return the polished ``[N, ...]`` on every rank.
+               world: World | None = None) -> tuple[Tensor, SolveTally]:
+    """Polish every context's intervention ``x [N, ...]``; return the polished ``[N, ...]`` and the tally of
+    the polish's solves (over every worker and rank) on every rank.
 
     One path for one process and many: this rank takes its contiguous share of the
     contexts (all of them without a process group), polishes them in its own pool of
@@ -272,6 +294,7 @@ def polish_all(cfg: TrainConfig, context: Context, x: Tensor, block_name: str, s
     label = f"polish/{block_name}" + (f" (rank 0 of {world.size})" if world.size > 1 else "")
     progress = Progress(len(jobs), label=label) if world.is_main else None
     out: list[Tensor] = []
+    tally = SolveTally()
     workers = min(settings.worker_count(world), max(len(jobs), 1))
     if workers == 1:
         _init_worker(cfg.model_dump())
@@ -284,8 +307,9 @@ def polish_all(cfg: TrainConfig, context: Context, x: Tensor, block_name: str, s
                                    initializer=_init_worker, initargs=(cfg.model_dump(),))
         results = pool.map(_polish_job, jobs)
     try:
-        for result in results:
-            out.append(result)
+        for polished, counted in results:
+            out.append(polished)
+            tally += counted
             if progress is not None:
                 progress.update(len(out), {})
     finally:
@@ -293,8 +317,8 @@ def polish_all(cfg: TrainConfig, context: Context, x: Tensor, block_name: str, s
             pool.shutdown()
         if progress is not None:
             progress.close()
-    own = torch.cat(out) if out else None
-    return _concat(distributed.gather(world, own))
+    gathered = distributed.gather(world, (torch.cat(out) if out else None, tally))
+    return _concat([g[0] for g in gathered]), sum((g[1] for g in gathered), SolveTally())
 
 
 def format_eval(result: dict[str, Any]) -> str:

@@ -132,11 +132,7 @@ def run_loop(
         if missing:
             raise RunDirError(f"checkpoint in {run.path} has no training state ({', '.join(sorted(missing))}); "
                               f"it cannot be resumed")
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as exc:
-            raise RunDirError(f"checkpoint in {run.path} does not fit this model: "
-                              f"{str(exc).splitlines()[0]}") from None
+        run.load_model(model, state)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         rng.set_state(state["rng"])

@@ -4,6 +4,11 @@ A run directory holds ``config.yaml`` (the resolved config), ``checkpoint.pt``
 (written atomically: temp file then rename), ``metrics.json`` (periodic
 records), TensorBoard event files under ``tb/`` and task reports. Checkpoints
 hold only tensors and plain Python data, so they load with ``weights_only=True``.
+
+A write the file system refuses (no permission, a read-only file system, a full
+disk) is an :class:`UnwritableFile` naming the file and the reason, and leaves
+no partial file behind; :meth:`RunDir.acquire` finds an unwritable directory
+before a command starts its work.
 """
 
 from __future__ import annotations
@@ -21,28 +26,55 @@ from typing import Any, TextIO
 
 import torch
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "RunDir", "RunDirError", "Progress", "new_run_path"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "json_text", "RunDir", "RunDirError", "UnwritableFile",
+           "Progress", "new_run_path"]
 
 
 class RunDirError(ValueError):
     """A run directory cannot be used as asked (in use, holds another run, or resumed with another config)."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old or the new file, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+class UnwritableFile(ValueError):
+    """A file or folder the file system will not write (no permission, read-only, full): path and reason."""
+
+
+def _unwritable(what: str, path: Path, exc: OSError) -> UnwritableFile:
+    return UnwritableFile(f"cannot {what} {path}: {exc.strerror or exc}")
+
+
+def _staged(path: Path, data: bytes) -> Path:
+    """``data`` in a new, synced temporary file next to ``path`` (none is left behind when writing fails)."""
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # the mode an ordinary file would get, not mkstemp's 0600
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise _unwritable("write", path, exc) from None
+    try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())  # the mode an ordinary file would get, not mkstemp's 0600
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _unwritable("write", path, exc) from None
         raise
+    return Path(tmp)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old or the new file, never a partial one.
+
+    A write the file system refuses is an :class:`UnwritableFile`, and ``path`` stays as it was.
+    """
+    path = Path(path)
+    tmp = _staged(path, data)
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _unwritable("write", path, exc) from None
 
 
 def _umask() -> int:
@@ -54,6 +86,11 @@ def _umask() -> int:
 def atomic_write_text(path: Path, text: str) -> None:
     """Text version of :func:`atomic_write_bytes` (UTF-8)."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def json_text(obj: Any) -> str:
+    """``obj`` as the indented JSON of a run's files, with a final newline."""
+    return json.dumps(obj, indent=2, sort_keys=False) + "\n"
 
 
 def new_run_path(root: Path, label: str) -> Path:
@@ -82,7 +119,10 @@ class RunDir:
 
     def create(self) -> "RunDir":
         """Create the folder (parents too)."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unwritable("create run directory", self.path, exc) from None
         return self
 
     def holds_run(self) -> bool:
@@ -101,12 +141,17 @@ class RunDir:
         """Create the folder and hold its lock for the life of this process (one writer per run).
 
         The lock (``fcntl.flock`` on ``.lock``, released by the system when the process ends,
-        also on a crash) is a ``RunDirError`` when another process holds it.
+        also on a crash) is a ``RunDirError`` when another process holds it. A folder this
+        process cannot write in is an :class:`UnwritableFile`, before any work is done.
         """
         import fcntl
 
         self.create()
-        fd = os.open(self.file(self.LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            tempfile.TemporaryFile(dir=self.path).close()  # can files be created here? (permissions, read-only)
+            fd = os.open(self.file(self.LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _unwritable("write in run directory", self.path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -131,8 +176,30 @@ class RunDir:
     def write_json(self, name: str, obj: Any) -> Path:
         """Atomically write ``obj`` as indented JSON."""
         target = self.file(name)
-        atomic_write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        atomic_write_text(target, json_text(obj))
         return target
+
+    def replace_keeping_previous(self, texts: dict[str, str]) -> list[str]:
+        """Write the files ``name -> text`` together, keeping each existing one as ``<stem>.previous<suffix>``.
+
+        Every new file is written and synced before an old one moves, so a refused write (a
+        full disk) leaves the folder as it was. Returns the names whose old version was kept.
+        """
+        staged: dict[str, Path] = {}
+        try:
+            for name, text in texts.items():
+                staged[name] = _staged(self.file(name), text.encode("utf-8"))
+            kept = [name for name in texts if self.file(name).is_file()]
+            for name in texts:
+                if name in kept:
+                    os.replace(self.file(name), self.file(f"{Path(name).stem}.previous{Path(name).suffix}"))
+                os.replace(staged.pop(name), self.file(name))
+        except OSError as exc:
+            raise _unwritable("write in run directory", self.path, exc) from None
+        finally:
+            for tmp in staged.values():
+                tmp.unlink(missing_ok=True)
+        return kept
 
     def write_yaml(self, name: str, obj: Any) -> Path:
         """Atomically write ``obj`` as YAML (keys in their given order)."""
@@ -172,6 +239,19 @@ class RunDir:
         if not isinstance(state, dict) or "model" not in state:
             raise RunDirError(f"checkpoint {path} is not a did checkpoint (no model)")
         return state
+
+    def load_model(self, module: torch.nn.Module, state: dict[str, Any]) -> None:
+        """Load the ``model`` of this run's checkpoint ``state`` into ``module``.
+
+        A checkpoint that does not fit (the run's config.yaml edited, or the code changed since)
+        is a one-line ``RunDirError`` naming the first mismatch.
+        """
+        try:
+            module.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            detail = " ".join(str(exc).strip().splitlines()[:2])
+            raise RunDirError(f"checkpoint in {self.path} does not fit this model (was its config.yaml edited?): "
+                              f"{detail}") from None
 
     def metrics(self) -> list[dict[str, Any]]:
         """The periodic metric records written so far."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +27,20 @@ import torch
 import yaml
 
 from did_core import distributed
+from did_core.blocks import SolveSize, SolveTooLarge
 from did_core.components import Components, build_components, context_to, solve_induced
 from did_core.config import TrainConfig
 from did_core.distributed import World
+from did_core.equilibria import constraints
 from did_core.evaluate import evaluate_generator
 from did_core.grouping import grouped
 from did_core.loop import LoopSettings, Schedule, StepFn, run_loop
+from did_core.plugins import create
 from did_core.runs import RunDir, RunDirError
 from did_core.tasks import Context, index_context
 
-__all__ = ["training_step", "train", "check_components", "check_resume", "rank_step", "loop_settings", "RESUME_FREE"]
+__all__ = ["training_step", "train", "check_components", "check_sizes", "check_resume", "rank_step", "loop_settings",
+           "RESUME_FREE"]
 
 
 def training_step(parts: Components, context: Context, concept: str, progress: float, max_groups: int,
@@ -78,10 +83,27 @@ def check_components(parts: Components, cfg: TrainConfig) -> None:
             eq = solve_induced(parts, parts.block, context, x, cfg.concept)
             parts.objective.loss(context, x, eq, 0.0)
             parts.objective.value(context, x, eq)
+    except SolveTooLarge:
+        raise  # the parts fit; their games are too large for the block
     except Exception as exc:  # any failure here means the named parts do not work together
         raise ValueError(f"sampler {cfg.sampler_name!r}, loss {cfg.loss_name!r}, generator "
                          f"{cfg.generator_name!r} and block {cfg.block!r} do not work together: "
                          f"{type(exc).__name__}: {exc}") from None
+
+
+def check_sizes(parts: Components, cfg: TrainConfig) -> None:
+    """Refuse, before anything is written, a run whose batches a block would refuse as too large (its size guard).
+
+    The games of one batch of ``cfg.batch_size`` contexts, padded as the sampler pads them
+    (size groups pad less), are checked against the training block with a graph to
+    backpropagate and against the exact block on a batch of the same size without one.
+    """
+    context = context_to(parts.sampler.sample(cfg.batch_size, torch.Generator().manual_seed(0)), parts.device)
+    with torch.no_grad():
+        games, mask = parts.objective.induce(context, parts.generator(context))
+        size = SolveSize.of(constraints(games.double(), mask, cfg.concept, parts.eps))
+    parts.block.check_size(replace(size, grad=True))
+    (parts.block if cfg.exact_block == cfg.block else create("blocks", cfg.exact_block)).check_size(size)
 
 
 def check_resume(run: RunDir, cfg: TrainConfig) -> None:
@@ -128,6 +150,7 @@ def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, A
                              f"every process needs at least one context of each batch")
         parts = build_components(cfg)
         check_components(parts, cfg)
+        check_sizes(parts, cfg)
         return parts
 
     parts = distributed.together(world, build)
@@ -183,11 +206,12 @@ def loop_settings(cfg: TrainConfig) -> LoopSettings:
 
 
 def _train(cfg: TrainConfig, parts: Components, run: RunDir, resume: bool, world: World) -> dict[str, Any]:
+    # A new run's config, or a resumed run's with its changed evaluation-only fields (rank 0 writes it; a
+    # refused write, e.g. on a full disk, stops every rank).
+    distributed.on_main(world, lambda: run.write_yaml(RunDir.CONFIG, cfg.model_dump()))
     if world.is_main:
         print(f"run directory: {run.path}" + (f" ({world.size} processes)" if world.size > 1 else ""),
               file=sys.stderr)
-        # A new run's config, or a resumed run's with its changed evaluation-only fields.
-        run.write_yaml(RunDir.CONFIG, cfg.model_dump())
     rng = torch.Generator().manual_seed(cfg.seed)
     run_loop(run, parts.generator, rank_step(cfg, parts, rng, world), loop_settings(cfg), rng, resume=resume,
              world=world)

@@ -18,7 +18,7 @@ from did_core import distributed
 from did_core.config import ConfigError, TrainConfig, load_yaml, resolve_train_config
 from did_core.loop import Interrupted, RankFailed
 
-__all__ = ["cmd_train"]
+__all__ = ["cmd_train", "config_sources"]
 
 
 def fail(message: str) -> int:
@@ -32,10 +32,11 @@ def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in TrainConfig.model_fields if getattr(args, name, None) is not None}
 
 
-def _train_config(args: argparse.Namespace, world: distributed.World) -> tuple[TrainConfig, Path]:
-    """The resolved config and run directory of a ``did train`` command (files read by rank 0 only)."""
-    from did_core.runs import new_run_path
+def config_sources(args: argparse.Namespace, world: distributed.World) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The flags a ``did train`` command sets and the mapping its ``--config`` file (or the run it resumes) holds.
 
+    Files are read by rank 0 only.
+    """
     if args.resume:
         for flag, value in (("--config", args.config), ("--run-dir", args.run_dir)):
             if value:
@@ -51,11 +52,19 @@ def _train_config(args: argparse.Namespace, world: distributed.World) -> tuple[T
         file_data = distributed.on_main(world, stored)
     else:
         file_data = distributed.on_main(world, lambda: load_yaml(Path(args.config)) if args.config else None)
-    cfg = distributed.together(world, lambda: resolve_train_config(_train_flags(args), file_data))
-    if not args.resume:
-        run_path = Path(args.run_dir) if args.run_dir else distributed.broadcast(
-            world, new_run_path(Path("runs"), f"{cfg.task}-{cfg.block}"))
-    return cfg, run_path
+    return _train_flags(args), file_data
+
+
+def _train_config(args: argparse.Namespace, world: distributed.World) -> tuple[TrainConfig, Path]:
+    """The resolved config and run directory of a ``did train`` command (files read by rank 0 only)."""
+    from did_core.runs import new_run_path
+
+    flags, file_data = config_sources(args, world)
+    cfg = distributed.together(world, lambda: resolve_train_config(flags, file_data))
+    if args.resume:
+        return cfg, Path(args.resume)
+    return cfg, Path(args.run_dir) if args.run_dir else distributed.broadcast(
+        world, new_run_path(Path("runs"), f"{cfg.task}-{cfg.block}"))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -92,6 +101,7 @@ def _launch_train(args: argparse.Namespace) -> int:
 
 
 def _train_command(args: argparse.Namespace, world: distributed.World) -> int:
+    from did_core.convergence import summary
     from did_core.evaluate import format_eval
     from did_core.train import train
 
@@ -113,5 +123,8 @@ def _train_command(args: argparse.Namespace, world: distributed.World) -> int:
         print(f"held-out evaluation ({cfg.eval_contexts} contexts, seed {cfg.eval_seed}, {cfg.concept}, "
               f"eps {cfg.eps}):")
         print(format_eval(result))
+        note = summary(result)
+        if note:
+            print(note, file=sys.stderr)
         print(f"written: {run_path / 'eval.json'}")
     return 0

@@ -1,12 +1,13 @@
 """The ``did`` command line: plugins, solve on every file format, malformed input."""
 
+import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from did_core.cli import main
+from did_core.cli import build_parser, main
 from did_core.plugins import exact_block_for, registry
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "games"
@@ -84,6 +85,68 @@ def test_train_help_states_real_defaults(capsys):
     assert "default None" not in text and "PydanticUndefined" not in text
     assert "default: the preferred installed exact block for the concept" in text
     assert "--steps STEPS default 300" in text
+
+
+def _train_help(capsys, *argv: str) -> str:
+    with pytest.raises(SystemExit) as done:
+        main(["train", *argv, "--help"])
+    assert done.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_train_help_lists_what_each_task_profile_changes(capsys):
+    """Plain did train --help: the generic defaults, then each installed task's profiles as changes to them."""
+    text = _train_help(capsys)
+    assert "--steps STEPS default 300 --batch-size" in text  # generic, unlabelled
+    # tests/toys.py: quick sets steps, batch size, lr, warm-up and held-out contexts; its sampler profile repeats
+    # the sampler's own defaults, so it changes nothing there; paper is not defined.
+    assert "toy_task/quick steps 20, batch_size 8, lr 0.003, warmup_steps 2, eval_contexts 16 " in text
+    assert "toy_task/paper (nothing)" in text
+    for task in registry("tasks").names():
+        assert f"{task}/quick" in text and f"{task}/paper" in text
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_train_help_of_a_task_shows_the_defaults_that_run_uses(capsys, profile):
+    """With --task (and --profile), every option's help shows the value the resolved config would hold."""
+    from did_core.config import RECORDED, TrainConfig, resolve_train_config
+    from did_core.train_help import add_config_flags, run_defaults
+
+    args = build_parser().parse_args(["train", "--task", "toy_task", "--profile", profile])
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser, run_defaults(args))
+    resolved = resolve_train_config({"task": "toy_task", "profile": profile}).model_dump()
+    helps = {a.dest: " ".join(a.help.split()) for a in parser._actions if a.help}
+    for name in TrainConfig.model_fields:
+        if name not in RECORDED and resolved[name] is not None and not isinstance(resolved[name], dict):
+            assert f"default {resolved[name]}" in helps[name], name
+    text = _train_help(capsys, "--task", "toy_task", "--profile", profile)
+    assert "--task TASK task name: its sampler, loss and default generator; default toy_task (set on this command " \
+           "line)" in text
+    if profile == "quick":
+        assert "--steps STEPS default 20 (the toy_task/quick profile; generic 300)" in text
+        assert "--lr LR default 0.003 (the toy_task/quick profile; generic 0.001)" in text
+        assert "--sampler-options SAMPLER_OPTIONS default {min_actions: 2, max_actions: 3} (the toy_task/quick " \
+               "profile; generic {})" in text
+    else:
+        assert "--steps STEPS default 300 --batch-size" in text
+    assert "would run with (task toy_task, profile " + profile + ")" in text
+
+
+def test_train_help_follows_the_config_file_and_flags(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("run.yaml").write_text("task: toy_task\nlr: 0.02\n")
+    text = _train_help(capsys, "--config", "run.yaml", "--steps", "7")
+    assert "--steps STEPS default 7 (set on this command line)" in text
+    assert "--lr LR default 0.02 (from the file run.yaml)" in text
+    assert "--batch-size BATCH_SIZE default 8 (the toy_task/quick profile; generic 64)" in text
+    assert [p.name for p in tmp_path.iterdir()] == ["run.yaml"]  # asking for help writes nothing
+
+
+def test_train_help_of_an_unknown_task_is_one_error_line(capsys):
+    assert main(["train", "--task", "nope", "--help"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("did: error: unknown task 'nope'")
 
 
 def test_solve_shows_the_files_player_and_action_names(capsys):

@@ -12,11 +12,7 @@ from did_core.cli import main
 from did_core.config import resolve_train_config
 from did_core.plugins import exact_block_for, registry
 from did_core.train import train
-
-# The toy task (tests/toys.py); the block is the preferred installed exact block (toy_exact without plugins).
-TINY = {"task": "toy_task", "steps": 3, "batch_size": 4, "eval_contexts": 4,
-        "checkpoint_every": 2, "log_every": 1, "warmup_steps": 1,
-        "sampler_options": {"min_actions": 2, "max_actions": 2}, "generator_options": {"width": 8, "depth": 1}}
+from run_helpers import TINY
 
 
 @pytest.mark.parametrize("block", ["preferred exact", "deb_marris"])

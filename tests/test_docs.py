@@ -15,14 +15,34 @@ from did_core.cli import build_parser
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
+#: A line ``--8<-- "path"`` (pymdownx.snippets, mkdocs.yml): the repository file ``path`` in its place.
+SNIPPET = re.compile(r'^--8<-- "([^"]+)"$', re.M)
+
+
+def _page(page: Path) -> str:
+    """A page as the reader sees it: every included file in place of its ``--8<--`` line."""
+    return SNIPPET.sub(lambda m: (ROOT / m.group(1)).read_text().rstrip("\n"), page.read_text())
+
+
+def _examples(page: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", _page(page), re.S)
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if "```python" in p.read_text()], ids=lambda p: p.name)
 def test_every_code_example_runs(page):
     """The Python examples of a page run in order, in one namespace, as a reader would paste them."""
     namespace: dict = {}
-    for i, block in enumerate(re.findall(r"```python\n(.*?)```", page.read_text(), re.S)):
+    for i, block in enumerate(_examples(page)):
         exec(compile(block, f"{page.name}, example {i + 1}", "exec"), namespace)
+
+
+def test_plugin_guide_walks_through_every_file_of_the_example_plugins():
+    """The guide includes the example packages' files themselves (one copy of the code, never a diverging one)."""
+    text = (DOCS / "plugins.md").read_text()
+    included = set(SNIPPET.findall(text))
+    assert all((ROOT / path).is_file() for path in included)
+    modules = {str(p.relative_to(ROOT)) for p in ROOT.glob("examples/third_party_*/*.py")}
+    assert len(modules) == 3 and modules | {"examples/third_party_block/pyproject.toml"} <= included
 
 
 def test_plugin_guide_block_agrees_with_an_independent_solver():
@@ -30,7 +50,7 @@ def test_plugin_guide_block_agrees_with_an_independent_solver():
     testing = pytest.importorskip("did_core.testing")
     pytest.importorskip("cvxpy")
     namespace: dict = {}
-    for block in re.findall(r"```python\n(.*?)```", (DOCS / "plugins.md").read_text(), re.S):
+    for block in _examples(DOCS / "plugins.md"):
         exec(block, namespace)
     games = torch.randn(2, 2, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     for concept in ("ce", "cce"):
@@ -64,6 +84,7 @@ def test_cli_reference_names_every_command_and_flag():
 
 def test_nothing_points_outside_the_repository():
     """Documents and docstrings explain themselves: no reference to files beside the checkout."""
-    sources = [*DOCS.rglob("*.md"), ROOT / "README.md", *ROOT.glob("did_core/**/*.py"), *ROOT.glob("plugins/*/*/*.py")]
+    sources = [*DOCS.rglob("*.md"), ROOT / "README.md", *ROOT.glob("did_core/**/*.py"), *ROOT.glob("plugins/*/*/*.py"),
+               *(p for p in ROOT.glob("examples/third_party_*/*") if p.is_file())]
     offenders = [str(p.relative_to(ROOT)) for p in sources if re.search(r"\.\./shared|SPEC\.md|SPEC section", p.read_text())]
     assert not offenders

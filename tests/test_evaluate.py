@@ -6,6 +6,7 @@ import re
 import pytest
 import torch
 
+import toys
 from did_core.cli import main
 from did_core.config import resolve_train_config
 from did_core.evaluate import polish_context
@@ -77,6 +78,43 @@ def test_polish_and_plots_end_to_end(run_dir, capsys):
     # (task figures, such as the inverse task's simplex, are tested with their task)
     for name in ("per_size.png", "training_curves.png"):
         assert (run_dir / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _notes(err: str) -> list[str]:
+    """The ``did: note:`` lines of a command's stderr, after checking that no block warning reached it."""
+    assert "did: warning" not in err and err.count("did not converge") == err.count("did: note:")
+    return [line for line in err.splitlines() if line.startswith("did: note:")]
+
+
+def test_unconverged_solves_are_one_note_counted_across_polish_workers(run_dir, capfd):
+    """A block that gives up on some games: no warning per batch (nor per worker process), one note per command,
+    with the counts stored in the report; the polish's count is the same in one process and in two workers."""
+    stored = []
+    with toys.stalled_plugin():
+        for workers in ("1", "2"):
+            assert main(["eval", str(run_dir), "--blocks", toys.TOY_STALLED, "--contexts", "4", "--polish",
+                         "--polish-budget", "12", "--workers", workers]) == 0
+            notes = _notes(capfd.readouterr().err)
+            counts = json.loads((run_dir / "report.json").read_text())["blocks"][toys.TOY_STALLED]["convergence"]
+            stored.append(counts)
+            # 4 contexts x (generator, baseline, polished under the block, polished under the exact block)
+            assert counts["evaluation"]["solves"] == 16 and counts["polish"]["solves"] >= 4
+            assert 0 < counts["evaluation"]["unconverged"] < 16 and counts["polish"]["unconverged"] > 0
+            assert len(notes) == 1 and all(
+                f"{phase['unconverged']} of {phase['solves']}" in notes[0] for phase in counts.values())
+            assert f"largest violation {max(p['worst_violation'] for p in counts.values()):.1e}" in notes[0]
+    assert stored[0] == stored[1]
+
+
+def test_train_notes_unconverged_solves_of_its_evaluation_once(tmp_path, capfd):
+    with toys.stalled_plugin():
+        assert main(["train", "--task", "toy_task", "--exact-block", toys.TOY_STALLED, "--steps", "2",
+                     "--batch-size", "4", "--eval-contexts", "8", "--generator-options", "{width: 8, depth: 1}",
+                     "--run-dir", str(tmp_path / "run")]) == 0
+    notes = _notes(capfd.readouterr().err)
+    counts = json.loads((tmp_path / "run" / "eval.json").read_text())[toys.TOY_STALLED]["convergence"]
+    assert counts["evaluation"]["solves"] == 16 and 0 < counts["evaluation"]["unconverged"] < 16
+    assert len(notes) == 1 and f"{toys.TOY_STALLED} {counts['evaluation']['unconverged']} of 16" in notes[0]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import toys
-from did_core.blocks import capabilities_of
+from did_core.blocks import SolveSize, SolveTooLarge, capabilities_of
 from did_core.components import get_task
 from did_core.equilibria import Epsilon, constraints
 from did_core.games import embed, full_mask
@@ -66,6 +66,19 @@ def test_block_passes_a_double_precision_gradcheck(name, concept):
     games.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda g: block(g, concept=concept, eps=0.05).sigma, (games,),
                                     eps=1e-4, atol=1e-5, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name, concept", PAIRS)
+def test_a_block_that_estimates_its_memory_takes_the_limit_as_its_max_memory_gb_option(name, concept):
+    """The size guard (did_core.blocks): an estimate is a positive number, and ``max_memory_gb`` refuses by it."""
+    games = torch.randn(2, 2, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    size = SolveSize.of(constraints(games, full_mask(games), concept, Epsilon(0.05)), grad=True)
+    estimate = create("blocks", name).memory_bytes(size)
+    if estimate is None:
+        pytest.skip(f"block {name!r} does not estimate its memory")
+    assert 0 < estimate < 2**30
+    with pytest.raises(SolveTooLarge, match=f"block {name!r}: a batch of 2 2-player 3x3 games"):
+        create("blocks", name, max_memory_gb=estimate / 2**31)(games.requires_grad_(True), concept=concept)
 
 
 def test_every_concept_has_an_exact_block():

@@ -15,15 +15,7 @@ from did_core.config import resolve_train_config
 from did_core.plugins import exact_block_for
 from did_core.runs import RunDir, RunDirError
 from did_core.train import train
-
-# The toy task (tests/toys.py); the block is the preferred installed exact block (toy_exact without plugins).
-TINY = {"task": "toy_task", "steps": 3, "batch_size": 4, "eval_contexts": 4,
-        "checkpoint_every": 2, "log_every": 1, "warmup_steps": 1,
-        "sampler_options": {"min_actions": 2, "max_actions": 2}, "generator_options": {"width": 8, "depth": 1}}
-
-
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+from run_helpers import TINY, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +26,19 @@ def finished(tmp_path_factory) -> Path:
 
 
 def test_a_new_run_never_replaces_an_existing_one(finished: Path) -> None:
-    before = _snapshot(finished)
+    before = snapshot(finished)
     with pytest.raises(RunDirError, match="already holds a run"):
         train(resolve_train_config({**TINY, "lr": 0.5, "seed": 7}), finished)
-    assert _snapshot(finished) == before
+    assert snapshot(finished) == before
 
 
 @pytest.mark.parametrize("change", [{"lr": 0.5}, {"batch_size": 5}, {"steps": 9}, {"concept": "ce"}])
 def test_resume_with_a_training_change_is_refused_and_names_it(finished: Path, change: dict) -> None:
-    before = _snapshot(finished)
+    before = snapshot(finished)
     field = next(iter(change))
     with pytest.raises(RunDirError, match=f"{field}="):
         train(resolve_train_config({**TINY, **change}), finished, resume=True)
-    assert _snapshot(finished) == before
+    assert snapshot(finished) == before
 
 
 def test_resume_may_change_evaluation_only_fields(tmp_path: Path) -> None:
@@ -61,7 +53,7 @@ def test_a_locked_directory_is_refused(tmp_path: Path) -> None:
     try:
         with pytest.raises(RunDirError, match="in use by another did process"):
             train(resolve_train_config(TINY), tmp_path / "busy")
-        assert _snapshot(tmp_path / "busy") == {".lock": _snapshot(tmp_path / "busy")[".lock"]}
+        assert snapshot(tmp_path / "busy") == {".lock": snapshot(tmp_path / "busy")[".lock"]}
     finally:
         holder.release()
 
@@ -114,11 +106,11 @@ def test_damaged_checkpoints_give_one_line_and_change_nothing(finished: Path, tm
     (run / "checkpoint.pt").write_bytes({
         "empty": b"", "truncated": good[: len(good) // 2], "random": os.urandom(4096),
         "malicious": _malicious(), "no_model": buffer.getvalue()}[damage])
-    before = _snapshot(run)
+    before = snapshot(run)
     with pytest.raises(RunDirError, match="checkpoint .* (cannot be read|is not a did checkpoint|has no training state)") as error:
         train(resolve_train_config(TINY), run, resume=True)
     assert "\n" not in str(error.value)
-    assert _snapshot(run) == before
+    assert snapshot(run) == before
     assert not Path("/tmp/did_pwned").exists()
 
 

@@ -11,6 +11,9 @@
 * ``toy_three_player``: the toy sampler with three players, a sampler registered on
   its own that does *not* fit the toy objective (for "parts that do not work
   together").
+* ``toy_stalled`` (only inside :func:`stalled_plugin`): ``toy_exact`` that gives up
+  at its cold start on about half of the games, flags them and warns, as an exact
+  block does when it runs out of iterations.
 
 :func:`installed` registers a module of hook implementations as a throw-away
 plugin (a fake entry point of the group ``did``) and restores the plugin state
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -35,7 +39,7 @@ from scipy.optimize import minimize
 from torch import Tensor
 
 from did_core import plugins
-from did_core.blocks import Capabilities, DualSolverBlock, Equilibrium, SolverOutput
+from did_core.blocks import Capabilities, DualSolverBlock, Equilibrium, NonConvergenceWarning, SolverOutput
 from did_core.equilibria import Constraints
 from did_core.hookspecs import hookimpl
 from did_core.nn.generators import PayoffGenerator
@@ -44,6 +48,7 @@ from did_core.tasks import Context, ContextSampler, DesignObjective, Options, Ta
 
 TOY_PLUGIN, TOY_DISTRIBUTION = "did_core_test_toys", "did-core-test-toys"
 TOY_BLOCK, TOY_TASK, TOY_MISFIT_SAMPLER = "toy_exact", "toy_task", "toy_three_player"
+TOY_STALLED = "toy_stalled"
 
 
 # ---------------------------------------------------------------------------------------------- the exact block
@@ -141,6 +146,26 @@ class ToyExactBlock(DualSolverBlock):
         return SolverOutput(torch.as_tensor(sigma, **to), torch.as_tensor(alpha, **to),
                             {"converged": torch.as_tensor(residual <= 1e-8, device=cons.rows.device),
                              "kkt": torch.as_tensor(residual, **to)})
+
+
+class ToyStalledBlock(ToyExactBlock):
+    """``toy_exact``, except that it stops at the cold start (``alpha = 0``: the uniform joint) on every game whose
+    first constraint row sums to a positive number (about half of random games), flags those games unconverged and
+    warns once per batch."""
+
+    name = TOY_STALLED
+    capabilities: ClassVar[Capabilities] = Capabilities(exact=True, devices=("cpu",), preference=-200)
+
+    def solve_dual(self, cons: Constraints, alpha0: Tensor | None) -> SolverOutput:
+        out = super().solve_dual(cons, alpha0)
+        stalled = cons.gains[:, 0].sum(dim=1) > 0
+        if bool(stalled.any()):
+            warnings.warn(f"{TOY_STALLED}: {int(stalled.sum())} of {len(stalled)} games did not converge",
+                          NonConvergenceWarning, stacklevel=4)
+        uniform = torch.softmax(cons.log_target, dim=1)
+        return SolverOutput(torch.where(stalled.unsqueeze(1), uniform, out.sigma),
+                            torch.where(stalled.unsqueeze(1), 0.0, out.alpha),
+                            {"converged": out.info["converged"] & ~stalled})
 
 
 # ---------------------------------------------------------------------------------------------- the task
@@ -282,6 +307,18 @@ def installed(module: ModuleType, name: str, distribution: str) -> Iterator[plug
 def toy_plugins() -> Any:
     """:func:`installed` for this module's toys."""
     return installed(sys.modules[__name__], TOY_PLUGIN, TOY_DISTRIBUTION)
+
+
+def stalled_plugin() -> Any:
+    """:func:`installed` for a plugin that registers ``toy_stalled`` alone (use it inside :func:`toy_plugins`)."""
+    module = ModuleType("did_core_test_stalled")
+
+    @hookimpl
+    def did_register_blocks(register: Registry) -> None:
+        register.add(TOY_STALLED, ToyStalledBlock)
+
+    module.did_register_blocks = did_register_blocks  # type: ignore[attr-defined]
+    return installed(module, "did_core_test_stalled", "did-core-test-stalled")
 
 
 def loaded() -> bool:

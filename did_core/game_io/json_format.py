@@ -34,6 +34,8 @@ def _load_json(path: Path) -> tuple[Tensor, list[str] | None, list[list[str]] | 
         raise GameFormatError(path, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise GameFormatError(path, "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer too long to convert
+        raise GameFormatError(path, f"invalid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise GameFormatError(
             path, f'JSON top level must be an object {{"payoffs": [...]}}, got {type(obj).__name__}'

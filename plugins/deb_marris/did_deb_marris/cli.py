@@ -13,12 +13,16 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from did_core.loop import LoopSettings, Schedule, run_loop
-from did_core.runs import RunDir, new_run_path
+from did_core.runs import RunDir, atomic_write_text, new_run_path
 from did_deb_marris.network import DebMarrisNet, NetConfig
+
+if TYPE_CHECKING:
+    from did_deb_marris.pretrain import PretrainConfig, ValidationSet
 
 __all__ = ["main"]
 
@@ -31,11 +35,23 @@ def _layered_concepts() -> list[str]:
     return [name for name in registry("concepts").names() if get_concept(name).layout is not None]
 
 
+def _sizes(text: str) -> list[int]:
+    """``--sizes``: comma-separated action counts >= 1."""
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of action counts >= 1, e.g. 2,4,8")
+    return sizes
+
+
 def _parser() -> argparse.ArgumentParser:
+    from did_core.cli import ArgumentParser
     from did_core.default_plugins.concepts import DEFAULT_CONCEPT
     from did_deb_marris.block import SHIPPED_CONCEPTS
 
-    parser = argparse.ArgumentParser(prog="did deb", description="the learned equilibrium block deb_marris")
+    parser = ArgumentParser(prog="did deb", description="the learned equilibrium block deb_marris")
     sub = parser.add_subparsers(dest="action", required=True)
 
     p = sub.add_parser("train", help="unsupervised pretraining on random embedded games (loss: the dual f)")
@@ -75,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hardware", default="2-core shared CPU (4 other jobs on the same cores), no GPU, "
                    "torch.set_num_threads(1)")
     p.add_argument("--games", type=int, default=64)
-    p.add_argument("--sizes", default=",".join(map(str, range(2, 17))))
+    p.add_argument("--sizes", type=_sizes, default=",".join(map(str, range(2, 17))))
     p.add_argument("--seed", type=int, default=2024)
 
     p = sub.add_parser("validate", help="accuracy of weights vs the exact block, per size")
@@ -83,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--concept", choices=SHIPPED_CONCEPTS,
                    default=DEFAULT_CONCEPT if DEFAULT_CONCEPT in SHIPPED_CONCEPTS else SHIPPED_CONCEPTS[0])
     p.add_argument("--games", type=int, default=64)
-    p.add_argument("--sizes", default=",".join(map(str, range(2, 17))))
+    p.add_argument("--sizes", type=_sizes, default=",".join(map(str, range(2, 17))))
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--json", help="also write the rows to this JSON file")
     return parser
@@ -97,12 +113,12 @@ def main(argv: list[str]) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from did_deb_marris.pretrain import Deadline, PretrainConfig, ValidationSet, pretrain_step, summary, validate
+    from did_deb_marris.pretrain import PretrainConfig
 
     if args.resume:
         run = RunDir(Path(args.resume))
         if not run.file("config.json").exists():
-            raise SystemExit(f"did deb train: {args.resume} has no config.json to resume from")
+            raise ValueError(f"did deb train: {args.resume} has no config.json to resume from")
         cfg = PretrainConfig(**run.read_json("config.json"))
         if args.max_minutes is not None:
             cfg.max_minutes = args.max_minutes
@@ -116,7 +132,7 @@ def _train(args: argparse.Namespace) -> int:
             if getattr(args, flag) is not None:
                 setattr(cfg, name, getattr(args, flag))
         if args.concept is None:
-            raise SystemExit("did deb train: --concept ce|cce is required")
+            raise ValueError("did deb train: --concept ce|cce is required")
         for flag, name in (("width", "width"), ("p2p_layers", "p2p_layers"), ("d2d_layers", "d2d_layers"),
                            ("row_scale", "row_scale")):
             if getattr(args, flag) is not None:
@@ -126,12 +142,23 @@ def _train(args: argparse.Namespace) -> int:
         cfg.net["concept"] = cfg.concept
         cfg.val_sizes = [s for s in cfg.val_sizes if s <= cfg.max_actions] or [cfg.max_actions]
         run = RunDir(Path(args.run_dir) if args.run_dir else new_run_path(Path("runs"), f"deb-{cfg.concept}"))
+        run.check_new()
     cfg.validate()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("did deb train: --device cuda but CUDA is not available")
-    run.create()
+        raise ValueError("did deb train: --device cuda but CUDA is not available")
+    run.acquire()  # one writer per run directory, and a directory it can write in
+    try:
+        return _pretrain(args, cfg, run)
+    finally:
+        run.release()
+
+
+def _pretrain(args: argparse.Namespace, cfg: PretrainConfig, run: RunDir) -> int:
+    """``did deb train`` in the run directory ``run`` it holds: the loop, its validations and the final table."""
+    from did_deb_marris.pretrain import Deadline, ValidationSet, pretrain_step, summary, validate
+
     torch.manual_seed(cfg.seed)
     net = DebMarrisNet(cfg.net_config()).to(cfg.device)
     if cfg.init_from and not args.resume:
@@ -201,8 +228,8 @@ def _initial_state(source: str) -> tuple[dict, dict]:
     path = Path(source)
     if path.is_dir():
         state = RunDir(path).load_checkpoint()
-        if state is None:
-            raise SystemExit(f"did deb train: no checkpoint in {source}")
+        if state is None or "deb_meta" not in state:
+            raise ValueError(f"did deb train: {source} holds no did deb train checkpoint")
         return state["model"], state["deb_meta"]
     net, meta = load_weights(path)
     return net.state_dict(), meta
@@ -218,8 +245,8 @@ def _export(args: argparse.Namespace) -> int:
 
     run = RunDir(Path(args.run_dir))
     state = run.load_checkpoint()
-    if state is None:
-        raise SystemExit(f"did deb export: no checkpoint in {args.run_dir}")
+    if state is None or "deb_meta" not in state:
+        raise ValueError(f"did deb export: {args.run_dir} holds no did deb train checkpoint")
     meta = dict(state["deb_meta"])
     net = DebMarrisNet(NetConfig(**meta["net"]))
     net.load_state_dict(state["model"])
@@ -232,28 +259,39 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validation_set(args: argparse.Namespace, meta: dict) -> ValidationSet:
+    """The seeded games of ``--games``, ``--sizes`` and ``--seed`` that weights with metadata ``meta`` serve."""
+    from did_deb_marris.pretrain import ValidationSet
+
+    if args.games < 1:
+        raise ValueError(f"--games must be >= 1, got {args.games}")
+    sizes = [s for s in args.sizes if s <= int(meta["max_actions"])]
+    if not sizes:
+        raise ValueError(f"--sizes names no size these weights serve (up to {meta['max_actions']} actions)")
+    return ValidationSet(meta["concept"], sizes, args.games, args.seed, float(meta["eps_rel"]),
+                         int(meta.get("n_players", 2)))
+
+
 def _validate(args: argparse.Namespace) -> int:
     from did_deb_marris.block import load_weights, shipped_weights
-    from did_deb_marris.pretrain import ValidationSet, format_table, validate
+    from did_deb_marris.pretrain import format_table, validate
 
     path = args.weights or shipped_weights(args.concept)
     net, meta = load_weights(path)
     net = net.double()
-    sizes = [int(s) for s in args.sizes.split(",") if int(s) <= int(meta["max_actions"])]
-    vset = ValidationSet(meta["concept"], sizes, args.games, args.seed, float(meta["eps_rel"]),
-                         int(meta.get("n_players", 2)))
+    vset = _validation_set(args, meta)
     rows = validate(net, vset)
     print(f"weights {path}: concept {meta['concept']}, step {meta.get('step')}, {args.games} games per size, "
           f"seed {args.seed}\n")
     print(format_table(rows, float(meta["eps_rel"])))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        atomic_write_text(Path(args.json), json.dumps(rows, indent=2) + "\n")
     return 0
 
 
 def _card(args: argparse.Namespace) -> int:
     from did_deb_marris.block import load_weights
-    from did_deb_marris.pretrain import ValidationSet, format_table, validate
+    from did_deb_marris.pretrain import format_table, validate
 
     net, meta = load_weights(args.weights)
     run = RunDir(Path(args.run_dir))
@@ -263,15 +301,14 @@ def _card(args: argparse.Namespace) -> int:
     if "minutes" not in final and run.file("validation.json").exists():
         history = run.read_json("validation.json")
         final = {**final, "minutes": history[-1]["minutes"]} if history else final
-    sizes = [int(s) for s in args.sizes.split(",") if int(s) <= int(meta["max_actions"])]
-    vset = ValidationSet(meta["concept"], sizes, args.games, args.seed, float(meta["eps_rel"]),
-                         int(meta.get("n_players", 2)))
+    vset = _validation_set(args, meta)
     rows = validate(net.double(), vset)
     ok_kl = all(r["kl"] <= 0.01 for r in rows)
     ok_viol = all(r["viol_p95_eps"] <= 1.0 for r in rows)
     n_params = sum(p.numel() for p in net.parameters())
     concept = meta["concept"].upper()
     last_loss = next((r["loss"] for r in reversed(records) if "loss" in r), float("nan"))
+    sizes = ",".join(map(str, args.sizes))
     text = f"""# deb_marris weights: {concept}
 
 Learned eps-ME {concept} block for two-player games with 2..{meta['max_actions']} actions per
@@ -301,8 +338,8 @@ exact solutions from `{type(vset.block).__name__}`. Targets: mean KL(exact‖blo
 violation target {'met' if ok_viol else '**not met**'}.
 
 {format_table(rows, float(meta['eps_rel']))}
-Reproduce: `did deb validate --concept {meta['concept']} --games {args.games} --seed {args.seed} --sizes {args.sizes}`.
+Reproduce: `did deb validate --concept {meta['concept']} --games {args.games} --seed {args.seed} --sizes {sizes}`.
 """
-    Path(args.out).write_text(text)
+    atomic_write_text(Path(args.out), text)
     print(text)
     return 0

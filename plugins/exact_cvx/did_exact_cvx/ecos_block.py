@@ -25,6 +25,19 @@ share of the joints), slower than rebuilding the problem from 8x8 games on.
 cvxpy's sparse parameters (``Parameter(sparsity=...)``) keep ECOS's matrices
 sparse only from cvxpy 1.9; this form works with every cvxpy the plugin accepts.
 
+Size. Compiling a program with ``m`` entries on its support makes cvxpy build index
+arrays of about ``m^2`` int64 (measured with cvxpy 1.9: 0.45 GiB for a 16x16 CE game,
+``m`` = 7680; 5.4 GiB for 24x24; a 32x32 game asks for 30 GiB at once), so the block
+refuses calls estimated over ``max_memory_gb`` (default 4 GiB: two-player (C)CE
+games up to 22x22) before it forms anything (:meth:`EcosBlock.memory_bytes`).
+
+Ctrl-C. ECOS (as SCS) installs its own SIGINT handler while it runs and ends early
+on a Ctrl-C, as a failure or an inaccurate optimum, which cvxpy would report as a
+solver failure (sending the game on to the next solver) or an answer. A solve that
+caught a SIGINT is recognised (:func:`caught_sigint`) and the signal handed on to
+Python's handler: ``KeyboardInterrupt``, or, where the handler only notes a stop
+request (``did train`` stops at the next step boundary), the same solver again.
+
 Example::
 
     >>> import torch
@@ -37,9 +50,13 @@ Example::
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import signal
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
@@ -47,10 +64,10 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from did_core.blocks import Capabilities, DualSolverBlock, SolverOutput
+from did_core.blocks import Capabilities, DualSolverBlock, SolveSize, SolverOutput, memory_limit
 from did_core.equilibria import Constraints
 
-__all__ = ["EcosBlock", "EntropyProgram", "solve_game", "SolverFailure"]
+__all__ = ["EcosBlock", "EntropyProgram", "solve_game", "SolverFailure", "caught_sigint"]
 
 FALLBACK_SOLVERS: tuple[str, ...] = ("CLARABEL", "SCS")
 ECOS_OPTIONS = {"max_iters": 500, "abstol": 1e-10, "reltol": 1e-10, "feastol": 1e-10}
@@ -120,6 +137,53 @@ class EntropyProgram:
         return np.clip(self.rows.dual_value, 0.0, None)
 
 
+#: Exit codes of a solve a solver ended on a SIGINT it caught (ECOS ``exitFlag``, SCS ``status_val``).
+SIGINT_STATUS: dict[str, tuple[str, int]] = {"ECOS": ("exitFlag", -4), "SCS": ("status_val", -5)}
+
+
+@functools.cache
+def _ecos_caught_sigint() -> Callable[[], int]:
+    """ECOS's own record of a SIGINT during its last solve (its exported C function ``check_ctrlc``).
+
+    An ECOS stopped by Ctrl-C returns an *inaccurate optimum* instead of its SIGINT code
+    when its iterate is close enough; only this record tells the two apart. A build
+    that does not export it gives a function returning 0 (the exit code still tells).
+    """
+    try:
+        import _ecos
+
+        check = ctypes.CDLL(_ecos.__file__).check_ctrlc
+    except (ImportError, OSError, AttributeError):
+        return lambda: 0
+    check.restype = ctypes.c_int
+    return check
+
+
+def caught_sigint(solver: str, raw: Any) -> bool:
+    """Whether the raw result ``raw`` of ``solver`` (cvxpy's ``solve_via_data``) ended on a Ctrl-C it caught."""
+    info = raw.get("info") if isinstance(raw, dict) else None
+    if solver not in SIGINT_STATUS or not isinstance(info, dict):
+        return False
+    key, code = SIGINT_STATUS[solver]
+    return info.get(key) == code or (solver == "ECOS" and _ecos_caught_sigint()() != 0)
+
+
+def _run_solver(problem: cp.Problem, solver: str, options: dict[str, Any]) -> None:
+    """``problem.solve(solver=solver, **options)``, handing a Ctrl-C the solver caught on to Python.
+
+    The three public steps of ``Problem.solve`` (compile, which reuses a DPP program's
+    compilation; solve; unpack, which raises ``SolverError`` on a failure), with a look
+    at the solver's raw result in between: after a caught SIGINT, Python's handler gets
+    it (``KeyboardInterrupt`` by default) and, if it returns, the solver runs again.
+    """
+    data, chain, inverse = problem.get_problem_data(solver, solver_opts=options)
+    raw = chain.solve_via_data(problem, data, False, False, options)
+    while caught_sigint(solver, raw):
+        signal.raise_signal(signal.SIGINT)
+        raw = chain.solve_via_data(problem, data, False, False, options)
+    problem.unpack_results(raw, chain, inverse)
+
+
 def solve_game(gains: np.ndarray, eps: np.ndarray, solvers: tuple[str, ...] = ("ECOS",) + FALLBACK_SOLVERS,
                program: EntropyProgram | None = None) -> tuple[np.ndarray, np.ndarray, str]:
     """Solve one game's eps-ME program on its real rows and joint actions.
@@ -136,7 +200,7 @@ def solve_game(gains: np.ndarray, eps: np.ndarray, solvers: tuple[str, ...] = ("
     for i, solver in enumerate(s for s in solvers if s in installed_solvers()):
         options = ECOS_OPTIONS if solver == "ECOS" else {}
         try:
-            problem.solve(solver=solver, **options)
+            _run_solver(problem, solver, options)
         except cp.error.SolverError as exc:
             errors.append(f"{solver}: {exc}")
             continue
@@ -154,17 +218,24 @@ class EcosBlock(DualSolverBlock):
     """Exact eps-ME (C)CE by cvxpy + ECOS per game, differentiable by implicit differentiation.
 
     **Arguments:** ``cache_size``: how many parametrised programs (one per real shape
-    ``(K', J')``) the block keeps, least recently used dropped first.
+    ``(K', J')``) the block keeps, least recently used dropped first; ``max_memory_gb``:
+    the most memory a call may be estimated to need (default 4, see :meth:`memory_bytes`).
     """
 
     name = "exact_cvx"
     capabilities = Capabilities(exact=True, devices=("cpu",))
 
-    def __init__(self, cache_size: int = 32) -> None:
-        if cache_size < 1:
-            raise ValueError(f"cache_size must be at least 1, got {cache_size}")
+    def __init__(self, cache_size: int = 32, max_memory_gb: float = 4.0) -> None:
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
+            raise ValueError(f"cache_size must be an int >= 1, got {cache_size!r}")
         self.cache_size = cache_size
+        self.max_memory_gb = memory_limit(max_memory_gb)
         self._programs: OrderedDict[tuple[int, int], EntropyProgram] = OrderedDict()
+
+    def memory_bytes(self, size: SolveSize) -> float:
+        """The batch's dense rows ``[B, K, J]`` in float64 and the compilation of one program with ``m``
+        entries on its support, ``8 m^2`` bytes (``m``: the concept's bound on one game's nonzeros)."""
+        return 8.0 * (size.batch * size.rows * size.joints + float(size.nonzeros) ** 2)
 
     @property
     def cached_shapes(self) -> list[tuple[int, int]]:

@@ -67,7 +67,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from did_core.blocks import Capabilities, DualSolverBlock, SolverOutput
+from did_core import blocks
+from did_core.blocks import Capabilities, DualSolverBlock, SolveSize, SolverOutput, memory_limit
 from did_core.concepts import ConstraintOperator, DenseOperator
 from did_core.equilibria import Constraints
 
@@ -109,8 +110,9 @@ def tune_cpu_allocator(trim_threshold: int = 1 << 30, mmap_threshold: int = 1 <<
                 and libc.mallopt(m_mmap_threshold, int(mmap_threshold)) == 1)
 
 
-class NonConvergenceWarning(RuntimeWarning):
-    """Some games of a batch did not reach the KKT tolerance within ``max_iter``."""
+class NonConvergenceWarning(blocks.NonConvergenceWarning):
+    """Some games of a batch did not reach the KKT tolerance within ``max_iter`` (the core's category: evaluations
+    count these games instead of showing one warning per batch)."""
 
 
 class NonConvergenceError(RuntimeError):
@@ -316,8 +318,9 @@ class NewtonBlock(DualSolverBlock):
     ``on_failure`` (``"warn"``, ``"raise"`` or ``"ignore"`` for games that do not converge;
     they are always flagged in ``info["converged"]``), ``warm_start`` (reuse the previous
     call's duals when the next batch has the same shape and concept, e.g. for local
-    polishing). A warm start can also be passed per call: ``block(games, alpha0=...)``
-    with structured (``Equilibrium.alpha``) or flat ``[B, K]`` duals.
+    polishing), ``max_memory_gb`` (default 16: the size guard, see :meth:`memory_bytes`). A
+    warm start can also be passed per call: ``block(games, alpha0=...)`` with structured
+    (``Equilibrium.alpha``) or flat ``[B, K]`` duals.
 
     Games are solved in float64 through the concept's matrix-free operator (for CE and
     CCE the ``[B, K, J]`` rows are never formed); ``sigma`` and ``alpha`` come back in
@@ -329,7 +332,7 @@ class NewtonBlock(DualSolverBlock):
     capabilities = Capabilities(exact=True, preference=10)
 
     def __init__(self, tol: float = 1e-10, max_iter: int = 100, check_every: int = 3, on_failure: str = "warn",
-                 warm_start: bool = False) -> None:
+                 warm_start: bool = False, max_memory_gb: float = 16.0) -> None:
         if not (isinstance(tol, (int, float)) and tol > 0):
             raise ValueError(f"tol must be a number > 0, got {tol!r}")
         if not (isinstance(max_iter, int) and max_iter >= 0):
@@ -340,7 +343,15 @@ class NewtonBlock(DualSolverBlock):
             raise ValueError(f"on_failure must be 'warn', 'raise' or 'ignore', got {on_failure!r}")
         self.tol, self.max_iter, self.check_every = float(tol), max_iter, check_every
         self.on_failure, self.warm_start = on_failure, bool(warm_start)
+        self.max_memory_gb = memory_limit(max_memory_gb)
         self._last: tuple[tuple[int, ...], str, Tensor] | None = None
+
+    def memory_bytes(self, size: SolveSize) -> float:
+        """The worst case, every row in the working set (``M = K``): per game the rows ``[M, J]`` three times
+        (gathered, weighted, centred) and four ``[M, M]`` systems (Hessian, scaled, factor, a temporary), in
+        float64. Usually far fewer rows are free (a 100x100 CE game, estimated 16.4 GiB, peaks near 2 GiB)."""
+        k, j = size.rows, size.joints
+        return 8.0 * size.batch * (3 * k * j + 4 * k * k + 16 * j)
 
     def solve_dual(self, cons: Constraints, alpha0: Tensor | None) -> SolverOutput:
         batch = cons.rows.shape[0]

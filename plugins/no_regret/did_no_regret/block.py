@@ -50,7 +50,7 @@ import torch
 from pydantic import Field, ValidationError, model_validator
 from torch import Tensor
 
-from did_core.blocks import Capabilities, Equilibrium, EquilibriumBlock
+from did_core.blocks import Capabilities, Equilibrium, EquilibriumBlock, SolveSize
 from did_core.concepts import get_concept
 from did_core.equilibria import Constraints, masked_row_max
 from did_core.tasks import Options, options_error
@@ -73,6 +73,8 @@ class NoRegretOptions(Options):
         True, description="count the last round's payoffs twice (optimistic Hedge, predictive regret matching)")
     grad_rounds: Annotated[int, Field(strict=True, ge=1)] | None = Field(
         None, description="differentiate only the last K rounds (default: all)")
+    max_memory_gb: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
+        16.0, description="refuse a call estimated to need more memory (GiB) than this (see memory_bytes)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "NoRegretOptions":
@@ -96,7 +98,8 @@ class NoRegretBlock(EquilibriumBlock):
     tuning ``sqrt(8 ln A / T)`` is cautious in self-play, where payoff vectors change
     slowly, and leaves a gap of about ``sqrt(ln A / (8 T)) R_p``, 0.016 for 8 actions
     at T = 1000, against 0.003 with the default); ``optimism`` (default true:
-    optimistic Hedge, predictive regret matching); ``grad_rounds``.
+    optimistic Hedge, predictive regret matching); ``grad_rounds``; ``max_memory_gb``
+    (default 16: the size guard, see :meth:`memory_bytes`).
 
     Deterministic (no sampling). ``games [B, N, A_1..A_N]``, ``mask [B, N, A_max]``;
     ``sigma [B, A_1..A_N]`` in the games' dtype, exactly 0 on padded joint actions;
@@ -111,6 +114,19 @@ class NoRegretBlock(EquilibriumBlock):
             self.options = NoRegretOptions(**options)
         except ValidationError as exc:
             raise options_error(f"block {self.name!r}", exc) from None
+        self.max_memory_gb = self.options.max_memory_gb
+
+    def memory_bytes(self, size: SolveSize) -> float:
+        """The transient products of a chunk of 64 rounds (``[64, B, J]``, twice) and, when the call records a
+        graph, what every differentiated round keeps per game: about ``K A_max`` floats for the learners (``K``
+        rows: ``N A`` external, ``N A^2`` swap learners, whose stationary distributions take ``A`` more) and,
+        for three or more players, the partial contractions ``sum_p J / A_p`` (1.8 to 2.5 times the memory
+        measured above)."""
+        per_round = size.rows * max(size.sizes, default=1)
+        if size.players > 2:
+            per_round += sum(size.joints // a for a in size.sizes if a)
+        rounds = (self.options.grad_rounds or self.options.rounds) if size.grad else 0
+        return 8.0 * size.batch * (2 * 64 * size.joints + rounds * per_round)
 
     def config(self, concept: str) -> LearnerConfig:
         """The learner every player runs for ``concept`` (swap-regret copies for ``"ce"``)."""

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from did_core.blocks import Capabilities, capabilities_of
+from did_core.blocks import Capabilities, SolveSize, SolveTooLarge, capabilities_of
 from did_core.cli import main
 from did_core.concepts import Concept, get_concept
 from did_core.equilibria import Epsilon
@@ -108,6 +108,8 @@ def test_deterministic_eps_independent_and_reported():
     ({"grad_rounds": 0}, "grad_rounds: Input should be greater than or equal to 1"),
     ({"optimism": "yes"}, "optimism: Input should be a valid boolean"),
     ({"roundz": 10}, "roundz: Extra inputs are not permitted"),
+    ({"max_memory_gb": 0}, "max_memory_gb: Input should be greater than 0"),
+    ({"max_memory_gb": float("inf")}, "max_memory_gb: Input should be a finite number"),
 ])
 def test_invalid_options_are_one_line_errors(options, message):
     with pytest.raises(ValueError) as info:
@@ -115,6 +117,17 @@ def test_invalid_options_are_one_line_errors(options, message):
     text = str(info.value)
     assert text.startswith("invalid options for block 'no_regret': ") and "\n" not in text
     assert message in text
+
+
+def test_unrolled_rounds_over_the_memory_limit_are_refused_before_they_run():
+    """A graph over a million rounds of a batch of 16x16 CE games would take terabytes; without one, a few MiB."""
+    games = torch.zeros(64, 2, 16, 16, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(SolveTooLarge, match=r"a batch of 64 2-player 16x16 games .* over its limit of 16 GiB"):
+        NoRegretBlock(rounds=1_000_000)(games, concept="ce")
+    with pytest.raises(SolveTooLarge, match="over its limit of 1 GiB"):
+        NoRegretBlock(rounds=1_000_000, max_memory_gb=1)(games, concept="ce")
+    size = SolveSize(64, 2, (16, 16), 256, 512, 8192, "ce")
+    assert NoRegretBlock(rounds=1_000_000).memory_bytes(size) < 2**30  # no graph: the learners' state only
 
 
 def test_refuses_concepts_it_does_not_serve():

@@ -68,11 +68,15 @@ def commitment_report(context: Context, commitments: dict[str, Tensor], block: A
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="did stackelberg", description=__doc__.split("\n\n")[0])
-    p.add_argument("run_dir", nargs="?", help="a trained run of task commitment (omit: uniform and optimised only)")
+    from did_core.cli import ArgumentParser, nonempty
+
+    p = ArgumentParser(prog="did stackelberg", description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dir", nargs="?", type=nonempty,
+                   help="a trained run of task commitment (omit: uniform and optimised only)")
     p.add_argument("--contexts", type=int, default=512, help="held-out games (default 512)")
     p.add_argument("--seed", type=int, default=12345, help="held-out seed (default 12345, did train's eval seed)")
-    p.add_argument("--block", help="exact block (default: the run's exact block, else the preferred one)")
+    p.add_argument("--block", type=nonempty,
+                   help="exact block (default: the run's exact block, else the preferred one)")
     p.add_argument("--eps", type=float, help="evaluate at this tolerance (default: the run's; without RUN 0.003)")
     p.add_argument("--absolute", action="store_true", help="--eps is absolute, not relative to the payoff scale")
     p.add_argument("--optimise-steps", type=int, default=0, help="also per-instance ascent, this many steps")
@@ -86,6 +90,9 @@ def main(argv: list[str]) -> int:
     from did_core.cli import fail
 
     args = _parser().parse_args(argv)
+    if args.contexts < 1 or args.optimise_steps < 0 or not args.lr > 0:
+        return fail(f"need --contexts >= 1, --optimise-steps >= 0 and --lr > 0, got {args.contexts}, "
+                    f"{args.optimise_steps} and {args.lr:g}")
     concept, options, generator = "cce", dict(CommitmentSampler.PROFILES["quick"]), None
     eps = Epsilon(0.003 if args.eps is None else args.eps, relative=not args.absolute)
     exact = args.block
@@ -104,7 +111,7 @@ def main(argv: list[str]) -> int:
         if state is None:
             return fail(f"{args.run_dir} has no checkpoint to load")
         _, _, _, generator = build_task_parts(cfg)
-        generator.load_state_dict(state["model"])
+        run.load_model(generator, state)
         generator.eval()
         concept, options = cfg.concept, dict(cfg.sampler_options)
         if args.eps is None:

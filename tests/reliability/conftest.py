@@ -1,0 +1,21 @@
+"""Fixtures of the reliability tests: one finished toy run, shared read-only by every module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import toys
+from did_core.config import resolve_train_config
+from did_core.train import train
+from run_helpers import TINY
+
+
+@pytest.fixture(scope="session")
+def toy_run(tmp_path_factory) -> Path:
+    """A finished run of :data:`run_helpers.TINY` (config, checkpoint, metrics, eval.json); copy it to change it."""
+    path = tmp_path_factory.mktemp("toy_run") / "run"
+    with toys.toy_plugins():  # session fixtures are set up before the toys of the module that asks
+        train(resolve_train_config(TINY), path)
+    return path
