@@ -252,3 +252,67 @@ def test_cli_reports_the_interrupt_checkpoint(tmp_path, monkeypatch, capsys):
              "--run-dir", str(tmp_path / "run")]
     assert main(["train", *flags]) == 130
     assert "checkpoint saved at step 1" in capsys.readouterr().err
+
+
+_KILLED_RUN = """
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+import toys
+import did_core.train as trainer
+from did_core.config import resolve_train_config
+
+original = trainer.training_step
+
+
+def slow_step(*args, **kwargs):
+    out = original(*args, **kwargs)
+    time.sleep(0.2)  # time for the parent to kill between any two steps
+    return out
+
+
+trainer.training_step = slow_step
+with toys.toy_plugins():
+    trainer.train(resolve_train_config(json.loads(sys.argv[1])), Path(sys.argv[2]))
+"""
+
+
+def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path):
+    """SIGKILL (nothing runs after it) after the periodic checkpoint of step 2 and past it: the resume restarts
+    from that checkpoint and ends with the uninterrupted run's losses, weights and eval.json, every TensorBoard
+    point once (the points written after the checkpoint are purged) and one metrics record per step."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    settings = {**TINY, "steps": 6, "checkpoint_every": 2}
+    cfg = resolve_train_config(settings)
+    train(cfg, tmp_path / "full")
+    cut = tmp_path / "cut"
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, json.dumps(settings), str(cut),
+                              str(Path(__file__).parent)], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and child.poll() is None:
+            metrics = cut / "metrics.json"
+            steps = [r["step"] for r in json.loads(metrics.read_text())] if metrics.is_file() else []
+            if steps and max(steps) >= 3:
+                break
+            time.sleep(0.05)
+        assert child.poll() is None, "the run ended before it could be killed"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert torch.load(cut / "checkpoint.pt", weights_only=True)["step"] in (2, 4)
+    train(cfg, cut, resume=True)
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    resumed = json.loads((cut / "metrics.json").read_text())
+    assert [(r["step"], r["loss"]) for r in resumed] == [(r["step"], r["loss"]) for r in full]
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(cut / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _tensorboard_steps(cut / "tb", "train/loss") == list(range(1, 7))
+    assert json.loads((cut / "eval.json").read_text()) == json.loads((tmp_path / "full" / "eval.json").read_text())
