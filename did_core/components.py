@@ -65,7 +65,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_task_parts(cfg: TrainConfig) -> tuple[Task, ContextSampler, DesignObjective, nn.Module]:
-    """The task of ``cfg`` and its sampler, objective and generator (on the CPU), with ``cfg``'s overrides."""
+    """The task of ``cfg`` and its sampler, objective and generator (on the CPU), with ``cfg``'s overrides.
+
+    A generator with a method ``bind_tolerance(eps: Epsilon)`` is called with the run's tolerance
+    (for a generator that models the followers' answer, as the block will compute it).
+    """
     task = get_task(cfg.task)
 
     def component(kind: str, override: str | None, default: Any, *args: Any, **options: Any) -> Any:
@@ -76,6 +80,9 @@ def build_task_parts(cfg: TrainConfig) -> tuple[Task, ContextSampler, DesignObje
     sampler = component("samplers", cfg.sampler, task.sampler, **cfg.sampler_options)
     objective = component("losses", cfg.loss, task.objective, **cfg.loss_options)
     generator = component("generators", cfg.generator, task.generator, sampler, **cfg.generator_options)
+    bind = getattr(generator, "bind_tolerance", None)
+    if callable(bind):  # a generator that models the followers' answer is told the run's tolerance
+        bind(Epsilon(cfg.eps, not cfg.absolute_eps))
     return task, sampler, objective, generator
 
 

@@ -41,17 +41,22 @@ def _one_error(capsys, *parts: str) -> None:
     assert all(part in err for part in parts), err
 
 
+def _resume_eval_and_new_run_refused(run: Path, config: Path, new: Path, reason: str, capsys) -> None:
+    """``did train --resume``, ``did eval`` on ``run`` and a new ``did train`` into ``new``: one line each."""
+    assert main(["train", "--resume", str(run)]) == 2
+    _one_error(capsys, str(run), reason)
+    assert main(["eval", str(run), "--contexts", "2"]) == 2
+    _one_error(capsys, str(run), reason)
+    assert main(["train", "--config", str(config), "--run-dir", str(new)]) == 2
+    _one_error(capsys, str(new), reason)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes in read-only directories")
 def test_a_read_only_run_directory_is_refused_before_any_work(run, config, tmp_path, capsys):
     before = snapshot(run)
     run.chmod(0o555)
     try:
-        assert main(["train", "--resume", str(run)]) == 2
-        _one_error(capsys, str(run), "Permission denied")
-        assert main(["eval", str(run), "--contexts", "2"]) == 2
-        _one_error(capsys, str(run), "Permission denied")
-        assert main(["train", "--config", str(config), "--run-dir", str(run / "inner")]) == 2
-        _one_error(capsys, str(run / "inner"), "Permission denied")
+        _resume_eval_and_new_run_refused(run, config, run / "inner", "Permission denied", capsys)
     finally:
         run.chmod(0o755)
     assert snapshot(run) == before
@@ -76,12 +81,7 @@ def read_only(monkeypatch):
 def test_a_read_only_file_system_is_one_line(run, config, tmp_path, capsys, read_only):
     read_only(tmp_path)
     before = snapshot(tmp_path)
-    assert main(["train", "--resume", str(run)]) == 2
-    _one_error(capsys, str(run), "Read-only file system")
-    assert main(["eval", str(run), "--contexts", "2"]) == 2
-    _one_error(capsys, str(run), "Read-only file system")
-    assert main(["train", "--config", str(config), "--run-dir", str(tmp_path / "new")]) == 2
-    _one_error(capsys, str(tmp_path / "new"), "Read-only file system")
+    _resume_eval_and_new_run_refused(run, config, tmp_path / "new", "Read-only file system", capsys)
     shutil.rmtree(tmp_path / "new")  # the folder itself could be made; nothing in it
     assert snapshot(tmp_path) == before
 

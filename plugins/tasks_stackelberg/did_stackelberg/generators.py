@@ -8,21 +8,24 @@
   (joint) response ``a`` a candidate commitment ``softmax_l(h_0(l, a))`` and a
   score ``mean_l h_1(l, a)``. With ``refine_steps = 0`` the commitment is the
   candidates' mixture weighted by the softmax of the scores. With
-  ``refine_steps > 0`` (default 20) the ``refine_candidates`` best-scored
+  ``refine_steps > 0`` (default 40) the ``refine_candidates`` best-scored
   candidates, and (``refine_pure_starts``) one near-pure commitment per leader
   action and the uniform one, each take that many ascent steps on the leader's
-  utility against a logit model of the followers (:mod:`did_stackelberg.refine`;
-  learned step sizes and precision), and the result is their mixture by the
-  softmax of score plus a learned multiple (initially 50 per unit of the
-  leader's payoff scale) of the refined utility: a soft choice of the best.
-  Measured on the quick profile at absolute eps 0.003, 512 held-out games, 300
-  training steps, utility / strong Stackelberg value: 0.862 without refinement;
-  0.846 with 8 unrolled steps mixed with a multiple near 1 (a mixture of
-  commitments from different response regions is worse than either); 0.900 with
-  the multiple at 50; 0.918 with its scalars learned at 20x the rate
-  (``refine_rate``); 0.917 with 20 first-order steps; 0.945 adding the fixed
-  starts (the default). With more than ``refine_candidates`` follower responses
-  the score decides which candidates are refined.
+  utility against a model of the followers (:mod:`did_stackelberg.refine`): with
+  one follower and the run's tolerance bound (:meth:`CommitmentGenerator.bind_tolerance`,
+  ``exact_follower``), the max-entropy eps-best response the block itself
+  computes; otherwise a logit model with a learned precision. The result is their
+  mixture by the softmax of score plus a learned multiple (initially 50 per unit
+  of the leader's payoff scale) of the model's utility: a soft choice of the best.
+  Step sizes and precisions learn at ``refine_rate`` times the trainer's rate.
+  Measured at absolute eps 0.003 on 512 held-out games, utility / strong
+  Stackelberg value: 0.862 without refinement; 0.846 with 8 unrolled steps mixed
+  at a multiple near 1 (a mixture of commitments from different response regions
+  is worse than either); 0.900 with the multiple at 50; 0.917-0.918 with learned
+  scalars; 0.945 adding the fixed starts; 0.946-0.951 with 40 steps and larger
+  batches (logit model); the plugin README has the rest. With more than
+  ``refine_candidates`` follower responses the score decides which candidates
+  are refined.
   ``head="pool"``: one logit per leader action, the masked mean of ``h_0`` plus
   the masked max of ``h_1`` over the followers' joint actions (no refinement).
   Padded actions get ``-inf`` before every softmax. Permuting the leader's actions
@@ -39,19 +42,21 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
 from pydantic import Field
 from torch import Tensor, nn
 
+from did_core.equilibria import Epsilon
 from did_core.games import joint_mask
 from did_core.nn import masked_max, masked_mean
 from did_core.nn.generators import LineGaugedGenerator, P2PStack
 from did_core.tasks import Configurable, Context, ContextSampler
 from did_stackelberg.commitment import payoff_scale
 from did_stackelberg.design_commitment import PURE_LOGIT
-from did_stackelberg.refine import ascend, surrogate_value
+from did_stackelberg.refine import ascend, eps_best_response, logit_followers, surrogate_value
 
 __all__ = ["CommitmentGenerator", "PaymentGenerator"]
 
@@ -76,6 +81,8 @@ class CommitmentGenerator(P2PStack):
             "step's gradient as a constant (cheaper, stable for many steps)")
         refine_rate: float = Field(5.0, ge=0, description="how much faster than the network's weights the "
                                    "refinement's scalars (precisions, step sizes) learn; 0 keeps them fixed")
+        exact_follower: bool = Field(True, description="with one follower and a known tolerance, refine "
+                                     "against the block's own answer, the max-entropy eps-best response")
         refine_pure_starts: bool = Field(True, description="also refine, from fixed starts, one near-pure "
                                          "commitment per leader action and the uniform one")
         refine_selection: float = Field(50.0, gt=0, description="initial precision of the choice among refined "
@@ -90,6 +97,16 @@ class CommitmentGenerator(P2PStack):
             # log-scale offsets from the initial values, multiplied by refine_rate when used: the trainer's one
             # learning rate, sized for the network's weights, would move these few scalars too slowly.
             self.refine_offsets = nn.Parameter(torch.zeros(2 + o.refine_steps))
+        self.tolerance: Epsilon | None = None
+
+    def bind_tolerance(self, eps: Epsilon) -> None:
+        """The tolerance of the block the generator trains through (the core calls this when it builds a run).
+
+        With one follower and ``exact_follower``, the refinement's follower model is then
+        that block's answer itself, the max-entropy eps-best response; without a tolerance
+        (or with several followers) it is the logit model with a learned precision.
+        """
+        self.tolerance = eps
 
     def forward(self, context: Context) -> Tensor:
         head, _ = self.trunk(context)
@@ -135,15 +152,31 @@ class CommitmentGenerator(P2PStack):
             top = torch.cat([top, fixed], dim=1)
         scale = payoff_scale(context).to(logits.dtype)  # [B, 1 + N]
         precision, selection, steps = self.refine_parameters()
-        precision = precision / scale[:, 1:].mean(dim=1)
+        respond = self._follower_model(context["mask"], precision / scale[:, 1:].mean(dim=1))
         leader, followers = context["leader"].to(logits.dtype), context["followers"].to(logits.dtype)
 
         def value(x: Tensor) -> Tensor:
-            return surrogate_value(leader, followers, context["mask"], x, precision) / scale[:, :1]
+            return surrogate_value(leader, followers, x, respond) / scale[:, :1]
 
         x = ascend(start, real, steps, value, first_order=self.options.refine_gradient == "first_order")
         weights = torch.softmax(top + selection * value(x), dim=1)
         return (weights.unsqueeze(2) * x).sum(dim=1)
+
+
+    def _follower_model(self, mask: Tensor, precision: Tensor) -> Callable[[Tensor], Tensor]:
+        """``games [B, K, N, A..A] -> q [B, K, A..A]``: the refinement's model of the followers (see
+        :meth:`bind_tolerance`); ``mask [B, N, A]``, ``precision [B]`` of the logit model."""
+        if self.tolerance is None or not self.options.exact_follower or mask.shape[1] != 1:
+            return lambda games: logit_followers(games, mask, precision)
+        tolerance = self.tolerance
+
+        def respond(games: Tensor) -> Tensor:
+            batch, k = games.shape[:2]
+            flat = games.reshape(batch * k, *games.shape[2:])  # one-player games [B K, 1, A]
+            eps = tolerance.per_player(flat, mask.repeat_interleave(k, dim=0)).view(batch, k)
+            return eps_best_response(games[:, :, 0], mask[:, 0], eps)
+
+        return respond
 
 
 class PaymentGenerator(LineGaugedGenerator):

@@ -10,11 +10,17 @@ of the followers, unrolled inside the generator, move each candidate towards its
 region's boundary; the network learns where to start, the step sizes and the
 model's precision, end to end through the exact block that trains it.
 
-The follower model: for a leader commitment ``x`` and the induced game ``g``,
-``q(a) ∝ exp(-beta * sum_i r_i(a))`` over the followers' real joint actions, with
-``r_i(a) = max_d g_i(d, a_{-i}) - g_i(a)`` follower ``i``'s regret at ``a`` (one
-follower: the logit response ``softmax(beta g)``; several: a smoothed choice among
-the induced game's pure equilibria, the ones the strong Stackelberg reference uses).
+The follower models, for a leader commitment ``x`` and the induced game ``g``:
+
+* :func:`eps_best_response` (one follower, when the generator knows the tolerance
+  of the block it trains through): exactly that block's answer, the max-entropy
+  eps-best response ``softmax(beta g)`` with ``beta`` set so that the expected
+  regret is eps;
+* :func:`logit_followers` (otherwise): ``q(a) ∝ exp(-beta * sum_i r_i(a))`` over the
+  followers' real joint actions, with ``r_i(a) = max_d g_i(d, a_{-i}) - g_i(a)``
+  follower ``i``'s regret at ``a`` and a learned ``beta`` (one follower: the logit
+  response; several: a smoothed choice among the induced game's pure equilibria,
+  the ones the strong Stackelberg reference uses).
 """
 
 from __future__ import annotations
@@ -26,7 +32,11 @@ from torch import Tensor
 
 from did_core.games import joint_mask
 
-__all__ = ["logit_followers", "surrogate_value", "ascend"]
+__all__ = ["logit_followers", "eps_best_response", "surrogate_value", "ascend"]
+
+#: bisection steps on ``log beta`` in :func:`eps_best_response`: the bracket spans ``log 1e18`` = 41.4,
+#: so 32 halvings give ``beta`` to a relative 1e-8, below float32 resolution (the generator's precision).
+_BISECTION_STEPS = 32
 
 
 def logit_followers(games: Tensor, mask: Tensor, precision: Tensor) -> Tensor:
@@ -45,16 +55,47 @@ def logit_followers(games: Tensor, mask: Tensor, precision: Tensor) -> Tensor:
     return torch.softmax(logits.flatten(2), dim=2).view_as(logits)
 
 
-def surrogate_value(leader: Tensor, followers: Tensor, mask: Tensor, x: Tensor, precision: Tensor) -> Tensor:
-    """The leader's utility ``[B, K]`` of ``K`` commitments per context against :func:`logit_followers`.
+def eps_best_response(games: Tensor, mask: Tensor, eps: Tensor) -> Tensor:
+    """The max-entropy eps-best response ``[B, K, A]`` of one follower to each induced game ``[B, K, A]``.
 
-    ``leader [B, L, A..A]``, ``followers [B, N, L, A..A]``, ``mask [B, N, A]``,
-    ``x [B, K, L]``, ``precision [B]``.
+    ``mask [B, A]`` marks the follower's real actions, ``eps [B, K]`` the tolerance.
+    The entropy-maximising distribution with expected regret at most eps is
+    ``softmax(beta g)`` with the ``beta >= 0`` that makes the expected regret eps (0
+    when the uniform response is within eps); ``beta`` is found by bisection on
+    ``log beta`` and held fixed in the backward pass (the answer is differentiable in
+    the payoffs through the softmax).
+    """
+    real = mask.unsqueeze(1)
+    regret = (games.masked_fill(~real, -torch.inf).amax(dim=2, keepdim=True) - games).masked_fill(~real, 0.0)
+    regret = regret.detach()
+    eps = eps.detach().unsqueeze(2)
+
+    def expected_regret(log_beta: Tensor) -> Tensor:
+        logits = (-log_beta.exp() * regret).masked_fill(~real, -torch.inf)
+        return (torch.softmax(logits, dim=2) * regret).sum(dim=2, keepdim=True)
+
+    scale = regret.amax(dim=2, keepdim=True).clamp_min(1e-300)
+    low, high = torch.log(1e-6 / scale), torch.log(1e12 / scale)  # beta * max regret from 1e-6 to 1e12
+    for _ in range(_BISECTION_STEPS):
+        middle = (low + high) / 2
+        above = expected_regret(middle) > eps
+        low, high = torch.where(above, middle, low), torch.where(above, high, middle)
+    beta = torch.where(expected_regret(torch.full_like(low, -torch.inf)) <= eps, 0.0, high.exp())
+    logits = (beta * games).masked_fill(~real, -torch.inf)
+    return torch.softmax(logits, dim=2)
+
+
+def surrogate_value(leader: Tensor, followers: Tensor, x: Tensor, respond: Callable[[Tensor], Tensor]) -> Tensor:
+    """The leader's utility ``[B, K]`` of ``K`` commitments per context against a follower model.
+
+    ``leader [B, L, A..A]``, ``followers [B, N, L, A..A]``, ``x [B, K, L]``;
+    ``respond(games [B, K, N, A..A]) -> q [B, K, A..A]`` is the model (e.g.
+    :func:`logit_followers` or :func:`eps_best_response` with their other arguments bound).
     """
     n = followers.shape[1]
     weights = x.view(*x.shape, *[1] * n)  # [B, K, L, 1..1]
     games = (weights.unsqueeze(2) * followers.unsqueeze(1)).sum(dim=3)  # [B, K, N, A..A]
-    q = logit_followers(games, mask, precision)
+    q = respond(games)
     return (weights * leader.unsqueeze(1) * q.unsqueeze(2)).flatten(2).sum(dim=2)
 
 

@@ -12,7 +12,9 @@ import torch
 
 from did_stackelberg import CommitmentGenerator, CommitmentSampler
 from did_stackelberg.commitment import payoff_scale
-from did_stackelberg.refine import ascend, logit_followers, surrogate_value
+from did_core.equilibria import Epsilon
+from did_core.plugins import create
+from did_stackelberg.refine import ascend, eps_best_response, logit_followers, surrogate_value
 
 
 def _context(followers: int, batch: int = 3, seed: int = 0):
@@ -41,7 +43,8 @@ def test_model_and_surrogate_value_match_plain_loops(followers):
     b, l = context["leader_mask"].shape
     x = torch.softmax(torch.randn(b, 2, l, dtype=torch.float64).masked_fill(~context["leader_mask"][:, None], -1e9), 2)
     precision = torch.tensor([3.0, 10.0, 30.0], dtype=torch.float64)
-    value = surrogate_value(context["leader"], context["followers"], context["mask"], x, precision)
+    value = surrogate_value(context["leader"], context["followers"], x,
+                            lambda games: logit_followers(games, context["mask"], precision))
     assert value.shape == (b, 2)
     for i in range(b):
         for k in range(2):
@@ -114,6 +117,46 @@ def test_refinement_raises_the_surrogate_utility_of_an_untrained_generator(follo
     real = context["leader_mask"]
     assert torch.allclose(x1.sum(dim=1), torch.ones(6, dtype=torch.float64)) and (x1[~real] == 0).all()
     precision = refined.refine_parameters()[0].detach() / payoff_scale(context)[:, 1:].mean(dim=1)
-    before = surrogate_value(context["leader"], context["followers"], context["mask"], x0[:, None], precision)
-    after = surrogate_value(context["leader"], context["followers"], context["mask"], x1[:, None], precision)
+    def model(games):
+        return logit_followers(games, context["mask"], precision)
+
+    before = surrogate_value(context["leader"], context["followers"], x0[:, None], model)
+    after = surrogate_value(context["leader"], context["followers"], x1[:, None], model)
     assert float(after.mean()) > float(before.mean())
+
+
+@pytest.mark.parametrize("eps", [Epsilon(0.003, relative=False), Epsilon(0.05), Epsilon(5.0, relative=False)])
+def test_eps_best_response_is_the_exact_blocks_answer(eps):
+    """One follower: the max-entropy eps-best response equals the exact block's eps-ME equilibrium of the
+    one-player game (including a tolerance so large that the answer is uniform)."""
+    torch.manual_seed(4)
+    games = torch.rand(5, 2, 4, dtype=torch.float64)  # [B, K, A]
+    mask = torch.tensor([[True] * 4, [True] * 3 + [False]] * 2 + [[True, True, False, False]])
+    games = games.masked_fill(~mask.unsqueeze(1), 0.0)
+    flat_mask = mask.repeat_interleave(2, dim=0).unsqueeze(1)  # [B K, 1, A]
+    flat = games.reshape(10, 1, 4)
+    exact = create("blocks", "exact_newton")(flat, flat_mask, concept="cce", eps=eps).sigma.view(5, 2, 4)
+    tolerance = eps.per_player(flat, flat_mask).view(5, 2)
+    ours = eps_best_response(games, mask, tolerance)
+    assert torch.allclose(ours, exact, atol=1e-6) and (ours[~mask.unsqueeze(1).expand_as(ours)] == 0).all()
+    regret = ((games.masked_fill(~mask.unsqueeze(1), -torch.inf).amax(2, keepdim=True) - games) * ours).sum(2)
+    assert (regret <= tolerance + 1e-9).all()
+
+
+def test_generator_bound_to_a_tolerance_refines_against_the_exact_answer():
+    """build_task_parts binds the run's tolerance; with one follower the refinement then models the follower as
+    the block does, and an unbound generator (or several followers) keeps the logit model."""
+    from did_core.components import build_task_parts
+    from did_core.config import resolve_train_config
+
+    cfg = resolve_train_config({"task": "commitment", "eps": 0.003, "absolute_eps": True,
+                                "generator_options": {"width": 8, "depth": 1}})
+    _, sampler, _, generator = build_task_parts(cfg)
+    assert generator.tolerance == Epsilon(0.003, relative=False)
+    games = torch.rand(3, 2, 1, 4)
+    mask = torch.ones(3, 1, 4, dtype=torch.bool)
+    exact = generator._follower_model(mask, torch.ones(3))(games)
+    assert torch.allclose(exact, eps_best_response(games[:, :, 0], mask[:, 0], torch.full((3, 2), 0.003)))
+    generator.bind_tolerance(None)
+    assert torch.allclose(generator._follower_model(mask, torch.ones(3))(games),
+                          logit_followers(games, mask, torch.ones(3)))
