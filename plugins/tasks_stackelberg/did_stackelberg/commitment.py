@@ -33,6 +33,7 @@ from did_core.blocks import Equilibrium
 from did_core.games import joint_mask
 from did_core.tasks import Context, ContextSampler, DesignObjective, Options
 from did_stackelberg.reference import strong_stackelberg
+from did_stackelberg.sampling import check_ranges
 
 __all__ = ["CommitmentSampler", "CommitmentObjective", "induced_games", "leader_utility", "feasible_strategy",
            "payoff_scale", "sse_values"]
@@ -104,10 +105,7 @@ class CommitmentSampler(ContextSampler):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        o = self.options
-        if o.min_actions > o.max_actions or o.low >= o.high:
-            raise ValueError(f"invalid options for CommitmentSampler: need min_actions <= max_actions and "
-                             f"low < high, got {o.min_actions}, {o.max_actions}, {o.low}, {o.high}")
+        check_ranges(type(self).__name__, self.options)
 
     def sample(self, batch: int, generator: torch.Generator) -> Context:
         o = self.options

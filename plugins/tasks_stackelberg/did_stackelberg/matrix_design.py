@@ -27,6 +27,7 @@ from torch import Tensor
 from did_core.blocks import Equilibrium
 from did_core.games import joint_mask
 from did_core.tasks import Context, ContextSampler, DesignObjective, Options, linear_ramp
+from did_stackelberg.sampling import check_ranges
 
 __all__ = ["MatrixDesignSampler", "MatrixDesignObjective", "payments", "payments_made", "goal_value"]
 
@@ -55,10 +56,7 @@ class MatrixDesignSampler(ContextSampler):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        o = self.options
-        if o.min_actions > o.max_actions or o.low >= o.high:
-            raise ValueError(f"invalid options for MatrixDesignSampler: need min_actions <= max_actions and "
-                             f"low < high, got {o.min_actions}, {o.max_actions}, {o.low}, {o.high}")
+        check_ranges(type(self).__name__, self.options)
 
     def sample(self, batch: int, generator: torch.Generator) -> Context:
         o = self.options
