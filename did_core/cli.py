@@ -209,9 +209,23 @@ def _eval_command(args: argparse.Namespace, world: distributed.World) -> int:
     from did_core.evaluate import PolishSettings, evaluate_generator
     from did_core.plugins import create, registry
     from did_core.report import build_report, markdown_table
-    from did_core.runs import RunDir, json_text
+    from did_core.runs import RunDir, atomic_write_text, json_text
 
-    run = RunDir(Path(args.run_dir))
+    if (args.run_dir is None) == (args.shipped is None):
+        return fail("give a run directory or --shipped TASK (one of them)")
+    if args.shipped is None and (args.concept or args.out):
+        return fail("--concept and --out go with --shipped TASK (a run directory's report goes into the run)")
+    if args.shipped is not None and args.plots and not args.out:
+        return fail("--plots with --shipped needs --out FILE.json (the plots go next to it)")
+    if args.shipped is not None:
+        from did_core.concepts import get_concept
+        from did_core.default_plugins.concepts import DEFAULT_CONCEPT
+        from did_core.shipped import shipped_folder
+
+        run = RunDir(shipped_folder(args.shipped, get_concept(args.concept or DEFAULT_CONCEPT).name))
+    else:
+        run = RunDir(Path(args.run_dir))
+    out = Path(args.out) if args.out else None
     if args.from_json:
         if not world.is_main:
             return 0
@@ -273,7 +287,8 @@ def _eval_command(args: argparse.Namespace, world: distributed.World) -> int:
         print(f"note: the local polish runs up to {polish.budget} evaluations per context x {contexts} contexts x "
               f"{len(blocks)} block(s) on {polish.worker_count(world) * world.size} worker(s): at most about "
               f"{minutes:.1f} min (--polish-budget lowers it)", file=sys.stderr)
-    distributed.on_main(world, run.acquire)  # not while a did train (or another did eval) writes this run
+    if out is None:
+        distributed.on_main(world, run.acquire)  # not while a did train (or another did eval) writes this run
     try:
         result = evaluate_generator(cfg, parts, blocks, contexts=contexts, seed=seed, polish=polish, world=world)
         if not world.is_main:
@@ -281,12 +296,16 @@ def _eval_command(args: argparse.Namespace, world: distributed.World) -> int:
         report = build_report(cfg.task, cfg.model_dump(), result, contexts, seed, ["eval", *args.argv],
                               world_size=world.size)
         table = markdown_table(report)
-        # The previous report stays readable next to the new one (and in place if the new one cannot be written).
-        if run.replace_keeping_previous({"report.json": json_text(report), "report.md": table + "\n"}):
+        if out is not None:
+            atomic_write_text(out, json_text(report))
+            atomic_write_text(out.with_suffix(".md"), table + "\n")
+        elif args.shipped is None and run.replace_keeping_previous({"report.json": json_text(report),
+                                                                     "report.md": table + "\n"}):
+            # The previous report stays readable next to the new one (and in place if the new one cannot be written).
             print(f"note: the previous report is kept as {run.file('report.previous.json').name} / .md",
                   file=sys.stderr)
     finally:
-        if world.is_main:
+        if world.is_main and out is None:
             run.release()
     print(table)
     note = summary(result)
@@ -295,7 +314,7 @@ def _eval_command(args: argparse.Namespace, world: distributed.World) -> int:
     if args.plots:
         from did_core.plots import per_size_bars, training_curves
 
-        folder = run.file("plots")
+        folder = out.parent / f"{out.stem}-plots" if out is not None else run.file("plots")
         folder.mkdir(exist_ok=True)
         written = [per_size_bars(report, folder / "per_size.png")]
         if run.metrics():
@@ -304,7 +323,20 @@ def _eval_command(args: argparse.Namespace, world: distributed.World) -> int:
         written += parts.objective.extra_plots(parts, lambda c, x: solve_induced(parts, exact, c, x, cfg.concept),
                                                folder)
         print("plots: " + ", ".join(str(p) for p in written))
-    print(f"written: {run.file('report.json')}, {run.file('report.md')}")
+    if out is not None:
+        print(f"written: {out}, {out.with_suffix('.md')}")
+    elif args.shipped is None:
+        print(f"written: {run.file('report.json')}, {run.file('report.md')}")
+    return 0
+
+
+def _cmd_ship(args: argparse.Namespace) -> int:
+    from did_core.files import read_text_file
+    from did_core.shipped import ship
+
+    notes = read_text_file(Path(args.notes), 1 << 20) if args.notes else ""
+    written = ship(Path(args.run_dir), Path(args.folder), notes)
+    print("written: " + ", ".join(str(p) for p in written))
     return 0
 
 
@@ -352,9 +384,16 @@ def build_parser(train_help: RunDefaults | None = None) -> argparse.ArgumentPars
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a trained run on held-out contexts: blocks, guarded, polish, plots")
-    p.add_argument("run_dir", help="a run directory (with --from-json also a report.json file)")
+    p.add_argument("run_dir", nargs="?", help="a run directory (with --from-json also a report.json file)")
+    p.add_argument("--shipped", type=nonempty, metavar="TASK",
+                   help="evaluate the generator that TASK's plugin ships (instead of a run directory)")
+    p.add_argument("--concept", type=nonempty, help=f"with --shipped: which concept's generator (default "
+                   f"{DEFAULT_CONCEPT})")
+    p.add_argument("--out", type=nonempty, metavar="FILE.json", help="write the report here (with --shipped; "
+                   "a shipped generator's own folder is never written)")
     p.add_argument("--contexts", type=int, help="held-out contexts (default: the run's eval_contexts)")
-    p.add_argument("--seed", type=int, help="held-out seed (default: the run's eval_seed)")
+    p.add_argument("--seed", "--eval-seed", dest="seed", type=int,
+                   help="held-out seed (default: the run's eval_seed)")
     p.add_argument("--blocks", help="comma-separated block names (default: the run's block and exact block)")
     p.add_argument("--polish", action="store_true", help="also Nelder-Mead on each context's intervention")
     p.add_argument("--polish-budget", type=int, help="function evaluations per context (default: the task's)")
@@ -362,6 +401,14 @@ def build_parser(train_help: RunDefaults | None = None) -> argparse.ArgumentPars
     p.add_argument("--plots", action="store_true", help="write PNG plots to RUN_DIR/plots (needs matplotlib)")
     p.add_argument("--from-json", action="store_true", help="reprint the table from the stored report.json")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("ship", help="export a finished, evaluated run as a shipped generator (weights, config, "
+                       "report, model card, learning curve)")
+    p.add_argument("run_dir", help="a finished run directory with a report.json (did eval RUN)")
+    p.add_argument("folder", help="the shipped folder to write, e.g. plugins/tasks_inverse/did_inverse/shipped/cce")
+    p.add_argument("--notes", type=nonempty, metavar="FILE", help="Markdown added to the model card (e.g. the "
+                   "commands used and what more steps would buy)")
+    p.set_defaults(func=_cmd_ship)
 
     from did_core.design import add_arguments as add_design_arguments
 
@@ -385,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _warning_line
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and not argv[0].startswith("-") and argv[0] not in {"plugins", "solve", "train", "eval", "design"}:
+        if argv and not argv[0].startswith("-") and argv[0] not in {"plugins", "solve", "train", "eval", "ship", "design"}:
             from did_core.plugins import registry
 
             commands = registry("commands")

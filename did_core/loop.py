@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from did_core import distributed
 from did_core.distributed import PeerError, World
+from did_core.report import hardware_description
 from did_core.runs import Progress, RunDir, RunDirError
 
 __all__ = ["Schedule", "LoopSettings", "run_loop", "lr_factor", "Interrupted", "RankFailed"]
@@ -138,6 +139,14 @@ def run_loop(
         rng.set_state(state["rng"])
         start = int(state["step"])
         records = [r for r in run.metrics() if r["step"] <= start] if main else []
+    # Training seconds over every session of the run (model cards report it); resumes add to it.
+    elapsed_before, clock = float(state.get("elapsed_s", 0.0)) if state is not None else 0.0, time.monotonic()
+
+    hardware = hardware_description()
+
+    def elapsed() -> float:
+        return elapsed_before + time.monotonic() - clock
+
     distributed.broadcast_parameters(world, model)  # replicas start equal, whatever each rank built
     # Points after the checkpoint belong to steps the resumed run repeats: purge them, keep the rest.
     writer = SummaryWriter(str(run.file("tb")), purge_step=start + 1 if start else None) if main else None
@@ -151,7 +160,7 @@ def run_loop(
             run.save_checkpoint({
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": rng.get_state() if rng_state is None else rng_state,
-                "step": step, **settings.extra_state,
+                "step": step, "elapsed_s": elapsed(), "hardware": hardware, **settings.extra_state,
             })
             run.write_metrics(records)
         last_saved = step
@@ -198,7 +207,7 @@ def run_loop(
                     if main:
                         writer.add_scalar(f"val/{name}", value, done)
             if done % settings.log_every == 0 or done == settings.steps or any(k.startswith("val/") for k in scalars):
-                records.append({"step": done, **{k: float(v) for k, v in scalars.items()}})
+                records.append({"step": done, **{k: float(v) for k, v in scalars.items()}, "elapsed_s": elapsed()})
             if done % settings.checkpoint_every == 0 or done == settings.steps:
                 checkpoint(done)
             completed, at_boundary = done, True

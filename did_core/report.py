@@ -8,6 +8,8 @@ table from the stored JSON without recomputing anything.
 
 from __future__ import annotations
 
+import os
+import platform
 import shlex
 import subprocess
 import sys
@@ -15,7 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["git_revision", "build_report", "markdown_table"]
+import torch
+
+__all__ = ["git_revision", "hardware_description", "build_report", "markdown_table"]
 
 
 def git_revision(path: Path | None = None) -> str:
@@ -29,6 +33,22 @@ def git_revision(path: Path | None = None) -> str:
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def hardware_description() -> str:
+    """This machine in a few words: CPU model and cores, torch build, and the GPU if torch sees one."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    parts = [f"{cpu}, {os.cpu_count()} cores", f"torch {torch.__version__}"]
+    if torch.cuda.is_available():
+        parts.append(torch.cuda.get_device_name(0))
+    return "; ".join(parts)
 
 
 def build_report(task: str, config: dict[str, Any], evaluation: dict[str, Any], contexts: int, seed: int,

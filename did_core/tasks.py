@@ -192,7 +192,8 @@ class Task:
     ``batch_size``) per profile name; ``polish_budget``: Nelder-Mead evaluations per context
     of the local polish; ``size_axis``: what the sampler's ``size_of`` labels measure, for
     reports and plots; ``instances``: how ``did design`` reads one instance file and shows
-    an intervention (``None``: the task cannot be designed for from a file).
+    an intervention (``None``: the task cannot be designed for from a file); ``shipped``: a
+    folder with one trained generator per concept (``shipped/cce``, see :mod:`did_core.shipped`).
     """
 
     sampler: Callable[..., ContextSampler]
@@ -203,6 +204,7 @@ class Task:
     train_profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     polish_budget: int = 4000
     instances: "InstanceFormat | None" = None
+    shipped: "Path | None" = None
 
     def __post_init__(self) -> None:
         for name in ("sampler", "objective", "generator"):

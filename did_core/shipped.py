@@ -1,0 +1,145 @@
+"""Generators shipped inside task plugins: their folder, exporting a run into one, and finding one.
+
+Why: a user who installs a task plugin should be able to apply and check a
+trained mechanism without training one. A task declares ``Task.shipped``, a
+folder with one subfolder per concept (``shipped/ce``, ``shipped/cce``); each
+subfolder is a small, read-only run directory that ``did eval --shipped`` and
+``did design`` load exactly as they load a run:
+
+* ``config.yaml``   the resolved training config (task, sampler, generator, eps, ...);
+* ``checkpoint.pt`` the generator's weights, the step and the training seconds only
+  (no optimiser state; loaded with ``weights_only=True``);
+* ``metrics.json``  the training curve's records;
+* ``report.json`` / ``report.md``  the held-out evaluation under the exact block
+  (``did eval RUN``), which the model card and the README's results table read;
+* ``MODEL_CARD.md`` and ``learning_curve.png``  written by :func:`ship`.
+
+``did ship RUN FOLDER`` writes such a subfolder from a finished run that has a report.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from did_core.runs import RunDir, atomic_write_bytes, atomic_write_text, json_text
+
+__all__ = ["ShippedError", "shipped_folder", "shipped_concepts", "ship", "model_card"]
+
+CARD = "MODEL_CARD.md"
+CURVE = "learning_curve.png"
+
+
+class ShippedError(ValueError):
+    """A shipped generator that does not exist or a run that cannot be shipped; the message is one line."""
+
+
+def shipped_concepts(task_name: str) -> list[str]:
+    """The concepts for which task ``task_name`` ships a generator (sorted; empty if none)."""
+    from did_core.components import get_task
+
+    folder = get_task(task_name).shipped
+    if folder is None or not Path(folder).is_dir():
+        return []
+    return sorted(p.name for p in Path(folder).iterdir() if (p / "checkpoint.pt").is_file())
+
+
+def shipped_folder(task_name: str, concept: str) -> Path:
+    """The shipped generator of ``task_name`` for ``concept``; a one-line ``ShippedError`` if there is none."""
+    available = shipped_concepts(task_name)
+    if concept not in available:
+        offer = f"it ships: {', '.join(available)}" if available else "its plugin ships no generator"
+        raise ShippedError(f"task {task_name} has no shipped generator for concept {concept}; {offer}")
+    from did_core.components import get_task
+
+    return Path(get_task(task_name).shipped) / concept
+
+
+def _cell(summary: dict[str, Any] | None) -> str:
+    if not summary:
+        return "-"
+    return f"{summary['metric']:.4f} ({100 * summary['improved_share']:.0f}%)"
+
+
+def model_card(config: dict[str, Any], report: dict[str, Any], state: dict[str, Any], notes: str = "") -> str:
+    """The model card's Markdown: what was trained, how, on what, and the held-out table per size."""
+    from did_core.report import markdown_table
+
+    meta, blocks = report["meta"], report["blocks"]
+    exact = config.get("exact_block") or next(iter(blocks))
+    summary = blocks.get(exact) or next(iter(blocks.values()))
+    minutes = float(state.get("elapsed_s", 0.0)) / 60
+    polished = summary.get("polished") or {}
+    lines = [
+        f"# Shipped generator: {config['task']}, {config['concept'].upper()}",
+        "",
+        f"Trained with `did train` through `{config['block']}`; evaluated under `{exact}`.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| sampling | profile `{config.get('profile')}`, sampler options `{config.get('sampler_options') or {}}` |",
+        f"| eps | {config['eps']} ({'absolute' if config.get('absolute_eps') else 'relative'}) |",
+        f"| generator | `{config.get('generator') or 'the task default'}`, options "
+        f"`{config.get('generator_options') or {}}` (the profile's width and depth) |",
+        f"| objective options | `{config.get('loss_options') or {}}` |",
+        f"| training | {int(state.get('step', 0))} of {config['steps']} steps, batch {config['batch_size']}, lr "
+        f"{config['lr']} (warm-up {config['warmup_steps']}, decay to {config['final_lr_fraction']}), seed "
+        f"{config['seed']} |",
+        f"| wall time | {minutes:.1f} min of training ({config.get('threads') or 'default'} thread(s)) |",
+        f"| hardware | {state.get('hardware', 'not recorded')} |",
+        f"| held-out | {meta['contexts']} contexts, seed {meta['seed']}: `{meta['command']}` |",
+        "",
+        f"Held-out result under `{exact}`: unguarded {_cell(summary)}, guarded {_cell(summary.get('guarded'))}, "
+        f"polished {_cell(polished.get('under_exact'))}; baseline {summary['baseline']:.4f}.",
+        "",
+    ]
+    if notes.strip():
+        lines += [notes.strip(), ""]
+    lines += ["## Evaluation", "", markdown_table(report), "", "## Learning curve", "", f"![learning curve]({CURVE})",
+              ""]
+    return "\n".join(lines)
+
+
+def ship(run_path: Path, dest: Path, notes: str = "") -> list[Path]:
+    """Write the shipped form of the run ``run_path`` into the folder ``dest``; returns the files written.
+
+    The run needs a checkpoint at its last step and a ``report.json`` from ``did eval``.
+    """
+    from did_core.config import load_yaml
+    from did_core.plots import training_curves
+
+    run = RunDir(run_path)
+    if not run.file("config.yaml").is_file():
+        raise ShippedError(f"{run_path} is not a run directory (no config.yaml)")
+    config = load_yaml(run.file("config.yaml"))
+    state = run.load_checkpoint()
+    if state is None:
+        raise ShippedError(f"{run_path} has no checkpoint to ship")
+    if int(state.get("step", 0)) < int(config.get("steps", 0)):
+        raise ShippedError(f"{run_path} stopped at step {state.get('step')} of {config.get('steps')}: finish it "
+                           f"(did train --resume) before shipping it")
+    if not run.file("report.json").is_file():
+        raise ShippedError(f"{run_path} has no report.json: run did eval {run_path} first")
+    report = run.read_json("report.json")
+    if report.get("meta", {}).get("config", {}).get("task") != config.get("task"):
+        raise ShippedError(f"{run.file('report.json')} is not a report of this run's task")
+    from did_core.report import markdown_table
+
+    dest.mkdir(parents=True, exist_ok=True)
+    kept = {"model": state["model"], "step": int(state["step"]), "elapsed_s": float(state.get("elapsed_s", 0.0)),
+            "hardware": state.get("hardware", "not recorded")}
+    buffer = io.BytesIO()
+    torch.save(kept, buffer)
+    atomic_write_bytes(dest / RunDir.CHECKPOINT, buffer.getvalue())
+    atomic_write_text(dest / "config.yaml", run.file("config.yaml").read_text())
+    atomic_write_text(dest / RunDir.METRICS, json_text(run.metrics()))
+    atomic_write_text(dest / "report.json", json_text(report))
+    atomic_write_text(dest / "report.md", markdown_table(report) + "\n")
+    atomic_write_text(dest / CARD, model_card(config, report, kept, notes))
+    written = [dest / n for n in (RunDir.CHECKPOINT, "config.yaml", RunDir.METRICS, "report.json", "report.md", CARD)]
+    if run.metrics():
+        written.append(training_curves(run.metrics(), dest / CURVE))
+    return written

@@ -1,0 +1,116 @@
+"""Shipped generators: ``did ship`` writes one from a run, ``did eval --shipped`` evaluates it as the run."""
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import toys
+
+from did_core.cli import main
+from did_core.config import resolve_train_config
+from did_core.train import train
+
+TINY = {"task": toys.TOY_TASK, "steps": 4, "batch_size": 4, "eval_contexts": 6, "checkpoint_every": 2,
+        "log_every": 1, "warmup_steps": 1, "sampler_options": {"min_actions": 2, "max_actions": 3},
+        "generator_options": {"width": 8, "depth": 1}}
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture
+def trained(tmp_path) -> tuple[Path, str]:
+    """A finished toy run with a report (``did eval``) and its concept."""
+    cfg = resolve_train_config(TINY)
+    train(cfg, tmp_path / "run")
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    return tmp_path / "run", cfg.concept
+
+
+@pytest.fixture
+def shipping(monkeypatch, tmp_path):
+    """Make the toy task ship the generators under ``tmp_path / 'shipped'``."""
+    import did_core.components as components
+
+    original = components.get_task
+    folder = tmp_path / "shipped"
+
+    def get_task(name: str):
+        task = original(name)
+        return dataclasses.replace(task, shipped=folder) if name == toys.TOY_TASK else task
+
+    monkeypatch.setattr(components, "get_task", get_task)
+    return folder
+
+
+def test_training_records_its_seconds_and_hardware(trained):
+    run, _ = trained
+    records = json.loads((run / "metrics.json").read_text())
+    seconds = [r["elapsed_s"] for r in records]
+    assert seconds == sorted(seconds) and seconds[0] > 0
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert state["elapsed_s"] >= seconds[-1] and "torch" in state["hardware"]
+
+
+def test_ship_writes_a_small_weights_only_folder_with_a_model_card(trained, tmp_path, capsys):
+    run, concept = trained
+    notes = tmp_path / "notes.md"
+    notes.write_text("Trained for a test.\n")
+    dest = tmp_path / "shipped" / concept
+    assert main(["ship", str(run), str(dest), "--notes", str(notes)]) == 0
+    names = {p.name for p in dest.iterdir()}
+    assert {"checkpoint.pt", "config.yaml", "metrics.json", "report.json", "report.md", "MODEL_CARD.md",
+            "learning_curve.png"} <= names
+    state = torch.load(dest / "checkpoint.pt", weights_only=True)
+    assert set(state) == {"model", "step", "elapsed_s", "hardware"} and state["step"] == 4
+    full = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(state["model"][k], full[k]) for k in full)
+    card = (dest / "MODEL_CARD.md").read_text()
+    report = json.loads((run / "report.json").read_text())
+    exact = report["meta"]["config"]["exact_block"]
+    assert "4 of 4 steps" in card and "Trained for a test." in card and "learning_curve.png" in card
+    assert f"{report['blocks'][exact]['metric']:.4f}" in card
+    assert json.loads((dest / "report.json").read_text()) == report
+
+
+def test_eval_shipped_equals_eval_of_the_run_and_writes_nothing_into_the_folder(trained, shipping, tmp_path):
+    run, concept = trained
+    assert main(["ship", str(run), str(shipping / concept)]) == 0
+    before = _digest(shipping / concept)
+    out = tmp_path / "shipped-report.json"
+    assert main(["eval", "--shipped", toys.TOY_TASK, "--concept", concept, "--contexts", "5", "--eval-seed", "7",
+                 "--out", str(out)]) == 0
+    assert main(["eval", str(run), "--contexts", "5", "--seed", "7"]) == 0
+    assert _digest(shipping / concept) == before
+    shipped, direct = json.loads(out.read_text()), json.loads((run / "report.json").read_text())
+    assert shipped["blocks"] == direct["blocks"]
+    assert shipped["meta"]["contexts"] == 5 and shipped["meta"]["seed"] == 7
+    assert out.with_suffix(".md").read_text().startswith("| task:")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["eval"], "give a run directory or --shipped TASK"),
+    (["eval", "RUN", "--shipped", toys.TOY_TASK], "give a run directory or --shipped TASK"),
+    (["eval", "RUN", "--concept", "ce"], "--concept and --out go with --shipped"),
+    (["eval", "--shipped", toys.TOY_TASK, "--concept", "ce"], "has no shipped generator for concept ce"),
+    (["eval", "--shipped", toys.TOY_TASK, "--plots"], "needs --out"),
+    (["eval", "--shipped", "no_such_task"], "no_such_task"),
+])
+def test_eval_shipped_errors_are_one_line(argv, expected, shipping, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("did: error:") and expected in err[0]
+
+
+def test_ship_refuses_unfinished_and_unevaluated_runs(tmp_path, capsys):
+    cfg = resolve_train_config(TINY)
+    train(cfg, tmp_path / "run")
+    assert main(["ship", str(tmp_path / "run"), str(tmp_path / "out")]) == 2
+    assert "run did eval" in capsys.readouterr().err
+    assert main(["ship", str(tmp_path / "nothing"), str(tmp_path / "out")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
