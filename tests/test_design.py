@@ -155,7 +155,9 @@ def toy_plugin(monkeypatch):
     ep = types.SimpleNamespace(name="toy", value="toy_design_plugin", load=lambda: module,
                                dist=types.SimpleNamespace(name="did-plugins-toy", version="1.0"))
     real = metadata.entry_points
-    monkeypatch.setattr(metadata, "entry_points", lambda group=None: list(real(group=group)) + [ep])
+    # Only a query by group gets the toy plugin (libraries that did train imports list every group: real ones).
+    monkeypatch.setattr(metadata, "entry_points",
+                        lambda group=None, **kw: real(**kw) if group is None else list(real(group=group)) + [ep])
     monkeypatch.setenv("DID_LOAD_PLUGINS", "toy")
     plugins.load_plugins(force=True)
     FORMAT.seen.clear()
@@ -210,7 +212,11 @@ def test_optimised_json_matches_hand_computation(instance, capsys):
     assert report["blocks"]["toy_broken"] == {"optional": True, "error": "toy failure second line"}
     assert "toy_ce" not in report["blocks"]  # does not support cce
     assert list(report["blocks"])[-1] == "toy_logit"
-    assert report["source"] == "per-instance optimisation through toy_logit, 4 steps, lr 0.25"
+    assert report["source"] == ("per-instance optimisation through toy_logit, 4 steps, lr 0.25 "
+                                "(task toy ships no generator for cce)")
+    assert report["guarded"] is False and report["polish"] is None
+    assert report["guard"] == {"block": "toy_logit", "value_without": exact["value_without"],
+                               "value_with": exact["value_with"], "kept": "intervention"}
     assert (report["task"], report["instance"], report["concept"]) == ("toy", str(instance), "cce")
     assert (report["eps"], report["relative_eps"]) == (0.5, True)
     assert (report["metric"], report["minimize"], report["report_change"]) == ("P(1, 1) change", False, True)
@@ -224,7 +230,8 @@ def test_text_report(instance, capsys):
     without, with_ = _expected(bonus, 0.5)
     lines = out.splitlines()
     assert lines[0] == f"toy instance: {instance}  players: 2  actions: [2, 2]"
-    assert lines[1] == "intervention (per-instance optimisation through toy_logit, 4 steps, lr 0.25):"
+    assert lines[1] == ("intervention (per-instance optimisation through toy_logit, 4 steps, lr 0.25 "
+                        "(task toy ships no generator for cce)):")
     assert lines[2:4] == ["  shape [2, 2, 2] (rows: the last axis)", "  [0, 0]  1.0000  0.0000"]
     for text in ("block toy_logit (cce, relative eps 0.5):", "block toy_uniform (cce, relative eps 0.5, optional):",
                  "block toy_broken (cce, relative eps 0.5, optional):\n  unavailable: toy failure second line",
@@ -283,7 +290,7 @@ def test_run_dir_uses_the_generator_and_the_runs_settings(tmp_path, instance, ca
 def test_no_optimisation_needs_a_run(instance, capsys):
     code, out, err = _run(capsys, "toy_fixed", instance)
     assert code == 2 and out == ""
-    assert err == ("did: error: task toy_fixed has no per-instance optimisation: give --run-dir RUN, "
+    assert err == ("did: error: task toy_fixed has no per-instance optimisation: give --generator RUN, "
                    "a trained run of task toy_fixed\n")
 
 
@@ -321,3 +328,130 @@ def test_no_plugin_design_command(instance, capsys):
     assert "design" in plugins.registry("commands")  # the toy plugin registers one; the core command wins
     assert main(["design", "toy", str(instance), "--json", "--steps", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["task"] == "toy"
+
+
+def _worse(context, block, concept, eps, steps, lr):
+    """An "optimiser" that makes things worse: a bonus against joint action (1, 1) for both players."""
+    x = torch.zeros_like(context["base"])
+    x[:, :, 0, 0] = -2.0
+    return x
+
+
+def test_guard_keeps_no_intervention_when_the_exact_block_says_it_is_worse(instance, capsys, monkeypatch):
+    monkeypatch.setattr(FORMAT, "optimise", _worse)
+    code, out, err = _run(capsys, "toy", instance, "--eps", 0.5, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    bonus = torch.zeros(2, 2, 2, dtype=torch.float64)
+    bonus[:, 0, 0] = -2.0
+    without, worse = _expected(bonus, 0.5)
+    assert report["guarded"] is True
+    assert report["guard"]["kept"] == "baseline"
+    assert report["guard"]["value_with"] == pytest.approx(float(worse[0, 0]), abs=1e-12)
+    assert report["guard"]["value_without"] == pytest.approx(float(without[0, 0]), abs=1e-12)
+    assert torch.equal(torch.tensor(report["intervention"], dtype=torch.float64), torch.zeros(2, 2, 2,
+                                                                                             dtype=torch.float64))
+    exact = report["blocks"]["toy_logit"]
+    assert exact["value_with"] == exact["value_without"] == pytest.approx(float(without[0, 0]), abs=1e-12)
+
+    code, out, err = _run(capsys, "toy", instance, "--eps", 0.5)
+    assert code == 0, err
+    guard = [line for line in out.splitlines() if line.startswith("guard:")]
+    assert guard == [f"guard: under toy_logit, value with the intervention {float(worse[0, 0]):.4f} is worse than "
+                     f"{float(without[0, 0]):.4f} (baseline intervention): kept no intervention (baseline "
+                     f"intervention); --unguarded keeps the intervention"]
+
+    code, out, err = _run(capsys, "toy", instance, "--eps", 0.5, "--unguarded", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["guarded"] is False and report["guard"] is None
+    assert torch.equal(torch.tensor(report["intervention"], dtype=torch.float64), bonus)
+    assert report["blocks"]["toy_logit"]["value_with"] == pytest.approx(float(worse[0, 0]), abs=1e-12)
+
+
+def test_guard_keeps_an_intervention_that_changes_nothing(instance, capsys):
+    code, out, err = _run(capsys, "toy", instance, "--steps", 0, "--json")  # x = 0: equal, not worse
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["guarded"] is False and report["guard"]["kept"] == "intervention"
+
+
+def test_polish_improves_or_keeps_the_exact_value(instance, capsys):
+    code, out, err = _run(capsys, "toy", instance, "--steps", 0, "--eps", 0.5, "--polish", 80, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    polish, exact = report["polish"], report["blocks"]["toy_logit"]
+    x = torch.tensor(report["intervention"], dtype=torch.float64)
+    without, with_ = _expected(x, 0.5)  # the polished intervention's value, by hand
+    assert (polish["block"], polish["budget"]) == ("toy_logit", 80)
+    assert polish["value_before"] == pytest.approx(float(without[0, 0]), abs=1e-12)  # from x = 0
+    assert polish["value_after"] == pytest.approx(float(with_[0, 0]), abs=1e-12)
+    assert exact["value_with"] == pytest.approx(polish["value_after"], abs=1e-12)
+    assert polish["value_after"] > polish["value_before"]  # P(1, 1) grows with its own bonus
+
+    code, out, err = _run(capsys, "toy", instance, "--steps", 4, "--lr", 0.25, "--eps", 0.5, "--polish", 1)
+    assert code == 0, err
+    line = [x for x in out.splitlines() if x.startswith("polish:")]
+    assert len(line) == 1 and line[0].startswith("polish: Nelder-Mead under toy_logit, at most 1 evaluations: value ")
+    before, after = (float(v) for v in line[0].split(": value ")[1].split(" -> "))
+    assert after >= before
+
+
+@pytest.mark.parametrize("flags, text", [
+    (["--polish", "0"], "--polish BUDGET must be >= 1"),
+    (["--polish", "-3"], "--polish BUDGET must be >= 1"),
+    (["--optimise", "--generator", "somewhere"], "--optimise and --generator exclude each other"),
+])
+def test_bad_design_flags_are_one_line(flags, text, instance, capsys):
+    code, out, err = _run(capsys, "toy", instance, *flags)
+    assert code == 2 and out == "" and text in err and err.count("\n") == 1, err
+
+
+@pytest.fixture
+def trained(tmp_path, capsys):
+    """A 3-step ``did train`` run of the toy task (a real run directory: config.yaml, checkpoint.pt)."""
+    path = tmp_path / "trained"
+    assert main(["train", "--task", "toy", "--steps", "3", "--batch-size", "4", "--eval-contexts", "4",
+                 "--eps", "0.5", "--run-dir", str(path)]) == 0
+    capsys.readouterr()
+    return path
+
+
+def test_generator_and_run_dir_are_one_flag(trained, instance, capsys):
+    reports = []
+    for flag in ("--generator", "--run-dir"):
+        code, out, err = _run(capsys, "toy", instance, flag, trained, "--json")
+        assert code == 0, err
+        reports.append(json.loads(out))
+    assert reports[0] == reports[1]
+    assert reports[0]["source"] == f"generator of {trained}" and FORMAT.seen == []
+
+
+def test_shipped_generator_is_the_default(trained, instance, capsys, monkeypatch):
+    from did_core import shipped
+
+    before = {p.name: p.stat().st_mtime_ns for p in trained.iterdir()}
+    trained.chmod(0o555)  # a shipped folder may be read-only: did design never writes it
+    try:
+        monkeypatch.setattr(shipped, "shipped_concepts", lambda task: ["cce"] if task == "toy" else [])
+        monkeypatch.setattr(shipped, "shipped_folder", lambda task, concept: trained)
+        code, out, err = _run(capsys, "toy", instance, "--json")
+        assert code == 0, err
+        report = json.loads(out)
+        assert report["source"] == "shipped generator (toy, cce)" and FORMAT.seen == []
+        code, out, err = _run(capsys, "toy", instance, "--generator", trained, "--json")
+        assert code == 0, err
+        assert json.loads(out)["intervention"] == report["intervention"]  # the same generator
+
+        code, out, err = _run(capsys, "toy", instance, "--optimise", "--steps", 4, "--lr", 0.25, "--json")
+        assert code == 0, err
+        report = json.loads(out)
+        assert FORMAT.seen == ["toy_logit"]
+        assert report["source"] == "per-instance optimisation through toy_logit, 4 steps, lr 0.25 (asked for)"
+
+        code, out, err = _run(capsys, "toy", instance, "--concept", "ce", "--steps", 1, "--json")
+        assert code == 0, err  # no shipped generator for ce: per-instance optimisation, and the source says so
+        assert json.loads(out)["source"].endswith("(task toy ships no generator for ce)")
+    finally:
+        trained.chmod(0o755)
+    assert {p.name: p.stat().st_mtime_ns for p in trained.iterdir()} == before

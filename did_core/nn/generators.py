@@ -114,12 +114,20 @@ class LineGaugedGenerator(Configurable, nn.Module):
         inner = self.options.model_dump(exclude={"normalize"})
         self.payoff = PayoffGenerator(sampler, output="identity", **inner)
 
-    def forward(self, context: Context) -> Tensor:
-        head, mask = self.payoff.trunk(context)
-        raw = self.payoff.options.output_scale * head[:, 0]
+    @classmethod
+    def output_map(cls, raw: Tensor, mask: Tensor, normalize: bool = True) -> Tensor:
+        """``sign * x`` from a raw output ``raw [B, N, A_1..A_N]`` (``mask [B, N, A_max]``); 0 on padded cells.
+
+        The map of :meth:`forward`, also used by per-instance optimisation on the same raw form.
+        """
         real = joint_mask(mask, raw.shape[2:]).unsqueeze(1)
-        if self.options.normalize:
+        if normalize:
             x = F.softplus(excess_over_line_minimum(raw, mask)) - math.log(2.0)
         else:
             x = F.softplus(raw)
-        return torch.where(real, self.sign * x, torch.zeros_like(x))
+        return torch.where(real, cls.sign * x, torch.zeros_like(x))
+
+    def forward(self, context: Context) -> Tensor:
+        head, mask = self.payoff.trunk(context)
+        raw = self.payoff.options.output_scale * head[:, 0]
+        return self.output_map(raw, mask, self.options.normalize)

@@ -181,6 +181,10 @@ DESIGN = [
     ["design", "contract", str(EXAMPLES / "christmas_tree.json"), "--block", "nope"],
     ["design", "contract", str(EXAMPLES / "christmas_tree.json"), "--run-dir", "not_a_run"],
     ["design", "contract", str(EXAMPLES / "christmas_tree.json"), "--run-dir", "run"],
+    ["design", "contract", str(EXAMPLES / "christmas_tree.json"), "--generator", "not_a_run"],
+    ["design", "contract", str(EXAMPLES / "christmas_tree.json"), "--polish", "0"],
+    ["design", "contract", str(EXAMPLES / "christmas_tree.json"), "--polish", "abc"],
+    ["design", "contract", str(EXAMPLES / "christmas_tree.json"), "--optimise", "--generator", "run"],
     ["design", "toy_task", "game.json", "--run-dir", "edited_run"],
 ]
 

@@ -1,5 +1,7 @@
 """Registers the task ``contract`` (with its instance files for ``did design contract``)."""
 
+from pathlib import Path
+
 from did_core.hookspecs import hookimpl
 from did_core.registry import Registry
 from did_core.tasks import Task
@@ -20,6 +22,7 @@ CONTRACT = Task(
     },
     polish_budget=400,
     instances=ContractInstances(),
+    shipped=Path(__file__).parent / "shipped",
 )
 
 

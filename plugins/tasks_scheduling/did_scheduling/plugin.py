@@ -1,8 +1,11 @@
 """Registers the task ``scheduling``."""
 
+from pathlib import Path
+
 from did_core.hookspecs import hookimpl
 from did_core.registry import Registry
 from did_core.tasks import Task
+from did_scheduling.design import SchedulingInstances
 from did_scheduling.generator import TaxGenerator
 from did_scheduling.task import SchedulingObjective, SchedulingSampler
 
@@ -19,6 +22,8 @@ SCHEDULING = Task(
         "paper": {"steps": 20000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
     },
     polish_budget=4000,
+    instances=SchedulingInstances(),
+    shipped=Path(__file__).parent / "shipped",
 )
 
 
