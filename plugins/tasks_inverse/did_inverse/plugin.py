@@ -1,19 +1,21 @@
 """Registers the task ``inverse``."""
 
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from did_core.hookspecs import hookimpl
-from did_core.nn.generators import PayoffGenerator
 from did_core.registry import Registry
 from did_core.tasks import ContextSampler, Task
+from did_inverse.design import InverseInstances
+from did_inverse.generator import InverseGenerator
 from did_inverse.task import InverseObjective, InverseSampler
 
 
 def inverse_generator(sampler: ContextSampler, **options: Any) -> nn.Module:
-    """P2P generator over (target, noise) channels with an identity output: the whole game."""
-    return PayoffGenerator(sampler, **{"output": "identity", **options})
+    """The log-likelihood game of the target plus a P2P correction over (target, noise) channels."""
+    return InverseGenerator(sampler, **options)
 
 
 INVERSE = Task(
@@ -29,6 +31,8 @@ INVERSE = Task(
         "paper": {"steps": 20000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
     },
     polish_budget=4000,
+    instances=InverseInstances(),
+    shipped=Path(__file__).parent / "shipped",
 )
 
 

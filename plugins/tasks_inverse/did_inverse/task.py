@@ -23,7 +23,15 @@ from did_core.equilibria import kl_divergence
 from did_core.games import embed, joint_mask, random_sizes_mask
 from did_core.tasks import Context, ContextSampler, DesignObjective, Options
 
-__all__ = ["InverseSampler", "InverseObjective"]
+__all__ = ["InverseSampler", "InverseObjective", "log_relative_target"]
+
+
+def log_relative_target(target: Tensor, mask: Tensor) -> Tensor:
+    """``log(|A| tau)`` clamped at ``log(1e-4)`` on real joints, 0 on padding: ``[B, A_1..A_N]``."""
+    n_players = mask.shape[1]
+    real = joint_mask(mask, target.shape[1:])
+    joint = mask.sum(dim=2).prod(dim=1).to(target.dtype).reshape(-1, *[1] * n_players)
+    return torch.log((joint * target).clamp_min(1e-4)) * real
 
 
 class InverseSampler(ContextSampler):
@@ -89,8 +97,7 @@ class InverseSampler(ContextSampler):
             real = joint_mask(mask, target.shape[1:])
             joint = mask.sum(dim=2).prod(dim=1).to(target.dtype).reshape(-1, *[1] * n_players)  # |A| per game
             relative = joint * target  # 1 on average over the real joint actions
-            log_relative = torch.log(relative.clamp_min(1e-4)) * real
-            channels = torch.stack([log_relative, (relative - 1) * real, context["noise"]], dim=1)
+            channels = torch.stack([log_relative_target(target, mask), (relative - 1) * real, context["noise"]], dim=1)
         return channels.unsqueeze(2).expand(-1, -1, n_players, *channels.shape[2:]), context["mask"]
 
 
