@@ -50,7 +50,7 @@ class InverseSampler(ContextSampler):
             "|A| target - 1, noise), which stays O(1) at every size")
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": {"min_actions": 2, "max_actions": 4},
+        "quick": {"min_actions": 2, "max_actions": 4, "features": "scaled"},
         # Raw targets are ~1/|A| (1/256 at 16 x 16): the paper-size generator learned only the uniform game.
         "paper": {"min_actions": 2, "max_actions": 16, "features": "scaled"},
     }

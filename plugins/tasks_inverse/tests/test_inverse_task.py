@@ -156,7 +156,7 @@ def test_the_task_is_registered_with_its_fields():
     assert INVERSE.sampler is InverseSampler and INVERSE.objective is InverseObjective
     assert INVERSE.generator is inverse_generator
     assert type(INVERSE.instances).__name__ == "InverseInstances"  # did design inverse TARGET.json
-    assert set(INVERSE.train_profiles) == {"quick", "paper"} and INVERSE.train_profiles["quick"]["steps"] == 600
+    assert set(INVERSE.train_profiles) == {"quick", "paper"} and INVERSE.train_profiles["quick"]["steps"] == 2000
     assert INVERSE.polish_budget == 4000 and INVERSE.size_axis == "actions of the larger player"
     assert INVERSE.description and InverseObjective.minimize and not InverseObjective.report_change
     assert InverseSampler.PROFILES["paper"]["features"] == "scaled"
