@@ -64,6 +64,18 @@ def _cell(summary: dict[str, Any] | None) -> str:
     return f"{summary['metric']:.4f} ({100 * summary['improved_share']:.0f}%)"
 
 
+def _architecture(config: dict[str, Any], state: dict[str, Any]) -> str:
+    """The generator's class, options (profile and overrides resolved) and parameter count."""
+    from did_core.components import build_task_parts
+    from did_core.config import resolve_train_config
+
+    generator = build_task_parts(resolve_train_config({}, config))[3]
+    options = getattr(generator, "options", None)
+    shown = f" `{options.model_dump()}`" if options is not None else ""
+    count = sum(int(t.numel()) for t in state["model"].values())
+    return f"`{type(generator).__name__}`{shown}, {count:,} parameters"
+
+
 def model_card(config: dict[str, Any], report: dict[str, Any], state: dict[str, Any], notes: str = "") -> str:
     """The model card's Markdown: what was trained, how, on what, and the held-out table per size."""
     from did_core.report import markdown_table
@@ -71,7 +83,8 @@ def model_card(config: dict[str, Any], report: dict[str, Any], state: dict[str, 
     meta, blocks = report["meta"], report["blocks"]
     exact = config.get("exact_block") or next(iter(blocks))
     summary = blocks.get(exact) or next(iter(blocks.values()))
-    minutes = float(state.get("elapsed_s", 0.0)) / 60
+    seconds = state.get("elapsed_s")
+    wall = f"{float(seconds) / 60:.1f} min of training" if seconds else "not recorded"
     polished = summary.get("polished") or {}
     lines = [
         f"# Shipped generator: {config['task']}, {config['concept'].upper()}",
@@ -82,13 +95,12 @@ def model_card(config: dict[str, Any], report: dict[str, Any], state: dict[str, 
         "|---|---|",
         f"| sampling | profile `{config.get('profile')}`, sampler options `{config.get('sampler_options') or {}}` |",
         f"| eps | {config['eps']} ({'absolute' if config.get('absolute_eps') else 'relative'}) |",
-        f"| generator | `{config.get('generator') or 'the task default'}`, options "
-        f"`{config.get('generator_options') or {}}` (the profile's width and depth) |",
+        f"| generator | {_architecture(config, state)} |",
         f"| objective options | `{config.get('loss_options') or {}}` |",
         f"| training | {int(state.get('step', 0))} of {config['steps']} steps, batch {config['batch_size']}, lr "
         f"{config['lr']} (warm-up {config['warmup_steps']}, decay to {config['final_lr_fraction']}), seed "
         f"{config['seed']} |",
-        f"| wall time | {minutes:.1f} min of training ({config.get('threads') or 'default'} thread(s)) |",
+        f"| wall time | {wall} ({config.get('threads') or 'default'} thread(s), device {config.get('device')}) |",
         f"| hardware | {state.get('hardware', 'not recorded')} |",
         f"| held-out | {meta['contexts']} contexts, seed {meta['seed']}: `{meta['command']}` |",
         "",
@@ -129,8 +141,8 @@ def ship(run_path: Path, dest: Path, notes: str = "") -> list[Path]:
     from did_core.report import markdown_table
 
     dest.mkdir(parents=True, exist_ok=True)
-    kept = {"model": state["model"], "step": int(state["step"]), "elapsed_s": float(state.get("elapsed_s", 0.0)),
-            "hardware": state.get("hardware", "not recorded")}
+    kept = {"model": state["model"], "step": int(state["step"]),
+            **{k: state[k] for k in ("elapsed_s", "hardware") if k in state}}
     buffer = io.BytesIO()
     torch.save(kept, buffer)
     atomic_write_bytes(dest / RunDir.CHECKPOINT, buffer.getvalue())

@@ -67,6 +67,7 @@ def test_ship_writes_a_small_weights_only_folder_with_a_model_card(trained, tmp_
             "learning_curve.png"} <= names
     state = torch.load(dest / "checkpoint.pt", weights_only=True)
     assert set(state) == {"model", "step", "elapsed_s", "hardware"} and state["step"] == 4
+    assert "PayoffGenerator" in (dest / "MODEL_CARD.md").read_text()
     full = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(state["model"][k], full[k]) for k in full)
     card = (dest / "MODEL_CARD.md").read_text()
@@ -114,3 +115,28 @@ def test_ship_refuses_unfinished_and_unevaluated_runs(tmp_path, capsys):
     assert main(["ship", str(tmp_path / "nothing"), str(tmp_path / "out")]) == 2
     assert "not a run directory" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def _shipped_generators() -> list[tuple[str, str]]:
+    from did_core.plugins import registry
+    from did_core.shipped import shipped_concepts
+
+    return [(t, c) for t in registry("tasks").names() for c in shipped_concepts(t)]
+
+
+def test_every_shipped_generator_loads_and_answers_as_its_report_says(tmp_path):
+    """Each shipped folder fits today's code: its weights load into the task's generator (weights only) and it
+    answers held-out contexts under its config; its model card states its report's exact-block result."""
+    from did_core.shipped import shipped_folder
+
+    for task, concept in _shipped_generators():
+        folder = shipped_folder(task, concept)
+        report = json.loads((folder / "report.json").read_text())
+        out = tmp_path / f"{task}-{concept}.json"
+        assert main(["eval", "--shipped", task, "--concept", concept, "--contexts", "4", "--out", str(out)]) == 0
+        fresh = json.loads(out.read_text())
+        exact = report["meta"]["config"]["exact_block"]
+        assert fresh["meta"]["config"] == report["meta"]["config"]
+        assert fresh["blocks"][exact]["contexts"] == 4 and set(fresh["blocks"][exact]) >= {"metric", "guarded"}
+        card = (folder / "MODEL_CARD.md").read_text()
+        assert f"{report['blocks'][exact]['metric']:.4f}" in card
