@@ -1,0 +1,31 @@
+"""The README's paper-profile table is what ``benchmarks/paper_results.py`` makes from the stored reports."""
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("paper_results", ROOT / "benchmarks" / "paper_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_readme_table_is_regenerated_from_the_stored_reports():
+    module = _module()
+    readme = (ROOT / "README.md").read_text()
+    stored = readme.split(module.START, 1)[1].split(module.END, 1)[0].strip()
+    assert stored == module.table()
+
+
+def test_every_published_row_is_listed_once_and_ours_come_from_shipped_reports():
+    module = _module()
+    rows = [line for line in module.table().splitlines()[2:] if "(shipped)" in line or line.endswith("| - |")]
+    assert len(rows) == len(module.PUBLISHED) == 6
+    for (task, concept), report in module.shipped_reports().items():
+        exact = report["blocks"][report["meta"]["config"]["exact_block"]]
+        assert report["meta"]["config"]["task"] == task and report["meta"]["config"]["concept"] == concept
+        row = next(r for r in rows if r.startswith(f"| {task}:") and f"| {concept.upper()} |" in r)
+        assert f"{exact['metric']:+.3f}" in row or f"{exact['metric']:.3f}" in row
