@@ -45,7 +45,7 @@ def test_task_reads_instances():
 
 
 def test_christmas_tree_command(capsys):
-    code, out, err = _run(capsys, "contract", EXAMPLE, "--steps", 3, "--block", "exact_newton")
+    code, out, err = _run(capsys, "contract", EXAMPLE, "--optimise", "--steps", 3, "--block", "exact_newton")
     assert code == 0, err
     for text in ("contract instance:", "players: 2  actions: [2, 2]",
                  "contracts (per-instance gradient ascent (Adam) from 4 starts through exact_newton, 3 steps",
@@ -57,8 +57,22 @@ def test_christmas_tree_command(capsys):
     assert "design" not in registry("commands")  # a core command now, no plugin's
 
 
+def test_the_shipped_generator_is_the_default_and_is_guarded(capsys):
+    """Without --generator or --optimise the shipped CCE generator answers; never worse than no contract."""
+    from did_core.shipped import shipped_concepts
+
+    if "cce" not in shipped_concepts("contract"):
+        pytest.skip("the contract plugin ships no CCE generator")
+    code, out, err = _run(capsys, "contract", EXAMPLE, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    exact = report["blocks"][exact_block_for("cce")]
+    assert "shipped generator (contract, cce)" in report["source"]
+    assert exact["value_with"] >= exact["value_without"] - 1e-9
+
+
 def test_christmas_tree_json_improves_under_exact(capsys):
-    code, out, err = _run(capsys, "contract", EXAMPLE, "--steps", 20, "--json")
+    code, out, err = _run(capsys, "contract", EXAMPLE, "--optimise", "--steps", 20, "--json")
     assert code == 0, err
     report = json.loads(out)
     name = exact_block_for("cce")  # no --block: the preferred installed exact block
