@@ -82,7 +82,12 @@ def _row(task: str, concept: str, report: dict[str, Any] | None, label: str) -> 
         beats = BETTER[task] * (exact["metric"] - published[2][0]) > 0
         ours = [_ours(exact, change), _ours(exact.get("guarded"), change), _ours(polished, change),
                 "yes" if beats else "no", f"{report['meta']['contexts']}"]
-        label = f"{label}, {int(config['steps'])} steps"
+        trained = int(report["meta"].get("trained_steps", config["steps"]))
+        label += f", {trained} steps" if trained == int(config["steps"]) else \
+            f", stopped at {trained} of {int(config['steps'])} steps"
+        own = report["blocks"].get(config["block"])
+        if config["block"] != config["exact_block"] and own:
+            label += f"; under its own block {_ours(own, change)}"
     return f"| {task}: {METRICS[task]} | {concept.upper()} | " + " | ".join(cells) + " | " + " | ".join(ours) + \
         f" | {label} |"
 

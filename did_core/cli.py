@@ -294,7 +294,7 @@ def _eval_command(args: argparse.Namespace, world: distributed.World) -> int:
         if not world.is_main:
             return 0
         report = build_report(cfg.task, cfg.model_dump(), result, contexts, seed, ["eval", *args.argv],
-                              world_size=world.size)
+                              world_size=world.size, trained_steps=int(state.get("step", cfg.steps)))
         table = markdown_table(report)
         if out is not None:
             atomic_write_text(out, json_text(report))

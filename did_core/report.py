@@ -52,8 +52,10 @@ def hardware_description() -> str:
 
 
 def build_report(task: str, config: dict[str, Any], evaluation: dict[str, Any], contexts: int, seed: int,
-                 argv: list[str] | None = None, world_size: int = 1) -> dict[str, Any]:
-    """The stored form of an evaluation (``world_size``: the processes it ran on; the training's is in ``config``)."""
+                 argv: list[str] | None = None, world_size: int = 1, trained_steps: int | None = None
+                 ) -> dict[str, Any]:
+    """The stored form of an evaluation (``world_size``: the processes it ran on; the training's is in ``config``;
+    ``trained_steps``: the steps the evaluated checkpoint had trained, when it stopped before ``config['steps']``)."""
     return {
         "meta": {
             "task": task,
@@ -64,6 +66,7 @@ def build_report(task: str, config: dict[str, Any], evaluation: dict[str, Any], 
             "seed": seed,
             "train_seed": config.get("seed"),
             "world_size": world_size,
+            "trained_steps": config.get("steps") if trained_steps is None else trained_steps,
             "config": config,
         },
         "blocks": evaluation,
