@@ -335,7 +335,7 @@ def _cmd_ship(args: argparse.Namespace) -> int:
     from did_core.shipped import ship
 
     notes = read_text_file(Path(args.notes), 1 << 20) if args.notes else ""
-    written = ship(Path(args.run_dir), Path(args.folder), notes)
+    written = ship(Path(args.run_dir), Path(args.folder), notes, unfinished=args.unfinished)
     print("written: " + ", ".join(str(p) for p in written))
     return 0
 
@@ -408,6 +408,8 @@ def build_parser(train_help: RunDefaults | None = None) -> argparse.ArgumentPars
     p.add_argument("folder", help="the shipped folder to write, e.g. plugins/tasks_inverse/did_inverse/shipped/cce")
     p.add_argument("--notes", type=nonempty, metavar="FILE", help="Markdown added to the model card (e.g. the "
                    "commands used and what more steps would buy)")
+    p.add_argument("--unfinished", action="store_true", help="ship the last checkpoint of a run that stopped "
+                   "before its last step (the model card shows the step)")
     p.set_defaults(func=_cmd_ship)
 
     from did_core.design import add_arguments as add_design_arguments

@@ -115,10 +115,11 @@ def model_card(config: dict[str, Any], report: dict[str, Any], state: dict[str, 
     return "\n".join(lines)
 
 
-def ship(run_path: Path, dest: Path, notes: str = "") -> list[Path]:
+def ship(run_path: Path, dest: Path, notes: str = "", unfinished: bool = False) -> list[Path]:
     """Write the shipped form of the run ``run_path`` into the folder ``dest``; returns the files written.
 
-    The run needs a checkpoint at its last step and a ``report.json`` from ``did eval``.
+    The run needs a checkpoint at its last step (``unfinished``: any checkpoint; the model card
+    then shows the step it stopped at) and a ``report.json`` from ``did eval`` of that checkpoint.
     """
     from did_core.config import load_yaml
     from did_core.plots import training_curves
@@ -130,14 +131,17 @@ def ship(run_path: Path, dest: Path, notes: str = "") -> list[Path]:
     state = run.load_checkpoint()
     if state is None:
         raise ShippedError(f"{run_path} has no checkpoint to ship")
-    if int(state.get("step", 0)) < int(config.get("steps", 0)):
+    if int(state.get("step", 0)) < int(config.get("steps", 0)) and not unfinished:
         raise ShippedError(f"{run_path} stopped at step {state.get('step')} of {config.get('steps')}: finish it "
-                           f"(did train --resume) before shipping it")
+                           f"(did train --resume) before shipping it, or ship it as it is with --unfinished")
     if not run.file("report.json").is_file():
         raise ShippedError(f"{run_path} has no report.json: run did eval {run_path} first")
     report = run.read_json("report.json")
     if report.get("meta", {}).get("config", {}).get("task") != config.get("task"):
         raise ShippedError(f"{run.file('report.json')} is not a report of this run's task")
+    if int(report["meta"].get("trained_steps", config.get("steps", 0))) != int(state.get("step", 0)):
+        raise ShippedError(f"{run.file('report.json')} evaluated another checkpoint than the run's last "
+                           f"(step {state.get('step')}): run did eval {run_path} again")
     from did_core.report import markdown_table
 
     dest.mkdir(parents=True, exist_ok=True)

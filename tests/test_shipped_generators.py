@@ -107,6 +107,22 @@ def test_eval_shipped_errors_are_one_line(argv, expected, shipping, capsys):
     assert len(err) == 1 and err[0].startswith("did: error:") and expected in err[0]
 
 
+def test_ship_an_unfinished_run_only_when_asked_and_evaluated_at_its_checkpoint(tmp_path, capsys):
+    cfg = resolve_train_config({**TINY, "steps": 6})
+    train(cfg, tmp_path / "full")
+    assert main(["eval", str(tmp_path / "full")]) == 0
+    state = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
+    state["step"] = 4  # as a run stopped at step 4 of 6 holds it
+    torch.save(state, tmp_path / "full" / "checkpoint.pt")
+    assert main(["ship", str(tmp_path / "full"), str(tmp_path / "out")]) == 2
+    assert "--unfinished" in capsys.readouterr().err
+    assert main(["ship", str(tmp_path / "full"), str(tmp_path / "out"), "--unfinished"]) == 2
+    assert "another checkpoint" in capsys.readouterr().err  # the report is of step 6
+    assert main(["eval", str(tmp_path / "full")]) == 0
+    assert main(["ship", str(tmp_path / "full"), str(tmp_path / "out"), "--unfinished"]) == 0
+    assert "4 of 6 steps" in (tmp_path / "out" / "MODEL_CARD.md").read_text()
+
+
 def test_ship_refuses_unfinished_and_unevaluated_runs(tmp_path, capsys):
     cfg = resolve_train_config(TINY)
     train(cfg, tmp_path / "run")
