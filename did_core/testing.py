@@ -1,4 +1,5 @@
-"""Test helpers for DID and its plugins: an independent eps-ME (C)CE reference solver.
+"""Test helpers for DID and its plugins: an independent eps-ME (C)CE reference solver, and a check
+that ``did design`` refuses a malformed instance file (:func:`assert_design_refuses`).
 
 It shares no code with ``did_core.equilibria``: constraints are written from the
 definitions in docs/mathematics.md, section 2, one row at a time with plain loops, and the
@@ -11,6 +12,9 @@ extra ``pip install 'did-core[testing]'`` (the exact-block plugin installs it to
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -81,3 +85,25 @@ def reference_solve(game: np.ndarray, concept: str, eps: float, relative: bool =
     assert problem.status == cp.OPTIMAL, problem.status
     x = np.clip(sigma.value, 0, None)
     return (x / x.sum()).reshape(game.shape[1:])
+
+
+def assert_design_refuses(task: str, path: Path, content: Any, capsys: Any) -> None:
+    """``did design TASK path`` on a malformed instance: exit 2, one ``did: error:`` line naming the file.
+
+    ``content`` is written to ``path`` first: text as it is, another value as JSON, ``None`` as a
+    directory. Nothing is printed on stdout and nothing is written beside the file. ``capsys`` is
+    pytest's fixture.
+    """
+    from did_core.cli import main
+
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+    before = sorted(p.name for p in path.parent.iterdir())
+    code = main(["design", task, str(path), "--optimise", "--steps", "1"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "", (code, out)
+    assert err.startswith("did: error:") and err.count("\n") == 1 and str(path) in err, err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in path.parent.iterdir()) == before

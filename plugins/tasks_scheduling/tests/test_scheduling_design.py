@@ -19,6 +19,7 @@ from did_core.cli import main
 from did_core.equilibria import Epsilon
 from did_core.instance_files import InstanceError
 from did_core.plugins import create, registry
+from did_core.testing import assert_design_refuses
 from did_scheduling.design import SchedulingInstances, load_jobs
 from did_scheduling.plugin import SCHEDULING
 from did_scheduling.task import scheduling_game
@@ -112,15 +113,6 @@ BAD = {
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_malformed_files_are_one_line_naming_the_file(name, tmp_path, capsys):
     path = tmp_path / name
-    content = BAD[name]
-    if content is None:
-        path.mkdir()
-    else:
-        path.write_text(content if isinstance(content, str) else json.dumps(content))
-    before = sorted(p.name for p in tmp_path.iterdir())
-    code, out, err = _run(capsys, "scheduling", path, "--optimise", "--steps", 1)
-    assert code == 2 and out == ""
-    assert err.startswith("did: error:") and err.count("\n") == 1 and str(path) in err, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert_design_refuses("scheduling", path, BAD[name], capsys)
     with pytest.raises(InstanceError):
         load_jobs(path)
