@@ -12,21 +12,25 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
 from did_core.files import MIB, UnreadableFile, read_json_file
 
-__all__ = ["InstanceError", "DOC_KEYS", "INSTANCE_FILE_LIMIT", "read_json", "check_fields", "names", "array",
-           "padded"]
+__all__ = ["InstanceError", "DOC_KEYS", "INSTANCE_FILE_LIMIT", "read_json", "load_instance", "check_fields", "names",
+           "array", "padded"]
 
 #: fields any instance file may carry for people, ignored by the loaders.
 DOC_KEYS = frozenset({"description", "notes"})
 #: The largest instance file read.
 INSTANCE_FILE_LIMIT = 16 * MIB
+
+
+T = TypeVar("T")
 
 
 class InstanceError(ValueError):
@@ -39,6 +43,15 @@ def read_json(path: Path) -> Any:
         return read_json_file(Path(path), INSTANCE_FILE_LIMIT)
     except UnreadableFile as exc:  # also JSON nested too deeply for the parser, or a number too long to convert
         raise InstanceError(f"cannot read {path}: {exc}") from None
+
+
+def load_instance(path: Path, build: Callable[[Any], T]) -> T:
+    """``build`` applied to the JSON in ``path``; its ``InstanceError`` (or subclass) names the file."""
+    data = read_json(path)  # its errors name the file already
+    try:
+        return build(data)
+    except InstanceError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
 
 
 def check_fields(data: Any, keys: set[str], required: set[str]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from did_core.instance_files import InstanceError, array, check_fields, names, read_json
+from did_core.instance_files import InstanceError, array, check_fields, load_instance, names
 from did_core.tasks import Context
 
 __all__ = ["ContractProblem", "ProblemError", "load_problem", "problem_from_dict"]
@@ -92,8 +92,4 @@ def problem_from_dict(data: Any) -> ContractProblem:
 
 def load_problem(path: Path) -> ContractProblem:
     """Read and validate a contract-problem JSON file; any problem is one ``ProblemError`` line."""
-    data = read_json(path)  # its errors name the file already
-    try:
-        return problem_from_dict(data)
-    except ProblemError as exc:
-        raise ProblemError(f"{path}: {exc}") from None
+    return load_instance(path, problem_from_dict)

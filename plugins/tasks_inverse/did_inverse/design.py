@@ -42,7 +42,7 @@ from torch import Tensor
 from did_core.blocks import EquilibriumBlock
 from did_core.design import InstanceFormat
 from did_core.equilibria import Epsilon
-from did_core.instance_files import InstanceError, array, check_fields, names, padded, read_json
+from did_core.instance_files import InstanceError, array, check_fields, load_instance, names, padded
 from did_core.tasks import Context
 from did_inverse.generator import log_relative_target
 from did_inverse.task import InverseObjective
@@ -136,11 +136,7 @@ def _target_context(data: Any) -> TargetContext:
 
 def load_target(path: Path) -> TargetContext:
     """The target-joint file in ``path`` as a context of one; any problem is one ``InstanceError`` line."""
-    data = read_json(path)  # its errors name the file already
-    try:
-        return _target_context(data)
-    except InstanceError as exc:
-        raise InstanceError(f"{path}: {exc}") from None
+    return load_instance(path, _target_context)
 
 
 def optimise_game(context: Context, block: EquilibriumBlock, concept: str = "cce", eps: Epsilon | float = 0.05,

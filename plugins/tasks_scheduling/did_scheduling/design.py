@@ -39,7 +39,7 @@ from torch import Tensor
 from did_core.blocks import EquilibriumBlock
 from did_core.design import InstanceFormat
 from did_core.equilibria import Epsilon
-from did_core.instance_files import InstanceError, array, check_fields, names, read_json
+from did_core.instance_files import InstanceError, array, check_fields, load_instance, names
 from did_core.tasks import Context
 from did_scheduling.generator import TaxGenerator
 from did_scheduling.task import SchedulingObjective, scheduling_game
@@ -95,11 +95,7 @@ def _jobs_context(data: Any) -> JobsContext:
 
 def load_jobs(path: Path) -> JobsContext:
     """The job-times file in ``path`` as a context of one; any problem is one ``InstanceError`` line."""
-    data = read_json(path)  # its errors name the file already
-    try:
-        return _jobs_context(data)
-    except InstanceError as exc:
-        raise InstanceError(f"{path}: {exc}") from None
+    return load_instance(path, _jobs_context)
 
 
 def optimise_taxes(context: Context, block: EquilibriumBlock, concept: str = "cce", eps: Epsilon | float = 0.05,

@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import Tensor
 
-from did_core.instance_files import InstanceError, array, check_fields, names, padded, read_json
+from did_core.instance_files import InstanceError, array, check_fields, load_instance, names, padded
 
 __all__ = ["InstanceError", "read_object", "names", "array", "padded", "joint_lines", "NamedContext"]
 
@@ -30,11 +30,7 @@ class NamedContext(dict):
 
 def read_object(path: Path, keys: set[str], required: set[str]) -> dict[str, Any]:
     """The JSON object in ``path``, with only ``keys`` (and ``description``, ``notes``) and every ``required`` key."""
-    data = read_json(path)  # its errors name the file already
-    try:
-        return check_fields(data, keys, required)
-    except InstanceError as exc:
-        raise InstanceError(f"{path}: {exc}") from None
+    return load_instance(path, lambda data: check_fields(data, keys, required))
 
 
 def joint_lines(players: list[str], actions: Iterable[list[str]], sigma: Tensor) -> list[str]:
