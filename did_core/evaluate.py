@@ -136,7 +136,8 @@ def evaluate_generator(cfg: TrainConfig, parts: Any, blocks: list[str], contexts
     must call this alike; each computes its share and every rank returns the whole result.
 
     **Returns:** ``{block: {metric, baseline, improved_share, contexts, metric_name, size_axis, concept, eps,
-    absolute_eps, seed, guard_block, world_size, per_size, guarded: {...}, polished: {...} (with polish),
+    absolute_eps, seed, guard_block, world_size, per_size, guarded: {...}, bound: {...} (where the task's
+    objective knows one, :meth:`DesignObjective.bound`), polished: {...} (with polish),
     convergence: {"evaluation": tally, "polish": tally (with polish)}}}`` (tallies as
     :meth:`did_core.convergence.SolveTally.as_dict`).
     """
@@ -153,6 +154,7 @@ def evaluate_generator(cfg: TrainConfig, parts: Any, blocks: list[str], contexts
     convergence = {name: {"evaluation": tallies[name]} for name in blocks}
     exact = cfg.exact_block if cfg.exact_block in values else blocks[-1]
     keep = objective.improved(values[exact], baselines[exact])
+    bound = objective.bound(held_out)
     result: dict[str, Any] = {}
     for name in blocks:
         entry = summarise(objective, values[name], baselines[name], sizes)
@@ -162,6 +164,8 @@ def evaluate_generator(cfg: TrainConfig, parts: Any, blocks: list[str], contexts
                      size_axis=parts.task.size_axis, concept=cfg.concept,
                      eps=cfg.eps, absolute_eps=cfg.absolute_eps, seed=seed, guard_block=exact,
                      world_size=world.size)
+        if bound is not None:
+            entry["bound"] = summarise(objective, bound.detach().double().cpu(), baselines[name], sizes)
         if polish is not None:
             polished, convergence[name]["polish"] = polish_all(cfg, held_out, x, name, polish, world)
             scorers = {"block": solvers[name], "exact": _block(cfg, parts, exact)}

@@ -103,16 +103,23 @@ def markdown_table(report: dict[str, Any]) -> str:
     lines = [header, rule, row, "",
              f"eps {eps}; {meta['contexts']} held-out contexts, seed {meta['seed']}; "
              f"baseline {first['baseline']:.3f}{_absolute(first)}; revision {meta['git_revision']}", "",
-             "| block | unguarded | guarded | +local (under block) | +local (under exact) |",
-             "|---|---|---|---|---|"]
+             "| block | unguarded | guarded | +local (under block) | +local (under exact) | bound |",
+             "|---|---|---|---|---|---|"]
     for n in names:
         b = blocks[n]
         polished = b.get("polished") or {}
         lines.append(f"| {n} | {_cell(b)} | {_cell(b.get('guarded'))} | {_cell(polished.get('under_block'))} | "
-                     f"{_cell(polished.get('under_exact'))} |")
+                     f"{_cell(polished.get('under_exact'))} | {_cell(b.get('bound'))} |")
+    if "bound" in first:
+        lines += ["", "bound: what the best joint action would give if the players obeyed and intervening were "
+                  "free (the task's `bound`); no intervention beats it."]
     axis = first.get("size_axis", "size")  # reports written before tasks named their size axis
-    lines += ["", f"Per {axis} (unguarded):", "", f"| {axis} | " + " | ".join(names) + " |",
-              "|---|" + "---|" * len(names)]
+    bounded = [n for n in names if "bound" in blocks[n]][:1]
+    lines += ["", f"Per {axis} (unguarded):", "",
+              f"| {axis} | " + " | ".join(names + [f"bound ({n})" for n in bounded]) + " |",
+              "|---|" + "---|" * (len(names) + len(bounded))]
     for size in first["per_size"]:
-        lines.append(f"| {size} | " + " | ".join(_cell(blocks[n]["per_size"].get(size)) for n in names) + " |")
+        cells = [blocks[n]["per_size"].get(size) for n in names] + \
+            [blocks[n]["bound"]["per_size"].get(size) for n in bounded]
+        lines.append(f"| {size} | " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)

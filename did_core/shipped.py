@@ -105,7 +105,9 @@ def model_card(config: dict[str, Any], report: dict[str, Any], state: dict[str, 
         f"| held-out | {meta['contexts']} contexts, seed {meta['seed']}: `{meta['command']}` |",
         "",
         f"Held-out result under `{exact}`: unguarded {_cell(summary)}, guarded {_cell(summary.get('guarded'))}, "
-        f"polished {_cell(polished.get('under_exact'))}; baseline {summary['baseline']:.4f}.",
+        f"polished {_cell(polished.get('under_exact'))}; baseline {summary['baseline']:.4f}"
+        + (f"; no intervention beats {summary['bound']['metric']:.4f} (the task's bound)." if "bound" in summary
+           else "."),
         "",
     ]
     if notes.strip():

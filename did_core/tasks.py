@@ -169,6 +169,15 @@ class DesignObjective(Configurable, ABC):
         """Which entries of an intervention are real (for the local polish); ``None``: all."""
         return None
 
+    def bound(self, context: Context) -> Tensor | None:
+        """A value per context ``[B]`` that no intervention can beat, or ``None`` (default) when the task knows none.
+
+        Typically the designer's best outcome over every joint action, as if the
+        players obeyed and intervening were free. Evaluation reports it beside the
+        generator, so a table shows the headroom left and which targets no mechanism reaches.
+        """
+        return None
+
     def extra_plots(self, parts: Any, solve: Callable[[Context, Tensor], Equilibrium], folder: Path) -> list[Path]:
         """Task-specific figures written into ``folder`` by ``did eval --plots``; default none.
 

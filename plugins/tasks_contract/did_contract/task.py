@@ -182,6 +182,16 @@ class ContractObjective(DesignObjective):
         return loss, {"lam": lam, "earned": float(earned.detach()), "paid": float(paid.detach()),
                       "utility": float((earned - paid).detach())}
 
+    def bound(self, context: Context) -> Tensor:
+        """The first best ``max_a sum_w P(w|a) v(w)`` ``[B]``: the best joint action's value, paying nothing.
+
+        Payments are never negative, so no contract and no play earns the principal more.
+        """
+        expected = (context["transitions"] * context["values"].reshape(
+            context["values"].shape[0], *[1] * (context["transitions"].dim() - 2), -1)).sum(dim=-1)
+        real = joint_mask(context["mask"], expected.shape[1:])
+        return torch.where(real, expected, torch.full_like(expected, -torch.inf)).flatten(1).amax(dim=1)
+
     def baseline_intervention(self, context: Context) -> Tensor:
         """No contract: zeros ``[B, N, M]``."""
         costs, values = context["costs"], context["values"]

@@ -291,3 +291,25 @@ def test_negative_payments_count_as_zero():
     sigma = torch.full((2, 2, 2), 0.25, dtype=torch.float64)
     eq = Equilibrium(sigma, None, torch.zeros(2, 2), "cce")
     assert torch.equal(objective.value(ctx, t_neg, eq), objective.value(ctx, t_zero, eq))
+
+
+def test_bound_is_the_best_joint_action_value_and_no_contract_beats_it(exact):
+    context = _full_context(batch=2, n=3, m=4, seed=3)
+    objective = ContractObjective()
+    bound = objective.bound(context)
+    for b in range(2):
+        best = max(sum(float(context["transitions"][b, a1, a2, w] * context["values"][b, w]) for w in range(4))
+                   for a1, a2 in itertools.product(range(3), repeat=2))
+        assert bound[b].item() == pytest.approx(best)
+    padded = _double(ContractSampler(min_actions=2, max_actions=4, min_outcomes=2, max_outcomes=5)
+                     .sample(6, torch.Generator().manual_seed(1)))
+    assert (padded["mask"].sum(dim=2) < 4).any()
+    for ctx in (context, padded):
+        real = objective.intervention_mask(ctx).double()
+        for scale in (0.0, 1.0, 5.0):
+            t = scale * torch.rand(real.shape, dtype=torch.float64) * real
+            eq = exact(*objective.induce(ctx, t), concept="cce", eps=0.05)
+            assert (objective.value(ctx, t, eq) <= objective.bound(ctx) + 1e-9).all()
+    # padded joint actions (expected value 0) never count, even when every real one is worth less
+    losing = dict(padded, values=(padded["values"] - 20.0) * padded["outcome_mask"])
+    assert (objective.bound(losing) < -9.0).all()

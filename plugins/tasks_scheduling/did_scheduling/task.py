@@ -201,6 +201,12 @@ class SchedulingObjective(DesignObjective):
         lam = self.lam_at(progress)
         return makespan + lam * paid, {"makespan": float(makespan.detach()), "taxes_paid": float(paid.detach()), "lam": lam}
 
+    def bound(self, context: Context) -> Tensor:
+        """The shortest makespan of any real joint action ``[B]``: no distribution of play does better."""
+        makespan = context["makespan"]
+        real = joint_mask(context["mask"], makespan.shape[1:])
+        return torch.where(real, makespan, torch.full_like(makespan, torch.inf)).flatten(1).amin(dim=1)
+
     def baseline_intervention(self, context: Context) -> Tensor:
         """No tax: zeros ``[B, N, M..]``."""
         return torch.zeros_like(context["utilities"])

@@ -201,6 +201,12 @@ def test_three_players_end_to_end_and_zero_baseline_change(tmp_path) -> None:
     parts.generator = _Baseline(parts.objective)
     zero = evaluate_generator(cfg, parts, ["exact_cvx"], contexts=6, seed=1)["exact_cvx"]
     assert zero["metric"] == 0.0 and zero["improved_share"] == 0.0
+    # The report carries the task's bound against the same baseline: no better than any generator's metric.
+    assert entry["bound"]["contexts"] == 6 and entry["bound"]["metric"] <= entry["metric"] + 1e-12
+    assert zero["bound"]["metric"] <= 0.0 and set(zero["bound"]["per_size"]) == set(zero["per_size"])
+    from did_core.report import build_report, markdown_table
+    table = markdown_table(build_report("scheduling", cfg.model_dump(), {"exact_cvx": zero}, 6, 1, argv=[]))
+    assert f"| {zero['bound']['metric']:.3f} (" in table and "bound (exact_cvx)" in table
 
 
 class _Baseline(torch.nn.Module):
@@ -231,3 +237,21 @@ def test_relative_eps_taxes_cannot_sharpen_by_scaling() -> None:
     assert expected_makespan(1.0, relative) < expected_makespan(0.0, relative)
     assert abs(expected_makespan(100.0, relative) - expected_makespan(10.0, relative)) < 2e-3
     assert expected_makespan(100.0, absolute) < expected_makespan(10.0, absolute) - 1e-3
+
+
+@pytest.mark.parametrize("n_players,machines,padded_to", [(2, 3, 3), (2, 2, 4), (3, 2, 4)])
+def test_bound_is_the_brute_force_shortest_makespan_and_no_tax_beats_it(n_players, machines, padded_to) -> None:
+    times = torch.zeros(2, n_players, padded_to, dtype=torch.float64)
+    times[:, :, :machines] = torch.rand(2, n_players, machines, dtype=torch.float64)
+    mask = (torch.arange(padded_to) < machines).expand(2, n_players, padded_to).clone()
+    utilities, makespan = scheduling_game(times, mask)
+    context = {"times": times, "mask": mask, "utilities": utilities, "makespan": makespan}
+    objective = SchedulingObjective()
+    bound = objective.bound(context)
+    for b in range(2):
+        assert bound[b].item() == pytest.approx(min(brute_force(times[b, :, :machines].tolist())[1].values()))
+    block = exact_block()
+    for scale in (0.0, 1.0, 10.0):
+        x = -scale * torch.rand_like(utilities)
+        eq = block(*objective.induce(context, x), concept="cce", eps=Epsilon(0.05))
+        assert (objective.value(context, x, eq) >= bound - 1e-9).all()
