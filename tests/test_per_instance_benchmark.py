@@ -1,0 +1,35 @@
+"""``benchmarks/per_instance.py``: the generator, per-instance optimisation and the bound on the same contexts."""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("per_instance", ROOT / "benchmarks" / "per_instance.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(text: str, label: str) -> list[float]:
+    line = next(line for line in text.splitlines() if line.startswith(f"| {label} |"))
+    return [float(v) for v in re.findall(r"([+-]?\d+\.\d+) \(", line)]
+
+
+@pytest.mark.parametrize("task,concept", [("contract", "cce"), ("scheduling", "ce")])
+def test_no_column_beats_the_bound_and_per_instance_never_loses(task, concept, tmp_path):
+    pytest.importorskip(f"did_{task}")
+    out = tmp_path / "table.md"
+    assert _module().main(["--task", task, "--concept", concept, "--contexts", "3", "--steps", "2",
+                           "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "python benchmarks/per_instance.py --task" in text
+    generator, optimised, bound = _row(text, "all")
+    sign = 1 if task == "contract" else -1  # contracts: higher is better; makespan: lower
+    assert sign * optimised >= -1e-9  # the per-instance optimisation keeps no intervention if nothing beats it
+    assert sign * (bound - optimised) >= -1e-9 and sign * (bound - generator) >= -1e-9
