@@ -4,9 +4,7 @@ Input, per context, five payoff-outcome channels ``[B, 5, N, A_1..A_N, M]``:
 costs ``c_i(a)`` (broadcast over outcomes), transitions ``P(w|a)`` and value
 terms ``P(w|a) v(w)`` (broadcast over agents), values ``v(w)`` (broadcast over
 agents and actions) and the expected value ``sum_w P(w|a) v(w)`` of each joint
-action (broadcast over agents and outcomes); with ``size_features`` (default)
-two more: ``log n_i``, the agent's own action count, and ``log m``, the outcome
-count. Layers: ``depth`` PO2PO, one PO2O
+action (broadcast over agents and outcomes). Layers: ``depth`` PO2PO, one PO2O
 collapsing the action axes, ``depth_outcome`` O2O, and an O2O head to one
 channel through softplus (limited liability): contracts ``[B, N, M]``, exactly
 0 on padded outcomes.
@@ -25,13 +23,6 @@ plugin README):
   untrained generator pays almost the same on every outcome; such a flat
   contract changes no behaviour and gives the generator no gradient to learn from
   (the width-64, depth-3 generator paid exactly 0 from the first step and never moved).
-
-* ``size_features``: the mean and variance pools of the other channels do not
-  reveal how many actions or outcomes a problem has, and at the paper's sizes
-  whether a contract pays depends on it most of all: per-instance gradient ascent
-  through the exact block gains +0.22 on problems of 2..4 actions and nothing
-  on 13..16 (CCE, relative eps 0.05, 64 contexts), so a generator that cannot
-  tell them apart learns to pay nothing anywhere.
 
 Permuting an agent's actions leaves the contracts unchanged; permuting agents or
 outcomes permutes them the same way. Parameters depend on the width only, so
@@ -55,15 +46,12 @@ from did_core.tasks import Configurable, Context, ContextSampler, Options
 __all__ = ["ContractGenerator", "contract_features"]
 
 IN_CHANNELS = 5
-SIZE_CHANNELS = 2
 
 
-def contract_features(context: Context, value_scale: float = 1.0, size_features: bool = False
-                      ) -> tuple[Tensor, Tensor, Tensor]:
-    """Generator input ``[B, C, N, A.., M]`` (0 on padded entries), action mask, outcome mask.
+def contract_features(context: Context, value_scale: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
+    """Generator input ``[B, 5, N, A.., M]`` (0 on padded entries), action mask, outcome mask.
 
-    ``C`` is 5, or 7 with ``size_features`` (``log n_i`` and ``log m``). Values enter
-    multiplied by ``value_scale`` (bringing them to the costs' scale helps training).
+    Values enter multiplied by ``value_scale`` (bringing them to the costs' scale helps training).
     """
     costs, transitions, values = context["costs"], context["transitions"], context["values"]
     mask, outcome_mask = context["mask"], context["outcome_mask"]
@@ -77,11 +65,6 @@ def contract_features(context: Context, value_scale: float = 1.0, size_features:
     v = value_scale * values.reshape(batch, 1, *[1] * n_players, m)
     expected = (p * v).sum(dim=-1, keepdim=True)  # [B, 1, A.., 1]: sum_w P(w|a) v(w)
     channels = [costs.unsqueeze(-1), p, v, p * v, expected]
-    if size_features:
-        dtype = costs.dtype
-        own = mask.sum(dim=2).to(dtype).clamp_min(1).log().reshape(batch, n_players, *[1] * n_players, 1)
-        outcomes = outcome_mask.sum(dim=1).to(dtype).clamp_min(1).log().reshape(batch, 1, *[1] * n_players, 1)
-        channels += [own, outcomes]
     features = torch.stack([c.expand(shape) for c in channels], dim=1)
     return features * real.unsqueeze(1), mask, outcome_mask
 
@@ -100,7 +83,6 @@ class ContractGenerator(Configurable, nn.Module):
         init_gain: float | None = Field(1.5, gt=0, description="linear weights ~ N(0, gain^2 / fan_in), zero bias; "
                                         "None keeps the layers' default initialisation")
         shift_min: bool = Field(True, description="subtract each agent's smallest payment over real outcomes")
-        size_features: bool = Field(True, description="feed log action and outcome counts to the network")
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"width": 32, "depth": 2, "depth_outcome": 1},
@@ -111,7 +93,7 @@ class ContractGenerator(Configurable, nn.Module):
         nn.Module.__init__(self)
         Configurable.__init__(self, **options)
         o = self.options
-        widths = [IN_CHANNELS + SIZE_CHANNELS * o.size_features] + [o.width] * o.depth
+        widths = [IN_CHANNELS] + [o.width] * o.depth
         self.payoff_outcome = nn.ModuleList(PO2PO(a, b, o.aggregation) for a, b in zip(widths[:-1], widths[1:]))
         self.collapse = PO2O(o.width, o.width, o.aggregation)
         self.outcome = nn.ModuleList(O2O(o.width, o.width, o.aggregation) for _ in range(o.depth_outcome))
@@ -127,8 +109,7 @@ class ContractGenerator(Configurable, nn.Module):
 
     def forward(self, context: Context) -> Tensor:
         """Contracts ``[B, N, M]`` (>= 0; 0 on padded outcomes) for a batch of contexts."""
-        features, mask, outcome_mask = contract_features(context, self.options.value_scale,
-                                                        self.options.size_features)
+        features, mask, outcome_mask = contract_features(context, self.options.value_scale)
         h = features.to(self.head.linear.weight.dtype)
         for layer in self.payoff_outcome:
             h = layer(h, mask, outcome_mask)
