@@ -86,8 +86,9 @@ def _row(task: str, concept: str, report: dict[str, Any] | None, label: str) -> 
         verdict = "yes" if beats else "no"
         if not beats and bound and BETTER[task] * (published[2][0] - bound["metric"]) > 0:
             verdict = "no: beyond the bound"
-        ours = [_ours(exact, change), _ours(exact.get("guarded"), change), _ours(polished, change),
-                "-" if not bound else format(bound["metric"], "+.3f" if change else ".3f"), verdict, f"{report['meta']['contexts']}"]
+        limit = "-" if not bound else format(bound["metric"], "+.3f" if change else ".3f")
+        ours = [_ours(exact, change), _ours(exact.get("guarded"), change), _ours(polished, change), limit, verdict,
+                f"{report['meta']['contexts']}"]
         trained = int(report["meta"].get("trained_steps", config["steps"]))
         label += f", {trained} steps" if trained == int(config["steps"]) else \
             f", stopped at {trained} of {int(config['steps'])} steps"

@@ -111,8 +111,8 @@ def markdown_table(report: dict[str, Any]) -> str:
         lines.append(f"| {n} | {_cell(b)} | {_cell(b.get('guarded'))} | {_cell(polished.get('under_block'))} | "
                      f"{_cell(polished.get('under_exact'))} | {_cell(b.get('bound'))} |")
     if "bound" in first:
-        lines += ["", "bound: what the best joint action would give if the players obeyed and intervening were "
-                  "free (the task's `bound`); no intervention beats it."]
+        lines += ["", "bound: the task's bound on these contexts (its objective's `bound`, e.g. the best joint "
+                  "action as if the players obeyed and intervening were free); no intervention beats it."]
     axis = first.get("size_axis", "size")  # reports written before tasks named their size axis
     bounded = [n for n in names if "bound" in blocks[n]][:1]
     lines += ["", f"Per {axis} (unguarded):", "",
