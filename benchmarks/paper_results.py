@@ -38,6 +38,8 @@ PUBLISHED: dict[tuple[str, str], tuple[tuple[float, float | None], ...]] = {
 }
 METRICS = {"contract": "utility change (share improved)", "inverse": "mean KL(target \\|\\| sigma)",
            "scheduling": "makespan change (share decreased)"}
+#: Fewer held-out contexts than this (e.g. a polished subset) give no verdict against the paper.
+MIN_CONTEXTS = 512
 #: +1: higher is better (the principal's utility); -1: lower is better.
 BETTER = {"contract": 1, "inverse": -1, "scheduling": -1}
 
@@ -86,6 +88,8 @@ def _row(task: str, concept: str, report: dict[str, Any] | None, label: str) -> 
         verdict = "yes" if beats else "no"
         if not beats and bound and BETTER[task] * (published[2][0] - bound["metric"]) > 0:
             verdict = "no: beyond the bound"
+        if int(report["meta"]["contexts"]) < MIN_CONTEXTS:
+            verdict = f"- (under {MIN_CONTEXTS} contexts)"
         limit = "-" if not bound else format(bound["metric"], "+.3f" if change else ".3f")
         ours = [_ours(exact, change), _ours(exact.get("guarded"), change), _ours(polished, change), limit, verdict,
                 f"{report['meta']['contexts']}"]

@@ -29,3 +29,13 @@ def test_every_published_row_is_listed_once_and_ours_come_from_shipped_reports()
         assert report["meta"]["config"]["task"] == task and report["meta"]["config"]["concept"] == concept
         row = next(r for r in rows if r.startswith(f"| {task}:") and f"| {concept.upper()} |" in r)
         assert f"{exact['metric']:+.3f}" in row or f"{exact['metric']:.3f}" in row
+
+
+def test_a_small_subset_gives_no_verdict_against_the_paper():
+    module = _module()
+    report = {"meta": {"contexts": 16, "config": {"exact_block": "e", "block": "e", "steps": 10}},
+              "blocks": {"e": {"metric": -0.9, "improved_share": 1.0, "report_change": True}}}
+    row = module._row("scheduling", "cce", report, "x")
+    assert "| - (under 512 contexts) |" in row and "| yes |" not in row
+    report["meta"]["contexts"] = 1024
+    assert "| yes |" in module._row("scheduling", "cce", report, "x")
