@@ -1,16 +1,10 @@
 """The README's paper-profile table is what ``benchmarks/paper_results.py`` makes from the stored reports."""
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmark_helpers import ROOT, benchmark_module
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("paper_results", ROOT / "benchmarks" / "paper_results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("paper_results")
 
 
 def test_the_readme_table_is_regenerated_from_the_stored_reports():

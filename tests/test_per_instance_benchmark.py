@@ -1,19 +1,14 @@
 """``benchmarks/per_instance.py``: the generator, per-instance optimisation and the bound on the same contexts."""
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmark_helpers import benchmark_module
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("per_instance", ROOT / "benchmarks" / "per_instance.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("per_instance")
 
 
 def _row(text: str, label: str) -> list[float]:
