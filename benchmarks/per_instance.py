@@ -39,10 +39,6 @@ def _double(context: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.double() if v.is_floating_point() else v for k, v in context.items()}
 
 
-def _cut(context: dict[str, torch.Tensor], rows: slice) -> dict[str, torch.Tensor]:
-    return {k: v[rows] for k, v in context.items()}
-
-
 def _cell(objective: Any, value: torch.Tensor, baseline: torch.Tensor) -> str:
     metric = (value - baseline) if objective.report_change else value
     share = objective.improved(value, baseline).double().mean()
@@ -60,9 +56,10 @@ def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk
     """The Markdown table for the generator in ``folder`` (a run directory or a shipped folder)."""
     from did_core.components import build_components
     from did_core.config import load_yaml, resolve_train_config
-    from did_core.evaluate import generate
+    from did_core.evaluate import generate, values_under
     from did_core.plugins import create
     from did_core.runs import RunDir
+    from did_core.tasks import index_context
 
     run = RunDir(folder)
     cfg = resolve_train_config({}, load_yaml(run.file("config.yaml")))
@@ -81,22 +78,14 @@ def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk
     started = time.perf_counter()
     optimised = []
     for start in range(0, contexts, chunk):
-        part = _cut(context, slice(start, start + chunk))
+        part = index_context(context, slice(start, start + chunk))
         found = instances.optimise(part, block, cfg.concept, parts.eps, steps, lr)
         if found is None:
             raise SystemExit(f"error: task {cfg.task!r} has no per-instance optimisation")
         optimised.append(found.detach())
     seconds = time.perf_counter() - started
-    values = {}
-    with torch.no_grad():
-        for name, intervention in (("baseline", x0), ("generator", x), ("per-instance", torch.cat(optimised))):
-            out = []
-            for start in range(0, contexts, chunk):
-                part = _cut(context, slice(start, start + chunk))
-                xi = intervention[start:start + chunk].double()
-                eq = block(*objective.induce(part, xi), concept=cfg.concept, eps=parts.eps)
-                out.append(objective.value(part, xi, eq).double())
-            values[name] = torch.cat(out)
+    values = {name: values_under(cfg, parts, block, context, intervention.double(), chunk)[0]
+              for name, intervention in (("baseline", x0), ("generator", x), ("per-instance", torch.cat(optimised)))}
     bound = objective.bound(context)
     sizes = parts.sampler.size_of(context).cpu()
     axis = parts.task.size_axis
@@ -136,11 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.generator is None:
-        from did_core.shipped import shipped_folder
+    from did_core.shipped import ShippedError, shipped_folder
 
-        args.generator = shipped_folder(args.task, args.concept)
-    text = measure(args.generator, args.contexts, args.seed, args.steps, args.lr, args.chunk)
+    try:
+        if args.generator is None:
+            args.generator = shipped_folder(args.task, args.concept)
+        text = measure(args.generator, args.contexts, args.seed, args.steps, args.lr, args.chunk)
+    except (OSError, ValueError, LookupError, ShippedError) as exc:  # a missing or mismatched run, an unknown task
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     print(text)
     out = args.out or HERE / "results" / f"per_instance_{args.task}_{args.concept}.md"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -45,11 +45,16 @@ from did_core.plugins import create
 from did_core.runs import Progress
 from did_core.tasks import Context, context_size, index_context
 
-__all__ = ["evaluate_generator", "format_eval", "summarise", "PolishSettings", "polish_context", "polish_seconds"]
+__all__ = ["evaluate_generator", "format_eval", "summarise", "values_under", "PolishSettings", "polish_context",
+           "polish_seconds"]
 
 
-def _values(cfg: TrainConfig, parts: Any, block: Any, context: Context, x: Tensor,
-            chunk: int) -> tuple[Tensor, SolveTally]:
+def values_under(cfg: TrainConfig, parts: Any, block: Any, context: Context, x: Tensor,
+                 chunk: int) -> tuple[Tensor, SolveTally]:
+    """The designer's value ``[B]`` (float64, CPU) of interventions ``x [B, ...]`` under ``block``, ``chunk`` at a time.
+
+    Also returns the solves' convergence tally.
+    """
     out, tally = [], SolveTally()
     n = x.shape[0]
     for start in range(0, n, chunk):
@@ -119,7 +124,7 @@ def _sharded_values(cfg: TrainConfig, parts: Any, blocks: dict[str, Any], contex
     n = context_size(context)
     mine = distributed.chunk_share(n, chunk, world)
     own = index_context(context, mine)
-    local = [{name: _values(cfg, parts, block, own, x[mine], chunk) if mine.stop > mine.start else (None, SolveTally())
+    local = [{name: values_under(cfg, parts, block, own, x[mine], chunk) if mine.stop > mine.start else (None, SolveTally())
               for name, block in blocks.items()} for x in xs]
     gathered = distributed.gather(world, local)
     values = [{name: _concat([g[i][name][0] for g in gathered]) for name in blocks} for i in range(len(xs))]

@@ -28,3 +28,11 @@ def test_no_column_beats_the_bound_and_per_instance_never_loses(task, concept, t
     sign = 1 if task == "contract" else -1  # contracts: higher is better; makespan: lower
     assert sign * optimised >= -1e-9  # the per-instance optimisation keeps no intervention if nothing beats it
     assert sign * (bound - optimised) >= -1e-9 and sign * (bound - generator) >= -1e-9
+
+
+def test_a_bad_generator_folder_is_one_line_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "table.md"
+    assert _module().main(["--task", "contract", "--generator", str(tmp_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "config.yaml" in err
+    assert not out.exists()
