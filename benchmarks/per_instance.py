@@ -1,7 +1,7 @@
 """How much a task leaves on the table: a generator against per-instance optimisation and the task's bound.
 
     python benchmarks/per_instance.py --task contract --concept cce
-    python benchmarks/per_instance.py --task scheduling --concept ce --contexts 32 --steps 200 --generator RUN_DIR
+    python benchmarks/per_instance.py --generator RUN_DIR --contexts 32 --steps 200
 
 On contexts drawn from the generator's own sampling (a shipped generator's by
 default, so the paper profile for the shipped ones), every context is scored
@@ -52,8 +52,11 @@ def _groups(sizes: torch.Tensor, count: int = 4) -> list[tuple[int, int]]:
     return [(a, min(a + width - 1, high)) for a in range(low, high + 1, width)]
 
 
-def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk: int) -> str:
-    """The Markdown table for the generator in ``folder`` (a run directory or a shipped folder)."""
+def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk: int) -> tuple[str, str, str]:
+    """The Markdown table for the generator in ``folder`` (a run directory or a shipped folder), its task and concept.
+
+    A folder that is no run, or a task without per-instance optimisation, raises ``ValueError``.
+    """
     from did_core.components import build_components
     from did_core.config import load_yaml, resolve_train_config
     from did_core.evaluate import generate, values_under
@@ -66,11 +69,11 @@ def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk
     parts = build_components(cfg)
     state = run.load_checkpoint()
     if state is None:
-        raise SystemExit(f"error: {folder} has no checkpoint")
+        raise ValueError(f"{folder} has no checkpoint")
     run.load_model(parts.generator, state)
     instances = parts.task.instances
     if instances is None:
-        raise SystemExit(f"error: task {cfg.task!r} has no per-instance optimisation (Task.instances)")
+        raise ValueError(f"task {cfg.task!r} has no per-instance optimisation (Task.instances)")
     block = create("blocks", cfg.exact_block)
     context = _double(parts.sampler.sample(contexts, torch.Generator().manual_seed(seed)))
     x, x0 = generate(parts, context, chunk)
@@ -81,7 +84,7 @@ def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk
         part = index_context(context, slice(start, start + chunk))
         found = instances.optimise(part, block, cfg.concept, parts.eps, steps, lr)
         if found is None:
-            raise SystemExit(f"error: task {cfg.task!r} has no per-instance optimisation")
+            raise ValueError(f"task {cfg.task!r} has no per-instance optimisation (InstanceFormat.optimise)")
         optimised.append(found.detach())
     seconds = time.perf_counter() - started
     values = {name: values_under(cfg, parts, block, context, intervention.double(), chunk)[0]
@@ -93,8 +96,8 @@ def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk
         f"{cfg.task}, {cfg.concept.upper()}, profile `{cfg.profile}`, eps {cfg.eps}"
         f" ({'absolute' if cfg.absolute_eps else 'relative'}), exact block `{cfg.exact_block}`; {contexts} contexts,"
         f" seed {seed}; generator `{folder}` ({int(state.get('step', 0))} steps); per-instance: {steps} steps, "
-        f"lr {lr} ({seconds:.0f} s on this machine). Cells: {objective.metric_name if objective.report_change else 'value'}"
-        f" against the baseline (share improved).",
+        f"lr {lr} ({seconds:.0f} s on this machine). Cells: "
+        f"{objective.metric_name if objective.report_change else 'value'} against the baseline (share improved).",
         "",
         f"| {axis} | contexts | generator | per-instance optimisation | bound |",
         "|---|---|---|---|---|",
@@ -108,13 +111,13 @@ def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk
         cells = [_cell(objective, values[n][keep], b[keep]) for n in ("generator", "per-instance")]
         cells.append("-" if bound is None else _cell(objective, bound.double()[keep], b[keep]))
         lines.append(f"| {label} | {int(keep.sum())} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines), cfg.task, cfg.concept
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", required=True)
-    parser.add_argument("--concept", default="cce")
+    parser.add_argument("--task", help="whose shipped generator to measure (not needed with --generator)")
+    parser.add_argument("--concept", default="cce", help="with --task: which concept's shipped generator")
     parser.add_argument("--generator", type=Path, help="a run directory (default: the task's shipped generator)")
     parser.add_argument("--contexts", type=int, default=64)
     parser.add_argument("--seed", type=int, default=777)
@@ -124,21 +127,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    if (args.task is None) == (args.generator is None):
+        parser.error("give --task (its shipped generator) or --generator RUN_DIR, one of them")
     torch.set_num_threads(args.threads)
+    from did_core.runs import atomic_write_text
     from did_core.shipped import ShippedError, shipped_folder
 
     try:
-        if args.generator is None:
+        if args.task is not None:
             args.generator = shipped_folder(args.task, args.concept)
-        text = measure(args.generator, args.contexts, args.seed, args.steps, args.lr, args.chunk)
+        text, task, concept = measure(args.generator, args.contexts, args.seed, args.steps, args.lr, args.chunk)
     except (OSError, ValueError, LookupError, ShippedError) as exc:  # a missing or mismatched run, an unknown task
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     print(text)
-    out = args.out or HERE / "results" / f"per_instance_{args.task}_{args.concept}.md"
+    out = args.out or HERE / "results" / f"per_instance_{task}_{concept}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/per_instance.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    out.write_text(f"# Per-instance optimisation against the generator\n\n`{command}`\n\n{text}\n")
+    atomic_write_text(out, f"# Per-instance optimisation against the generator\n\n`{command}`\n\n{text}\n")
     print(f"written: {out}")
     return 0
 

@@ -124,8 +124,8 @@ def _sharded_values(cfg: TrainConfig, parts: Any, blocks: dict[str, Any], contex
     n = context_size(context)
     mine = distributed.chunk_share(n, chunk, world)
     own = index_context(context, mine)
-    local = [{name: values_under(cfg, parts, block, own, x[mine], chunk) if mine.stop > mine.start else (None, SolveTally())
-              for name, block in blocks.items()} for x in xs]
+    local = [{name: values_under(cfg, parts, block, own, x[mine], chunk) if mine.stop > mine.start
+              else (None, SolveTally()) for name, block in blocks.items()} for x in xs]
     gathered = distributed.gather(world, local)
     values = [{name: _concat([g[i][name][0] for g in gathered]) for name in blocks} for i in range(len(xs))]
     tallies = {name: sum((g[i][name][1] for g in gathered for i in range(len(xs))), SolveTally()) for name in blocks}

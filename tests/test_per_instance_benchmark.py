@@ -32,7 +32,7 @@ def test_no_column_beats_the_bound_and_per_instance_never_loses(task, concept, t
 
 def test_a_bad_generator_folder_is_one_line_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "table.md"
-    assert _module().main(["--task", "contract", "--generator", str(tmp_path), "--out", str(out)]) == 2
+    assert _module().main(["--generator", str(tmp_path), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "config.yaml" in err
     assert not out.exists()
