@@ -2,7 +2,7 @@
 
 Each process count runs the trainer's own step (:func:`did_core.train.rank_step`: the whole
 batch drawn on every rank, this rank's slice, share-weighted loss) inside the trainer's loop
-(:func:`did_core.loop.run_loop`: gradients and scalars summed over the ranks, clipping, Adam),
+(:class:`did_core.loop.TrainingLoop`: gradients and scalars summed over the ranks, clipping, Adam),
 1 process as a plain process and more under torchrun (gloo on the CPU), side by side in one
 run, repeated in turn so that a change of the machine's load hits every configuration alike;
 the table shows the median. A configuration is ``PROCESSESxTHREADS`` (``OMP_NUM_THREADS`` per
@@ -36,7 +36,7 @@ def worker(args: argparse.Namespace) -> None:
     from did_core import distributed
     from did_core.components import build_components
     from did_core.config import resolve_train_config
-    from did_core.loop import run_loop
+    from did_core.loop import TrainingLoop
     from did_core.runs import RunDir
     from did_core.train import loop_settings, rank_step
 
@@ -52,8 +52,8 @@ def worker(args: argparse.Namespace) -> None:
         settings.label, settings.stop_when = f"{world.size} process(es)", lambda: bool(ends.append(time.perf_counter()))
         rng = torch.Generator().manual_seed(cfg.seed)
         with tempfile.TemporaryDirectory() as folder:
-            records = run_loop(RunDir(Path(folder)), parts.generator, rank_step(cfg, parts, rng, world), settings, rng,
-                               world=world)
+            records = TrainingLoop(RunDir(Path(folder)), parts.generator, rank_step(cfg, parts, rng, world), settings,
+                                   rng, world=world).run()
         if world.is_main:
             timed = ends[args.warmup - 1:]  # from the end of the last warm-up step
             seconds = (timed[-1] - timed[0]) / (len(timed) - 1)

@@ -34,7 +34,7 @@ from did_core.distributed import World
 from did_core.equilibria import constraints
 from did_core.evaluate import evaluate_generator
 from did_core.grouping import grouped
-from did_core.loop import LoopSettings, Schedule, StepFn, run_loop
+from did_core.loop import LoopSettings, Schedule, StepFn, TrainingLoop
 from did_core.plugins import create
 from did_core.runs import RunDir, RunDirError
 from did_core.tasks import Context, index_context
@@ -213,8 +213,8 @@ def _train(cfg: TrainConfig, parts: Components, run: RunDir, resume: bool, world
         print(f"run directory: {run.path}" + (f" ({world.size} processes)" if world.size > 1 else ""),
               file=sys.stderr)
     rng = torch.Generator().manual_seed(cfg.seed)
-    run_loop(run, parts.generator, rank_step(cfg, parts, rng, world), loop_settings(cfg), rng, resume=resume,
-             world=world)
+    TrainingLoop(run, parts.generator, rank_step(cfg, parts, rng, world), loop_settings(cfg), rng,
+                 world=world).run(resume=resume)
     blocks = list(dict.fromkeys([cfg.block, cfg.exact_block]))
     result = evaluate_generator(cfg, parts, blocks, contexts=cfg.eval_contexts, seed=cfg.eval_seed, world=world)
     if world.is_main:

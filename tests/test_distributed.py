@@ -104,8 +104,7 @@ def one_rank(rank: int, barrier, root: str) -> None:
 
 def _forbid_writing_runs() -> None:
     """Make every way the framework writes a run directory (files, lock, TensorBoard) an error in this process."""
-    import torch.utils.tensorboard
-
+    import did_core.loop
     import did_core.runs
 
     def refuse(*args, **kwargs):
@@ -113,7 +112,7 @@ def _forbid_writing_runs() -> None:
 
     did_core.runs.atomic_write_bytes = refuse
     did_core.runs.RunDir.acquire = refuse
-    torch.utils.tensorboard.SummaryWriter = refuse
+    did_core.loop.SummaryWriter = refuse
 
 
 def two_ranks(rank: int, barrier, root: str) -> None:

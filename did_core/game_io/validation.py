@@ -62,8 +62,18 @@ def game_from_nested(obj: Any, source: str = "payoffs") -> Tensor:
         )
     if len(obj) == 0:
         raise GameFormatError(source, "payoffs is empty: a game needs at least one player (N = 0)")
+    shape = _nested_shape(obj, source)
+    flat: list[float] = []
+    _collect_payoffs(obj, (), shape, source, flat)
+    return torch.tensor(flat, dtype=torch.float64).reshape(shape)
 
-    # Infer the shape along the first elements, then check every branch against it.
+
+def _nested_shape(obj: list | tuple, source: str) -> list[int]:
+    """The shape ``[N, A_1..A_N]`` of nested lists, read along their first elements.
+
+    Only the first branch is read: :func:`_collect_payoffs` checks every other
+    branch against it, so a ragged list is reported where it departs.
+    """
     shape: list[int] = []
     node: Any = obj
     index: tuple[int, ...] = ()
@@ -84,48 +94,51 @@ def game_from_nested(obj: Any, source: str = "payoffs") -> Tensor:
             f"wrong nesting: payoffs for N = {n_players} players must be nested N+1 = "
             f"{n_players + 1} deep ([N][A_1]..[A_N]), got depth {len(shape)} (shape {shape})",
         )
+    return shape
 
-    flat: list[float] = []
 
-    def walk(node: Any, index: tuple[int, ...]) -> None:
-        depth = len(index)
-        where = _index_path("payoffs", index)
-        if depth < len(shape):
-            if not isinstance(node, (list, tuple)):
-                raise GameFormatError(
-                    source,
-                    f"ragged lists: {where} is {_short(node)}, expected a list of length {shape[depth]}",
-                )
-            if len(node) != shape[depth]:
-                raise GameFormatError(
-                    source,
-                    f"ragged lists: {where} has length {len(node)}, expected {shape[depth]}",
-                )
-            for i, child in enumerate(node):
-                walk(child, index + (i,))
-            return
-        if isinstance(node, (list, tuple)):
-            raise GameFormatError(
-                source, f"ragged lists: {where} is a list, expected a number (shape {shape})"
-            )
-        if isinstance(node, (bool, np.bool_)):
-            raise GameFormatError(
-                source, f"non-numeric entry {node!r} at {where} (booleans are not numbers)"
-            )
-        if not _is_number(node):
-            raise GameFormatError(
-                source, f"non-numeric entry {_short(node)} ({type(node).__name__}) at {where}"
-            )
-        try:
-            value = float(node)
-        except (OverflowError, ValueError):
-            raise GameFormatError(source, f"payoff {_short(node)} at {where} is out of float64 range") from None
-        if not math.isfinite(value):
-            raise GameFormatError(source, f"non-finite payoff {value!r} (NaN/inf) at {where}")
-        flat.append(value)
+def _collect_payoffs(node: Any, index: tuple[int, ...], shape: list[int], source: str, flat: list[float]) -> None:
+    """Append the payoffs under ``node`` (at ``index`` in the nested lists) to ``flat`` in row-major order,
+    checking that every list has the length ``shape`` gives it."""
+    depth, where = len(index), _index_path("payoffs", index)
+    if depth == len(shape):
+        flat.append(_payoff(node, where, shape, source))
+        return
+    if not isinstance(node, (list, tuple)):
+        raise GameFormatError(
+            source,
+            f"ragged lists: {where} is {_short(node)}, expected a list of length {shape[depth]}",
+        )
+    if len(node) != shape[depth]:
+        raise GameFormatError(
+            source,
+            f"ragged lists: {where} has length {len(node)}, expected {shape[depth]}",
+        )
+    for i, child in enumerate(node):
+        _collect_payoffs(child, index + (i,), shape, source, flat)
 
-    walk(obj, ())
-    return torch.tensor(flat, dtype=torch.float64).reshape(shape)
+
+def _payoff(node: Any, where: str, shape: list[int], source: str) -> float:
+    """One payoff at ``where``: a finite real number in float64 range (not a list, not a boolean)."""
+    if isinstance(node, (list, tuple)):
+        raise GameFormatError(
+            source, f"ragged lists: {where} is a list, expected a number (shape {shape})"
+        )
+    if isinstance(node, (bool, np.bool_)):
+        raise GameFormatError(
+            source, f"non-numeric entry {node!r} at {where} (booleans are not numbers)"
+        )
+    if not _is_number(node):
+        raise GameFormatError(
+            source, f"non-numeric entry {_short(node)} ({type(node).__name__}) at {where}"
+        )
+    try:
+        value = float(node)
+    except (OverflowError, ValueError):
+        raise GameFormatError(source, f"payoff {_short(node)} at {where} is out of float64 range") from None
+    if not math.isfinite(value):
+        raise GameFormatError(source, f"non-finite payoff {value!r} (NaN/inf) at {where}")
+    return value
 
 
 def game_from_array(array: Any, source: str = "array") -> Tensor:

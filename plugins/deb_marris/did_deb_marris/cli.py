@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from did_core.loop import LoopSettings, Schedule, run_loop
+from did_core.loop import LoopSettings, Schedule, TrainingLoop
 from did_core.runs import RunDir, atomic_write_text, new_run_path
 from did_deb_marris.network import DebMarrisNet, NetConfig
 
@@ -200,12 +200,13 @@ def _pretrain(args: argparse.Namespace, cfg: PretrainConfig, run: RunDir) -> int
     settings = LoopSettings(
         steps=cfg.steps,
         schedule=Schedule(cfg.lr, cfg.warmup_steps, cfg.steps, cfg.final_lr_fraction),
-        grad_clip=cfg.grad_clip, log_every=50, checkpoint_every=200, validate_every=cfg.validate_every,
+        grad_clip=cfg.grad_clip, log_every=50, checkpoint_every=200,
+        validate_every=cfg.validate_every, validate=validate_fn,
         label=f"deb {cfg.concept}",
         extra_state={"deb_meta": _meta(cfg)},
         stop_when=deadline.expired,
     )
-    run_loop(run, net, step_fn, settings, rng, validate_fn=validate_fn, resume=bool(args.resume))
+    TrainingLoop(run, net, step_fn, settings, rng).run(resume=bool(args.resume))
     state = run.load_checkpoint() or {}
     stopped_early = int(state.get("step", cfg.steps)) < cfg.steps
     if stopped_early:
