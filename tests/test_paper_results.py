@@ -1,6 +1,9 @@
 """The README's paper-profile table is what ``benchmarks/paper_results.py`` makes from the stored reports."""
 
+import pytest
+
 from benchmark_helpers import ROOT, benchmark_module
+from did_core.plugins import registry
 
 
 def _module():
@@ -9,6 +12,10 @@ def _module():
 
 def test_the_readme_table_is_regenerated_from_the_stored_reports():
     module = _module()
+    missing = sorted({task for task, _ in module.PUBLISHED} - set(registry("tasks").names()))
+    if missing:  # the README's rows of ours come from the shipped generators of every task plugin
+        pytest.skip(f"task(s) {', '.join(missing)} not loaded (their plugins not installed, or left out by "
+                    f"DID_LOAD_PLUGINS)")
     readme = (ROOT / "README.md").read_text()
     stored = readme.split(module.START, 1)[1].split(module.END, 1)[0].strip()
     assert stored == module.table()

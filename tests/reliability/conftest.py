@@ -1,4 +1,5 @@
-"""Fixtures of the reliability tests: one finished toy run, shared read-only by every module."""
+"""Fixtures of the reliability tests: one finished toy run, shared read-only by every module, and the environment
+of a ``did`` console script that sees the toy plugin."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import distributed_helpers
 import toys
 from did_core.config import resolve_train_config
 from did_core.train import train
@@ -19,3 +21,10 @@ def toy_run(tmp_path_factory) -> Path:
     with toys.toy_plugins():  # session fixtures are set up before the toys of the module that asks
         train(resolve_train_config(TINY), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def toy_site(tmp_path_factory) -> Path:
+    """A ``PYTHONPATH`` folder declaring the toys (tests/toys.py) an installed plugin (see
+    :func:`run_helpers.console_env`)."""
+    return distributed_helpers.toy_site(tmp_path_factory.mktemp("toy_site"))

@@ -28,7 +28,7 @@ import yaml
 
 from did_core.cli import main
 from did_core.plugins import registry
-from run_helpers import snapshot
+from run_helpers import console_env, snapshot
 
 GAME = '{"payoffs": [[[3, 0], [5, 1]], [[3, 5], [0, 1]]]}'
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -265,12 +265,12 @@ PROCESSES = [
 
 
 @pytest.mark.parametrize("argv", PROCESSES, ids=[" ".join(a) for a in PROCESSES])
-def test_console_script_refuses_in_bounded_time(workdir, argv):
+def test_console_script_refuses_in_bounded_time(workdir, toy_site, argv):
     if not _installed(argv):
         pytest.skip(f"did {argv[0]} {argv[1]} is not installed")
     before = snapshot(workdir)
     done = subprocess.run([sys.executable, "-m", "did_core.cli", *argv], cwd=workdir, capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, env=console_env(toy_site))  # the toys are installed there as here
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("did: error:") and done.stderr.count("\n") == 1, done.stderr
     assert snapshot(workdir) == before
