@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from did_core.files import MIB, UnreadableFile, read_json_file
+from did_core.files import MIB, UnreadableFile, clip, read_json_file
 
 __all__ = ["InstanceError", "DOC_KEYS", "INSTANCE_FILE_LIMIT", "read_json", "load_instance", "check_fields", "names",
            "array", "padded"]
@@ -82,11 +82,12 @@ def array(data: Any, field: str, shape: tuple[int, ...]) -> Tensor:
 
     def check(x: Any, depth: int, where: str) -> None:
         if depth == len(shape):
-            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-                raise InstanceError(f"'{field}{where}' must be a finite number, got {json.dumps(x)}")
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not _finite(x):
+                raise InstanceError(f"'{field}{where}' must be a finite number (float64), "
+                                    f"got {clip(json.dumps(x), 40)}")
             return
         if not isinstance(x, list) or len(x) != shape[depth]:
-            got = f"a list of {len(x)}" if isinstance(x, list) else json.dumps(x)[:40]
+            got = f"a list of {len(x)}" if isinstance(x, list) else clip(json.dumps(x), 40)
             raise InstanceError(f"'{field}{where}' must be a list of {shape[depth]} entries "
                                 f"(shape {list(shape)}), got {got}")
         for k, item in enumerate(x):
@@ -94,6 +95,14 @@ def array(data: Any, field: str, shape: tuple[int, ...]) -> Tensor:
 
     check(data, 0, "")
     return torch.tensor(data, dtype=torch.float64).reshape(shape)
+
+
+def _finite(x: int | float) -> bool:
+    """Whether ``x`` is a finite float64 (an integer beyond float64's range is not)."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def padded(values: Tensor, shape: tuple[int, ...]) -> Tensor:

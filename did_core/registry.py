@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from did_core.files import shown
+
 __all__ = ["Entry", "Registry", "UnknownNameError", "DuplicateNameError", "call_factory"]
 
 
@@ -74,7 +76,7 @@ class Registry:
             return self._entries[name]
         except KeyError:
             known = ", ".join(sorted(self._entries)) or "none"
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}{self.hint}") from None
+            raise UnknownNameError(f"unknown {self.kind} {shown(name)}; known: {known}{self.hint}") from None
 
     def create(self, name: str, *args: Any, **options: Any) -> Any:
         """Look up ``name`` and call its factory; options its signature cannot take are a ``ValueError``."""

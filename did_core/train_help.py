@@ -18,9 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-import yaml
-
 from did_core.config import PROFILES, RECORDED, TrainConfig, generic_default, profile_settings, resolve_train_config
+from did_core.files import YamlError, YamlRefused, parse_yaml, shown
 from did_core.tasks import Task
 
 __all__ = ["RunDefaults", "run_defaults", "add_config_flags", "train_epilog"]
@@ -37,11 +36,14 @@ class RunDefaults:
 
 
 def _yaml_value(text: str) -> Any:
+    """A flag's value read as YAML (``3``, ``true``, ``{width: 64}``); text that is not YAML stays a string."""
     from did_core.cli import nonempty  # an empty value (an unset shell variable) is refused, not read as null
 
     try:
-        return yaml.safe_load(nonempty(text))
-    except yaml.YAMLError:
+        return parse_yaml(nonempty(text))
+    except YamlRefused as exc:  # a duplicate key, or aliases that repeat too much
+        raise argparse.ArgumentTypeError(f"{shown(text)} {exc}") from None
+    except YamlError:
         return text
 
 

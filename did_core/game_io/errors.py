@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from did_core.files import shown
+
 _LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
@@ -20,8 +22,7 @@ def _one_line(text: str) -> str:
 
 
 def _short(value: Any, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shown(value, limit)
 
 
 class GameFormatError(ValueError):

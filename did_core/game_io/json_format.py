@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import Tensor
 
+from did_core.files import JsonRefused, clip, json_object
 from did_core.game_io.errors import GameFormatError
 from did_core.game_io.file_bytes import _read_bytes
 from did_core.game_io.validation import game_from_nested
@@ -29,11 +30,13 @@ def _load_json(path: Path) -> tuple[Tensor, list[str] | None, list[list[str]] | 
     except UnicodeDecodeError as exc:
         raise GameFormatError(path, f"invalid JSON: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, object_pairs_hook=json_object)  # a key given twice is refused, naming it
     except json.JSONDecodeError as exc:
         raise GameFormatError(path, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise GameFormatError(path, "invalid JSON: nested too deeply") from None
+    except JsonRefused as exc:
+        raise GameFormatError(path, str(exc)) from None
     except ValueError as exc:  # e.g. an integer too long to convert
         raise GameFormatError(path, f"invalid JSON: {exc}") from None
     if not isinstance(obj, dict):
@@ -41,7 +44,7 @@ def _load_json(path: Path) -> tuple[Tensor, list[str] | None, list[list[str]] | 
             path, f'JSON top level must be an object {{"payoffs": [...]}}, got {type(obj).__name__}'
         )
     if "payoffs" not in obj:
-        keys = ", ".join(repr(k) for k in obj) or "none"
+        keys = clip(", ".join(repr(k) for k in obj)) or "none"
         raise GameFormatError(path, f'missing "payoffs" key (keys present: {keys})')
     games = game_from_nested(obj["payoffs"], str(path))
     _check_json_metadata(obj, games, path)

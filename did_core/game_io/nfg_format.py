@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from did_core.game_io.errors import GameFormatError
+from did_core.game_io.errors import GameFormatError, _short
 from did_core.game_io.file_bytes import _read_bytes
 from did_core.game_io.nfg_tokens import _check_braces, _Token, _tokenize
 
@@ -66,11 +66,11 @@ class _NfgParser:
         try:
             value = float(Fraction(tok.text))
         except ZeroDivisionError:
-            raise self.fail(f"division by zero in {what} {tok.text!r} at {tok.where}") from None
+            raise self.fail(f"division by zero in {what} {_short(tok.text)} at {tok.where}") from None
         except OverflowError:
-            raise self.fail(f"{what} {tok.text!r} at {tok.where} is out of float64 range") from None
+            raise self.fail(f"{what} {_short(tok.text)} at {tok.where} is out of float64 range") from None
         if not math.isfinite(value):
-            raise self.fail(f"{what} {tok.text!r} at {tok.where} is out of float64 range")
+            raise self.fail(f"{what} {_short(tok.text)} at {tok.where} is out of float64 range")
         return value
 
     # -- header ------------------------------------------------------------
@@ -118,7 +118,7 @@ class _NfgParser:
                 tok = self.next()
                 if not _INT_RE.fullmatch(tok.text):
                     raise self.fail(
-                        f"nfg header: strategy count {tok.text!r} at {tok.where} is not a non-negative integer"
+                        f"nfg header: strategy count {_short(tok.text)} at {tok.where} is not a non-negative integer"
                     )
                 sizes.append(int(tok.text))
         self.expect("}", "'}' closing the strategy list", "header")
@@ -128,7 +128,7 @@ class _NfgParser:
             )
         for p, size in enumerate(sizes):
             if size == 0:
-                raise self.fail(f"nfg header: player {p} ({players[p]!r}) has no actions")
+                raise self.fail(f"nfg header: player {p} ({_short(players[p])}) has no actions")
         return sizes
 
     # -- bodies ------------------------------------------------------------

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from did_core.files import shown
 from did_core.games import joint_mask
 from did_core.nn.layer_inputs import _action_mask, _outcome_mask, _padding_mask, _payoff_outcome_mask, _payoff_sizes
 from did_core.nn.linear_map import _linear, _Terms
@@ -38,9 +39,9 @@ class _EquivariantLayer(nn.Module, ABC):
         super().__init__()
         for name, value in (("in_ch", in_ch), ("out_ch", out_ch)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise ValueError(f"{name} must be a positive int, got {shown(value)}")
         if activation is not None and not callable(activation):
-            raise ValueError(f"activation must be callable or None, got {activation!r}")
+            raise ValueError(f"activation must be callable or None, got {shown(activation)}")
         self.in_ch = in_ch
         self.out_ch = out_ch
         self.aggregation = get_aggregation(aggregation)

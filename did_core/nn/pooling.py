@@ -36,6 +36,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from did_core.files import shown
+
 __all__ = [
     "masked_mean",
     "masked_meanvar",
@@ -325,4 +327,4 @@ def get_aggregation(name: str | Aggregation) -> Aggregation:
         return AGGREGATIONS[str(name).lower()]
     except KeyError:
         known = ", ".join(sorted(AGGREGATIONS))
-        raise ValueError(f"unknown aggregation {name!r}; known: {known}") from None
+        raise ValueError(f"unknown aggregation {shown(name)}; known: {known}") from None
