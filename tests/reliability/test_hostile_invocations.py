@@ -216,17 +216,19 @@ PLUGIN_COMMANDS = [
 CASES = SOLVE + TRAIN + EVAL + DESIGN + PLUGIN_COMMANDS
 
 
-def _installed(argv: list[str]) -> bool:
-    """Whether the command (and the task a design case names) is available here."""
+def _missing(argv: list[str]) -> str | None:
+    """Why the command (or the task a design case names) is not available here (``None``: it is)."""
     if argv[0] in ("deb", "stackelberg") and argv[0] not in registry("commands"):
-        return False
-    return not (argv[0] == "design" and argv[1:2] == ["contract"] and "contract" not in registry("tasks"))
+        return f"the command did {argv[0]} is not loaded (its plugin not installed, or left out by DID_LOAD_PLUGINS)"
+    if argv[0] == "design" and argv[1:2] == ["contract"] and "contract" not in registry("tasks"):
+        return "the task contract is not loaded (did-plugins-contract not installed, or left out by DID_LOAD_PLUGINS)"
+    return None
 
 
 @pytest.mark.parametrize("argv", CASES, ids=[" ".join(a) for a in CASES])
 def test_hostile_invocation_is_one_error_line_and_changes_nothing(workdir, monkeypatch, capsys, argv):
-    if not _installed(argv):
-        pytest.skip(f"did {argv[0]} is not installed")
+    if _missing(argv):
+        pytest.skip(_missing(argv))
     monkeypatch.chdir(workdir)
     before = snapshot(workdir)
     code = main(list(argv))
@@ -266,8 +268,8 @@ PROCESSES = [
 
 @pytest.mark.parametrize("argv", PROCESSES, ids=[" ".join(a) for a in PROCESSES])
 def test_console_script_refuses_in_bounded_time(workdir, toy_site, argv):
-    if not _installed(argv):
-        pytest.skip(f"did {argv[0]} {argv[1]} is not installed")
+    if _missing(argv):
+        pytest.skip(_missing(argv))
     before = snapshot(workdir)
     done = subprocess.run([sys.executable, "-m", "did_core.cli", *argv], cwd=workdir, capture_output=True, text=True,
                           timeout=60, env=console_env(toy_site))  # the toys are installed there as here
