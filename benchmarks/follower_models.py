@@ -30,7 +30,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from did_core.components import build_components, context_to, solve_induced
+from did_core.components import build_components
+from did_core.scoring import context_to
 from did_core.config import load_yaml, resolve_train_config
 from did_core.evaluate import generate
 from did_core.plugins import create
@@ -38,15 +39,14 @@ from did_core.runs import RunDir, atomic_write_text
 from did_core.tasks import index_context
 
 
-def solve_all(parts: Any, block: Any, context: dict[str, Tensor], x: Tensor, concept: str,
-              chunk: int = 64) -> tuple[Tensor, Tensor]:
+def solve_all(parts: Any, block: Any, context: dict[str, Tensor], x: Tensor, chunk: int = 64) -> tuple[Tensor, Tensor]:
     """The designer's value ``[B]`` and the followers' joint play ``[B, prod A]`` under ``block``."""
     values, joints = [], []
     for start in range(0, x.shape[0], chunk):
         part = context_to(index_context(context, slice(start, start + chunk)), parts.device)
         xs = x[start:start + chunk].to(parts.device)
         with torch.no_grad():
-            eq = solve_induced(parts, block, part, xs, concept)
+            eq = parts.scorer(block).solve(part, xs)
             values.append(parts.objective.value(part, xs, eq).double().cpu())
             joints.append(eq.sigma.double().flatten(1).cpu())
     return torch.cat(values), torch.cat(joints)
@@ -67,8 +67,8 @@ def compare_run(run_dir: Path, contexts: int, seed: int, reference: str, followe
     rows, ref = [], None
     for name in [reference, *followers]:
         block = create("blocks", name)
-        value, joint = solve_all(parts, block, held_out, x, cfg.concept)
-        base, _ = solve_all(parts, block, held_out, x0, cfg.concept)
+        value, joint = solve_all(parts, block, held_out, x)
+        base, _ = solve_all(parts, block, held_out, x0)
         helps = objective.improved(value, base)
         row = {"run": run_dir.name, "task": cfg.task, "concept": cfg.concept, "eps": cfg.eps,
                "absolute_eps": cfg.absolute_eps, "block": name, "value": float(value.mean()),

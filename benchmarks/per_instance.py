@@ -9,21 +9,27 @@ under the exact block three ways, each against the baseline intervention:
 
 * the generator's intervention;
 * the task's per-instance optimisation (what ``did design TASK FILE --optimise``
-  runs: ``--steps`` gradient steps of rate ``--lr`` through the exact block, from
-  the task's own starts), which a generator trained on the distribution would
-  have to beat to be worth more than per-instance search;
+  runs: ``--steps`` steps of rate ``--lr`` through the exact block, from the
+  task's own starts), which a generator trained on the distribution would have to
+  beat to be worth more than per-instance search. An optimiser that takes a
+  ``start`` keyword (the contract task's search does) also gets the generator's
+  intervention as one more start, so this column is never worse than the
+  generator's under the exact block;
 * the task's bound (``DesignObjective.bound``; ``-`` where the task has none):
   no intervention beats it.
 
 The table (overall and per size group) is printed and written to
 ``benchmarks/results/per_instance_TASK_CONCEPT.md`` (``--out`` elsewhere) with
-the command that made it. Nothing here is timed against anything else; the
-seconds are those of this machine.
+the command that made it and the search's budget where the task's instance
+format describes it (``describe_budget``); the same numbers go to a JSON file
+beside it (``.json``), from which a table can be regenerated. Nothing here is
+timed against anything else; the seconds are those of this machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import shlex
 import sys
 import time
@@ -32,17 +38,32 @@ from typing import Any
 
 import torch
 
+from did_core.components import build_components
+from did_core.config import load_yaml, resolve_train_config
+from did_core.evaluate import generate
+from did_core.plugins import create
+from did_core.runs import RunDir, atomic_write_text, json_text
+from did_core.shipped import ShippedError, shipped_folder
+from did_core.tasks import index_context
+
 HERE = Path(__file__).resolve().parent
+COLUMNS = ("generator", "per-instance", "bound")
 
 
 def _double(context: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.double() if v.is_floating_point() else v for k, v in context.items()}
 
 
-def _cell(objective: Any, value: torch.Tensor, baseline: torch.Tensor) -> str:
+def _summary(objective: Any, value: torch.Tensor, baseline: torch.Tensor) -> dict[str, float]:
+    """The mean metric (the change against the baseline where the task reports one) and the share improved."""
     metric = (value - baseline) if objective.report_change else value
-    share = objective.improved(value, baseline).double().mean()
-    return f"{float(metric.mean()):{'+' if objective.report_change else ''}.4f} ({100 * float(share):.0f}%)"
+    return {"mean": float(metric.mean()), "improved": float(objective.improved(value, baseline).double().mean())}
+
+
+def _cell(summary: dict[str, float] | None, signed: bool) -> str:
+    if summary is None:
+        return "-"
+    return f"{summary['mean']:{'+' if signed else ''}.4f} ({100 * summary['improved']:.0f}%)"
 
 
 def _groups(sizes: torch.Tensor, count: int = 4) -> list[tuple[int, int]]:
@@ -52,18 +73,20 @@ def _groups(sizes: torch.Tensor, count: int = 4) -> list[tuple[int, int]]:
     return [(a, min(a + width - 1, high)) for a in range(low, high + 1, width)]
 
 
-def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk: int) -> tuple[str, str, str]:
-    """The Markdown table for the generator in ``folder`` (a run directory or a shipped folder), its task and concept.
+def _takes_start(optimiser: Any) -> bool:
+    """Whether a task's per-instance optimiser accepts an extra start (``start=`` keyword)."""
+    try:
+        return "start" in inspect.signature(optimiser).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk: int) -> dict[str, Any]:
+    """The measurement for the generator in ``folder`` (a run directory or a shipped folder): a JSON-ready dict
+    with the settings, the budget and one row per size group (see :func:`table`).
 
     A folder that is no run, or a task without per-instance optimisation, raises ``ValueError``.
     """
-    from did_core.components import build_components
-    from did_core.config import load_yaml, resolve_train_config
-    from did_core.evaluate import generate, values_under
-    from did_core.plugins import create
-    from did_core.runs import RunDir
-    from did_core.tasks import index_context
-
     run = RunDir(folder)
     cfg = resolve_train_config({}, load_yaml(run.file("config.yaml")))
     parts = build_components(cfg)
@@ -72,46 +95,67 @@ def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk
         raise ValueError(f"{folder} has no checkpoint")
     run.load_model(parts.generator, state)
     instances = parts.task.instances
-    if instances is None:
-        raise ValueError(f"task {cfg.task!r} has no per-instance optimisation (Task.instances)")
+    optimiser = None if instances is None else type(instances).optimiser
+    if optimiser is None:
+        raise ValueError(f"task {cfg.task!r} has no per-instance optimisation (Task.instances / "
+                         f"InstanceFormat.optimiser)")
     block = create("blocks", cfg.exact_block)
     context = _double(parts.sampler.sample(contexts, torch.Generator().manual_seed(seed)))
     x, x0 = generate(parts, context, chunk)
     objective = parts.objective
+    with_start = _takes_start(optimiser)
     started = time.perf_counter()
     optimised = []
-    for start in range(0, contexts, chunk):
-        part = index_context(context, slice(start, start + chunk))
-        found = instances.optimise(part, block, cfg.concept, parts.eps, steps, lr)
-        if found is None:
-            raise ValueError(f"task {cfg.task!r} has no per-instance optimisation (InstanceFormat.optimise)")
-        optimised.append(found.detach())
+    for first in range(0, contexts, chunk):
+        part = index_context(context, slice(first, first + chunk))
+        extra = {"start": x[first:first + chunk].double()} if with_start else {}
+        optimised.append(optimiser(part, block, parts.concept, parts.eps, steps, lr, **extra).detach())
     seconds = time.perf_counter() - started
-    values = {name: values_under(cfg, parts, block, context, intervention.double(), chunk)[0]
+    describe = getattr(instances, "describe_budget", None)
+    budget = describe(context, steps, **({"start": x} if with_start else {})) if describe else None
+    scorer = parts.scorer(block)
+    values = {name: scorer.values(context, intervention.double(), chunk)[0]
               for name, intervention in (("baseline", x0), ("generator", x), ("per-instance", torch.cat(optimised)))}
     bound = objective.bound(context)
+    if bound is not None:
+        values["bound"] = bound.double().cpu()
     sizes = parts.sampler.size_of(context).cpu()
-    axis = parts.task.size_axis
-    lines = [
-        f"{cfg.task}, {cfg.concept.upper()}, profile `{cfg.profile}`, eps {cfg.eps}"
-        f" ({'absolute' if cfg.absolute_eps else 'relative'}), exact block `{cfg.exact_block}`; {contexts} contexts,"
-        f" seed {seed}; generator `{folder}` ({int(state.get('step', 0))} steps); per-instance: {steps} steps, "
-        f"lr {lr} ({seconds:.0f} s on this machine). Cells: "
-        f"{objective.metric_name if objective.report_change else 'value'} against the baseline (share improved).",
-        "",
-        f"| {axis} | contexts | generator | per-instance optimisation | bound |",
-        "|---|---|---|---|---|",
-    ]
+    groups = [("all", torch.ones_like(sizes, dtype=torch.bool))]
+    groups += [(f"{lo}" if lo == hi else f"{lo}-{hi}", (sizes >= lo) & (sizes <= hi)) for lo, hi in _groups(sizes)]
     b = values["baseline"]
-    rows = [("all", torch.ones_like(sizes, dtype=torch.bool))]
-    rows += [(f"{lo}" if lo == hi else f"{lo}-{hi}", (sizes >= lo) & (sizes <= hi)) for lo, hi in _groups(sizes)]
-    for label, keep in rows:
-        if not keep.any():
-            continue
-        cells = [_cell(objective, values[n][keep], b[keep]) for n in ("generator", "per-instance")]
-        cells.append("-" if bound is None else _cell(objective, bound.double()[keep], b[keep]))
-        lines.append(f"| {label} | {int(keep.sum())} | " + " | ".join(cells) + " |")
-    return "\n".join(lines), cfg.task, cfg.concept
+    rows = [{"group": label, "contexts": int(keep.sum()),
+             **{name: _summary(objective, values[name][keep], b[keep]) if name in values else None
+                for name in COLUMNS}}
+            for label, keep in groups if keep.any()]
+    return {
+        "task": cfg.task, "concept": cfg.concept, "profile": cfg.profile, "eps": cfg.eps,
+        "relative_eps": not cfg.absolute_eps, "exact_block": cfg.exact_block, "contexts": contexts, "seed": seed,
+        "generator": str(folder), "generator_steps": int(state.get("step", 0)), "steps": steps, "lr": lr,
+        "generator_start": with_start, "seconds": round(seconds, 1), "budget": budget,
+        "metric": objective.metric_name if objective.report_change else "value",
+        "report_change": bool(objective.report_change), "size_axis": parts.task.size_axis, "rows": rows,
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    """The Markdown table of a :func:`measure` result (or of the JSON written beside it)."""
+    start = ", the generator's output one more start" if result["generator_start"] else ""
+    lines = [
+        f"{result['task']}, {result['concept'].upper()}, profile `{result['profile']}`, eps {result['eps']}"
+        f" ({'relative' if result['relative_eps'] else 'absolute'}), exact block `{result['exact_block']}`;"
+        f" {result['contexts']} contexts, seed {result['seed']}; generator `{result['generator']}`"
+        f" ({result['generator_steps']} steps); per-instance: {result['steps']} steps, lr {result['lr']}{start}"
+        f" ({result['seconds']:.0f} s on this machine). Cells: {result['metric']} against the baseline"
+        f" (share improved).",
+    ]
+    if result.get("budget"):
+        lines.append(f"Per-instance budget: {result['budget']}.")
+    lines += ["", f"| {result['size_axis']} | contexts | generator | per-instance optimisation | bound |",
+              "|---|---|---|---|---|"]
+    for row in result["rows"]:
+        cells = [_cell(row[name], result["report_change"]) for name in COLUMNS]
+        lines.append(f"| {row['group']} | {row['contexts']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,31 +165,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generator", type=Path, help="a run directory (default: the task's shipped generator)")
     parser.add_argument("--contexts", type=int, default=64)
     parser.add_argument("--seed", type=int, default=777)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--chunk", type=int, default=16, help="contexts optimised together")
+    parser.add_argument("--chunk", type=int, default=64, help="contexts optimised (and scored) together")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--out", type=Path, help="the Markdown file (the JSON goes beside it)")
     args = parser.parse_args(argv)
     if (args.task is None) == (args.generator is None):
         parser.error("give --task (its shipped generator) or --generator RUN_DIR, one of them")
     torch.set_num_threads(args.threads)
-    from did_core.runs import atomic_write_text
-    from did_core.shipped import ShippedError, shipped_folder
-
     try:
         if args.task is not None:
             args.generator = shipped_folder(args.task, args.concept)
-        text, task, concept = measure(args.generator, args.contexts, args.seed, args.steps, args.lr, args.chunk)
+        result = measure(args.generator, args.contexts, args.seed, args.steps, args.lr, args.chunk)
     except (OSError, ValueError, LookupError, ShippedError) as exc:  # a missing or mismatched run, an unknown task
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    text = table(result)
     print(text)
-    out = args.out or HERE / "results" / f"per_instance_{task}_{concept}.md"
+    out = args.out or HERE / "results" / f"per_instance_{result['task']}_{result['concept']}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/per_instance.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    atomic_write_text(out.with_suffix(".json"), json_text({"command": command, **result}))
     atomic_write_text(out, f"# Per-instance optimisation against the generator\n\n`{command}`\n\n{text}\n")
-    print(f"written: {out}")
+    print(f"written: {out} and {out.with_suffix('.json').name}")
     return 0
 
 

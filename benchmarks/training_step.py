@@ -32,7 +32,8 @@ import torch
 from did_core.config import TrainConfig, resolve_train_config
 from did_core.grouping import grouped
 from did_core.plugins import registry
-from did_core.components import build_components, context_to, solve_induced
+from did_core.components import build_components
+from did_core.scoring import context_to
 
 PARTS = ("sampler", "gen fwd", "block fwd", "block bwd", "gen bwd", "optim")
 
@@ -89,7 +90,7 @@ def time_steps(task: str, profile: str, concept: str, args: argparse.Namespace, 
             x = parts.generator(group)
             t1 = _clock(device)
             leaf = x.detach().requires_grad_(True)
-            eq = solve_induced(parts, parts.block, group, leaf, concept)
+            eq = parts.scorer().solve(group, leaf)
             t2 = _clock(device)
             loss, _ = parts.objective.loss(group, leaf, eq, 0.5)
             (loss * weight).backward()

@@ -38,14 +38,14 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from did_core.concepts import Concept, get_concept
-from did_core.default_plugins.concepts import DEFAULT_CONCEPT
+from did_core.concepts import Concept
 from did_core.equilibria import Constraints, Epsilon, active_count, constraints, entropy, masked_row_max
+from did_core.files import shown
 from did_core.games import check_games
 from did_core.implicit import implicit_vjp
 
 __all__ = ["Capabilities", "capabilities_of", "Equilibrium", "EquilibriumBlock", "DualSolverBlock", "SolverOutput",
-           "NonConvergenceWarning", "SolveSize", "SolveTooLarge", "memory_limit"]
+           "NonConvergenceWarning", "SolveSize", "SolveTooLarge", "InfeasibleConcept", "memory_limit"]
 
 GIB = float(1 << 30)
 
@@ -115,10 +115,33 @@ class SolveTooLarge(ValueError):
     """A call whose estimated memory is over the block's ``max_memory_gb``: refused before it starts."""
 
 
+class InfeasibleConcept(ValueError):
+    """The concept has no eps-equilibrium in some games of a batch: no joint satisfies their constraint rows.
+
+    A user's error (a larger ``eps``, other concept options or another concept), not a solver's: an exact block
+    that finds a game infeasible (a solver's certificate) raises this instead of returning an answer. The message
+    is one line naming the block, the concept, the tolerance and the games; ``games`` holds their batch indices.
+    """
+
+    def __init__(self, block: str, cons: Constraints, games: "list[int]") -> None:
+        self.games = list(games)
+        shown_games = ", ".join(map(str, self.games[:10])) + (", ..." if len(self.games) > 10 else "")
+        count = cons.rows.shape[0]
+        which = (f"game {shown_games}" if len(self.games) == 1 else f"games {shown_games}") + (
+            f" of the batch of {count}" if count > 1 else "")
+        kind = "relative" if cons.epsilon.relative else "absolute"
+        options = getattr(cons.concept, "options", None)
+        settings = ", ".join(f"{k}={v!r}" for k, v in (options.model_dump() if options is not None else {}).items())
+        concept = f"{cons.concept.name!r}" + (f" ({settings})" if settings else "")
+        super().__init__(f"block {block!r}: concept {concept} has no equilibrium in {which} (eps "
+                         f"{cons.epsilon.value:g} {kind}): no joint satisfies its constraints there; raise eps or "
+                         f"relax the concept")
+
+
 def memory_limit(value: Any) -> float:
     """A validated ``max_memory_gb`` option: a finite number of GiB > 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"max_memory_gb must be a number of GiB > 0, got {value!r}")
+        raise ValueError(f"max_memory_gb must be a number of GiB > 0, got {shown(value)}")
     return float(value)
 
 
@@ -128,14 +151,14 @@ class Equilibrium:
 
     ``sigma [B, A_1..A_N]`` (zero on padded joint actions); ``alpha`` the duals in
     the concept's structured shape ``[B, *dual_shape]`` (e.g. ``[B, N, A_max]``), or
-    ``None``; ``eps [B, N]`` the tolerance used per player; ``concept`` its name;
+    ``None``; ``eps [B, N]`` the tolerance used per player; ``concept`` the concept solved;
     ``info`` per-game diagnostics, each ``[B]``.
     """
 
     sigma: Tensor
     alpha: Tensor | None
     eps: Tensor
-    concept: str
+    concept: Concept
     info: dict[str, Tensor] = field(default_factory=dict)
 
 
@@ -158,17 +181,20 @@ class EquilibriumBlock(ABC):
         games: Tensor,
         mask: Tensor | None = None,
         *,
-        concept: "str | Concept" = DEFAULT_CONCEPT,
+        concept: Concept,
         eps: Epsilon | float = 0.05,
         alpha0: Tensor | None = None,
     ) -> Equilibrium:
-        """Solve a batch ``games [B, N, A_1..A_N]`` (``mask [B, N, A_max]``, ``None``: all real).
+        """Solve a batch ``games [B, N, A_1..A_N]`` (``mask [B, N, A_max]``, ``None``: all real) under ``concept``.
 
-        ``alpha0``: duals of the same batch (structured or flat ``[B, K]``) to start
-        from; blocks that cannot use them ignore them.
+        ``concept`` is a :class:`~did_core.concepts.Concept` object (a name becomes one at the edge:
+        :func:`did_core.plugins.get_concept`). ``alpha0``: duals of the same batch (structured or flat
+        ``[B, K]``) to start from; blocks that cannot use them ignore them.
         """
         mask = check_games(games, mask)
-        concept = get_concept(concept)
+        if not isinstance(concept, Concept):
+            raise TypeError(f"concept must be a did_core.concepts.Concept, got {concept!r} (turn a name into one "
+                            f"with did_core.plugins.get_concept)")
         if not self.capabilities.supports(concept.name):
             raise ValueError(f"block {self.name!r} does not support concept {concept.name!r}; "
                              f"it supports {', '.join(self.capabilities.concepts or ())}")
@@ -273,6 +299,6 @@ class DualSolverBlock(EquilibriumBlock):
             sigma=cons.unflatten_joint(sigma),
             alpha=cons.unflatten_dual(alpha),
             eps=cons.epsilon.per_player(games.detach(), mask),
-            concept=cons.concept.name,
+            concept=cons.concept,
             info=info,
         )

@@ -7,6 +7,7 @@
 
 Components come from the run's task (``did_register_tasks``) unless the config
 names an override registered on its own (``--sampler``, ``--loss``, ``--generator``).
+The config's names (task, components, block, concept) become objects here.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ import torch
 from torch import nn
 
 from did_core import distributed
-from did_core.blocks import Equilibrium, EquilibriumBlock
+from did_core.blocks import EquilibriumBlock
+from did_core.concepts import Concept
 from did_core.config import TrainConfig
 from did_core.equilibria import Epsilon
-from did_core.plugins import create, registry
+from did_core.plugins import component_factory, create, get_concept, get_task, registry
 from did_core.registry import call_factory
-from did_core.tasks import Context, ContextSampler, DesignObjective, Task, component_factory
+from did_core.scoring import Scorer
+from did_core.tasks import ContextSampler, DesignObjective, Task
 
-__all__ = ["Components", "get_task", "build_task_parts", "build_components", "solve_induced", "resolve_device", "context_to"]
+__all__ = ["Components", "build_task_parts", "build_components", "resolve_device"]
 
 
 @dataclass
@@ -37,13 +40,13 @@ class Components:
     objective: DesignObjective
     generator: nn.Module
     block: EquilibriumBlock
+    concept: Concept
     eps: Epsilon
     device: torch.device
 
-
-def get_task(name: str) -> Task:
-    """The task registered as ``name``."""
-    return registry("tasks").get(name).value
+    def scorer(self, block: EquilibriumBlock | None = None) -> Scorer:
+        """Scoring of this run's interventions under ``block`` (default: the run's own block)."""
+        return Scorer(self.objective, block or self.block, self.concept, self.eps, self.device)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -93,17 +96,5 @@ def build_components(cfg: TrainConfig, block_name: str | None = None) -> Compone
     name = block_name or cfg.block
     block = create("blocks", name, **(cfg.block_options if name == cfg.block else {}))
     registry("blocks").get(cfg.exact_block)  # an unknown evaluation block fails now, not after training
-    return Components(task, sampler, objective, generator.to(device), block, Epsilon(cfg.eps, not cfg.absolute_eps),
-                      device)
-
-
-def context_to(context: Context, device: torch.device) -> Context:
-    """Move every tensor of a context to ``device``."""
-    return {k: v.to(device) for k, v in context.items()}
-
-
-def solve_induced(parts: Components, block: EquilibriumBlock, context: Context, x: torch.Tensor,
-                  concept: str) -> Equilibrium:
-    """Induce the games of ``(context, x)`` and solve them with ``block`` in double precision."""
-    games, mask = parts.objective.induce(context, x)
-    return block(games.double(), mask, concept=concept, eps=parts.eps)
+    return Components(task, sampler, objective, generator.to(device), block,
+                      get_concept(cfg.concept, cfg.concept_options), Epsilon(cfg.eps, not cfg.absolute_eps), device)

@@ -18,16 +18,23 @@ concept whose rows are indexed per player and action declares a
 support exactly those layouts.
 
 Example (a third-party concept: coarse correlated equilibria in which no joint
-action gets more than a fixed share)::
+action gets more than a share ``cap``, an option)::
 
     >>> import torch
-    >>> from did_core.concepts import Concept, DenseOperator, StackedOperator, get_concept
+    >>> from pydantic import Field
+    >>> from did_core.concepts import Concept, DenseOperator, StackedOperator
+    >>> from did_core.deviations import ActionDeviations
+    >>> from did_core.options import Options
     >>> class CappedCCE(Concept):
-    ...     name, description = "capped_cce", "CCE with P(a) <= 0.3 for every joint action a"
+    ...     name, description = "capped_cce", "CCE with P(a) <= cap for every joint action a"
+    ...     class Options(Options):
+    ...         cap: float = Field(0.3, gt=0, le=1)
     ...     def operator(self, games, mask):
-    ...         cce = get_concept("cce").operator(games, mask)
-    ...         cap = torch.eye(cce.joints, dtype=games.dtype).expand(cce.batch, -1, -1) - 0.3
+    ...         cce = ActionDeviations(games, mask)  # the CCE rows (p, d)
+    ...         cap = torch.eye(cce.joints, dtype=games.dtype).expand(cce.batch, -1, -1) - self.options.cap
     ...         return StackedOperator([cce, DenseOperator.extra_rows(cce, cap)])
+    >>> CappedCCE(cap=0.25)
+    <concept capped_cce cap=0.25>
 """
 
 from __future__ import annotations
@@ -36,12 +43,13 @@ import enum
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from did_core.games import action_shape, joint_mask
+from did_core.options import Options, describe_options, validate_options
 
 if TYPE_CHECKING:
     from did_core.equilibria import Epsilon
@@ -52,8 +60,6 @@ __all__ = [
     "StackedOperator",
     "DualLayout",
     "Concept",
-    "get_concept",
-    "concept_names",
 ]
 
 
@@ -66,6 +72,19 @@ class ConstraintOperator(ABC):
     player whose tolerance ``eps_p`` a row gets, ``-1`` for a row with tolerance 0) and
     implement the three products. Every product must equal the one with the dense
     rows, padded rows and joint actions included (zero there).
+
+    **Attributes:** (set by ``ConstraintOperator.__init__`` from the games, except ``real`` and ``owners``)
+
+    * ``sizes`` -- the padded action counts ``(A_1, .., A_N)`` of the games, a ``tuple[int, ...]``;
+    * ``batch`` -- ``B``, the number of games;
+    * ``n_players`` -- ``N``;
+    * ``joints`` -- ``J = A_1 * .. * A_N``, the (padded) joint actions of one game;
+    * ``joint`` -- the real joint actions ``[B, J]`` (bool, C order of ``[A_1..A_N]``), false where
+      some player's action is padding (:func:`did_core.games.joint_mask`, flattened);
+    * ``real`` -- the real rows ``[B, K]`` (bool); a padded row is all zero;
+    * ``owners`` -- ``[K]`` (long), the player whose tolerance ``eps_p`` each row gets, ``-1`` for
+      tolerance 0;
+    * ``dtype``, ``device`` -- the games' (products come back in them).
     """
 
     real: Tensor
@@ -234,64 +253,74 @@ class DualLayout(enum.Enum):
 
 
 class Concept(ABC):
-    """An equilibrium concept: a name, a description and its constraint rows as a function of the payoffs.
+    """An equilibrium concept: a name, a description, options and its constraint rows as a function of the payoffs.
 
     Subclasses set ``name`` and ``description`` and implement :meth:`operator`. A
     concept with per-player rows declares ``layout`` (its operator's row order must
     then be the layout's, flattened in C order); without one, its duals are flat
-    ``[K]``. Register an instance's class through ``did_register_concepts``.
+    ``[K]``. Register the class through ``did_register_concepts``.
+
+    **Options.** A concept that takes options declares them as a pydantic model
+    ``Options`` (a subclass of :class:`did_core.options.Options`, which forbids unknown
+    fields); ``Concept(**options)`` validates them into ``self.options`` and refuses a
+    wrong one with one line (``ValueError``). Users pass them as ``--concept-options``
+    or the config field ``concept_options``. Two concepts are equal when their classes
+    and options are.
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     layout: ClassVar[DualLayout | None] = None
+    Options: ClassVar[type[Options]] = Options
+
+    def __init__(self, **options: Any) -> None:
+        self.options = validate_options(self.Options, f"concept {self.name!r}", options)
+
+    @classmethod
+    def describe_options(cls) -> str:
+        """The concept's options in one line, e.g. ``"cap: float = 0.3"`` (``""``: none)."""
+        return describe_options(cls.Options)
 
     @abstractmethod
     def operator(self, games: Tensor, mask: Tensor) -> ConstraintOperator:
         """The rows of ``games [B, N, A_1..A_N]`` with ``mask [B, N, A_max]`` (differentiable in ``games``)."""
 
-    def dual_shape(self, n_players: int, a_max: int) -> tuple[int, ...]:
-        """The shape of one game's duals (structured by ``layout``, else flat ``(K,)``)."""
+    def dual_shape(self, sizes: Sequence[int]) -> tuple[int, ...]:
+        """The shape of the duals of one game ``[N, A_1..A_N]`` with padded action counts ``sizes``: structured by
+        ``layout`` (from ``N`` and ``max(sizes)``), else flat ``(K,)``, the rows of such a game (which need not be
+        those of a square game)."""
+        sizes = tuple(int(a) for a in sizes)
         if self.layout is not None:
-            return self.layout.shape(n_players, a_max)
-        return (self._probe(n_players, a_max).n_rows,)
+            return self.layout.shape(len(sizes), max(sizes))
+        return (self._probe(sizes, torch.ones(1, len(sizes), max(sizes), dtype=torch.bool)).n_rows,)
 
-    def dual_mask(self, mask: Tensor) -> Tensor:
-        """Real rows ``[B, *dual_shape]`` of games with action mask ``mask [B, N, A_max]``."""
+    def dual_mask(self, mask: Tensor, sizes: Sequence[int] | None = None) -> Tensor:
+        """Real rows ``[B, *dual_shape(sizes)]`` of games with padded action counts ``sizes`` (default: ``A_max``
+        for every player, as a layout's duals are laid out) and action mask ``mask [B, N, A_max]``."""
         if self.layout is not None:
             return self.layout.mask(mask)
-        n, a = mask.shape[1:]
-        games = torch.zeros(mask.shape[0], n, *([a] * n), dtype=torch.float64, device=mask.device)
-        return self.operator(games, mask).real
+        sizes = tuple(sizes) if sizes is not None else (mask.shape[2],) * mask.shape[1]
+        return self._probe(sizes, mask).real
 
-    def _probe(self, n_players: int, a_max: int) -> ConstraintOperator:
-        games = torch.zeros(1, n_players, *([a_max] * n_players), dtype=torch.float64)
-        return self.operator(games, torch.ones(1, n_players, a_max, dtype=torch.bool))
+    def _probe(self, sizes: tuple[int, ...], mask: Tensor) -> ConstraintOperator:
+        """The operator of all-zero games of padded action counts ``sizes`` with ``mask [B, N, A_max]``."""
+        if len(sizes) != mask.shape[1] or max(sizes) > mask.shape[2]:
+            raise ValueError(f"sizes {list(sizes)} do not fit an action mask of shape {list(mask.shape)}")
+        games = torch.zeros(mask.shape[0], len(sizes), *sizes, dtype=torch.float64, device=mask.device)
+        mask = mask & (torch.arange(mask.shape[2], device=mask.device) < torch.tensor(sizes, device=mask.device)
+                       .unsqueeze(1))
+        return self.operator(games, mask)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Concept):
+            return NotImplemented
+        return type(self) is type(other) and getattr(self, "options", None) == getattr(other, "options", None)
+
+    def __hash__(self) -> int:
+        return hash((type(self), repr(getattr(self, "options", None))))
 
     def __repr__(self) -> str:
-        return f"<concept {self.name}>"
+        options = getattr(self, "options", None)
+        shown = "".join(f" {k}={v!r}" for k, v in (options.model_dump() if options is not None else {}).items())
+        return f"<concept {self.name}{shown}>"
 
-
-def get_concept(concept: "str | Concept") -> Concept:
-    """The registered concept named ``concept`` (a ``Concept`` is returned as it is).
-
-    Unknown names raise ``UnknownNameError`` (a ``LookupError``) listing the known ones.
-    """
-    if isinstance(concept, Concept):
-        return concept
-    from did_core.plugins import registry
-
-    concepts = registry("concepts")
-    name = str(concept)
-    entry = concepts.get(name if name in concepts else name.lower())
-    made = entry.value() if isinstance(entry.value, type) else entry.value
-    if not isinstance(made, Concept):
-        raise TypeError(f"concept {name!r} from {entry.provider} is not a did_core.concepts.Concept")
-    return made
-
-
-def concept_names() -> list[str]:
-    """The names of every registered concept."""
-    from did_core.plugins import registry
-
-    return registry("concepts").names()

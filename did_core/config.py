@@ -15,12 +15,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from did_core.default_plugins.concepts import DEFAULT_CONCEPT
-from did_core.files import UnreadableFile, read_text_file
-from did_core.tasks import Task, component_factory, options_error
+from did_core.files import UnreadableFile, YamlError, parse_yaml, read_text_file, shown
+from did_core.plugins import DEFAULT_CONCEPT, component_factory, exact_block_for, get_concept, registry
+from did_core.tasks import Task, options_error
 
 __all__ = ["TrainConfig", "load_yaml", "resolve_train_config", "profile_settings", "generic_default", "ConfigError",
            "PROFILES", "RECORDED"]
@@ -47,6 +46,8 @@ class TrainConfig(BaseModel):
     exact_block: str | None = Field(None, description="exact block used for evaluation and the guard (default: "
                                     "the preferred installed exact block for the concept)")
     concept: str = Field(DEFAULT_CONCEPT, description="equilibrium concept (did plugins lists them)")
+    concept_options: dict[str, Any] = Field(default_factory=dict, description="options of the concept (did plugins "
+                                            "lists them), e.g. '{cap: 0.3}'")
     eps: float = Field(0.05, gt=0, description="equilibrium tolerance (relative unless absolute_eps)")
     absolute_eps: bool = False
     profile: Literal["quick", "paper"] = "quick"
@@ -70,7 +71,9 @@ class TrainConfig(BaseModel):
     grad_clip: float | None = Field(1.0, gt=0)
     seed: int = 0
     device: str = Field("cpu", description="cpu, cuda, cuda:N or auto")
-    threads: int | None = Field(None, gt=0, description="torch CPU threads")
+    threads: int | None = Field(1, gt=0, description="torch intra-op CPU threads: batched small games gain nothing "
+                                "from more, and on a busy machine extra threads wait for cores (null in a config "
+                                "file: torch's default, one per core)")
     log_every: int = Field(10, gt=0)
     checkpoint_every: int = Field(50, gt=0)
     eval_contexts: int = Field(128, gt=0)
@@ -113,13 +116,9 @@ CONFIG_FILE_LIMIT = 1 << 20
 def load_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from ``path``, or ``ConfigError``."""
     try:
-        data = yaml.safe_load(read_text_file(Path(path), CONFIG_FILE_LIMIT))
-    except UnreadableFile as exc:
+        data = parse_yaml(read_text_file(Path(path), CONFIG_FILE_LIMIT))
+    except (UnreadableFile, YamlError) as exc:  # also a duplicate key, or YAML aliases that repeat too much
         raise ConfigError(f"config file {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    except RecursionError:
-        raise ConfigError(f"config file {path} is not valid YAML: nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -152,17 +151,19 @@ def profile_settings(task: Task, profile: str, overrides: Mapping[str, Any] | No
 
 def resolve_train_config(flags: dict[str, Any], file_data: dict[str, Any] | None = None) -> TrainConfig:
     """Merge defaults, the task's profile, a config file and flags into a validated config."""
-    from did_core.plugins import exact_block_for, registry
-
     merged = _merge(file_data or {}, {k: v for k, v in flags.items() if v is not None})
     if "task" not in merged:
         raise ConfigError("no task given: pass --task NAME or set task: in the config file")
     profile = merged.get("profile", "quick")
     if profile not in PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+        raise ConfigError(f"unknown profile {shown(profile)}; known: {', '.join(PROFILES)}")
     defaults = profile_settings(registry("tasks").get(str(merged["task"])).value, profile, merged)
     concept = str(merged.get("concept", DEFAULT_CONCEPT))
-    registry("concepts").get(concept)
+    concept_options = merged.get("concept_options") or {}
+    try:  # an unknown concept is a LookupError naming the known ones; invalid options one line
+        get_concept(concept, concept_options if isinstance(concept_options, Mapping) else {})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     for key in ("block", "exact_block"):
         if not merged.get(key):
             merged[key] = exact_block_for(concept)

@@ -7,14 +7,14 @@ small batches (the polish one game at a time, in worker processes), so there the
 warnings are silenced (:func:`counting`) and the flagged games counted per block and
 phase in a :class:`SolveTally`. Tallies add up over chunks, worker processes and
 ranks; the evaluation stores them per block (``convergence``) and the commands print
-them as one line (:func:`summary`).
+them as one line (:func:`did_core.results.convergence_note`).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +23,7 @@ import torch
 
 from did_core.blocks import Equilibrium, NonConvergenceWarning
 
-__all__ = ["SolveTally", "counting", "summary"]
+__all__ = ["SolveTally", "counting"]
 
 
 @dataclass
@@ -61,22 +61,3 @@ def counting() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NonConvergenceWarning)
         yield
-
-
-def summary(evaluation: Mapping[str, Any]) -> str | None:
-    """One ``did: note:`` line on every unconverged solve of an evaluation, or ``None`` when there was none.
-
-    ``evaluation`` is ``{block: {..., "convergence": {phase: SolveTally.as_dict()}}}``
-    (:func:`did_core.evaluate.evaluate_generator`).
-    """
-    counts, worst = [], 0.0
-    for block, entry in evaluation.items():
-        phases = [f"{t['unconverged']} of {t['solves']} in the {phase}"
-                  for phase, t in entry.get("convergence", {}).items() if t["unconverged"]]
-        if phases:
-            counts.append(f"{block} {' and '.join(phases)}")
-            worst = max([worst] + [t["worst_violation"] for t in entry["convergence"].values()])
-    if not counts:
-        return None
-    return (f"did: note: some solves did not converge: {'; '.join(counts)} (largest violation {worst:.1e}); "
-            f"their answers were scored as the block returned them")

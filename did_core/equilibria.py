@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from did_core.concepts import Concept, ConstraintOperator, get_concept
+from did_core.concepts import Concept, ConstraintOperator
+from did_core.files import shown
 from did_core.games import player_scale
 
 __all__ = [
@@ -46,7 +47,7 @@ class Epsilon:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.value, (int, float)) and math.isfinite(self.value) and self.value > 0):
-            raise ValueError(f"eps must be a finite number > 0, got {self.value!r}")
+            raise ValueError(f"eps must be a finite number > 0, got {shown(self.value)}")
 
     @classmethod
     def of(cls, eps: "Epsilon | float") -> "Epsilon":
@@ -106,8 +107,11 @@ class Constraints:
 
     @property
     def dual_shape(self) -> tuple[int, ...]:
-        """Structured shape of one game's duals (the concept's)."""
-        return self.concept.dual_shape(len(self.sizes), max(self.sizes))
+        """Structured shape of one game's duals: the concept's layout, else flat ``(K,)`` (these games' rows,
+        which for a concept without a layout need not be those of a square game)."""
+        if self.concept.layout is None:
+            return (self.operator.n_rows,)
+        return self.concept.layout.shape(len(self.sizes), max(self.sizes))
 
     def unflatten_dual(self, alpha: Tensor) -> Tensor:
         """``[B, K]`` to ``[B, *dual_shape]``."""
@@ -118,9 +122,9 @@ class Constraints:
         return sigma.reshape(sigma.shape[0], *self.sizes)
 
 
-def constraints(games: Tensor, mask: Tensor, concept: "str | Concept", eps: "Epsilon | float") -> Constraints:
-    """The constraint system of ``games [B, N, A_1..A_N]`` with ``mask [B, N, A_max]`` (differentiable in ``games``)."""
-    concept = get_concept(concept)
+def constraints(games: Tensor, mask: Tensor, concept: Concept, eps: "Epsilon | float") -> Constraints:
+    """The constraint system of ``games [B, N, A_1..A_N]`` with ``mask [B, N, A_max]`` under ``concept``
+    (differentiable in ``games``)."""
     epsilon = Epsilon.of(eps)
     op = concept.operator(games, mask)
     return Constraints(op, op.eps_rows(games, mask, epsilon), op.log_target(), epsilon, concept)

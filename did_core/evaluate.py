@@ -25,77 +25,37 @@ computed as one process computes it). Only ``world_size`` differs.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import multiprocessing
-import numpy as np
 import torch
 from torch import Tensor
 
 from did_core import distributed
-from did_core.components import build_components, context_to, solve_induced
+from did_core.blocks import EquilibriumBlock
+from did_core.components import Components, build_components
 from did_core.config import TrainConfig
 from did_core.convergence import SolveTally, counting
 from did_core.distributed import World
 from did_core.plugins import create
+from did_core.results import BlockResult, PolishedResult, summarise
 from did_core.runs import Progress
+from did_core.scoring import context_to
 from did_core.tasks import Context, context_size, index_context
 
-__all__ = ["evaluate_generator", "format_eval", "summarise", "values_under", "PolishSettings", "polish_context",
-           "polish_seconds"]
+__all__ = ["evaluate_generator", "generate", "PolishSettings", "polish_seconds", "block_named"]
 
 
-def values_under(cfg: TrainConfig, parts: Any, block: Any, context: Context, x: Tensor,
-                 chunk: int) -> tuple[Tensor, SolveTally]:
-    """The designer's value ``[B]`` (float64, CPU) of interventions ``x [B, ...]`` under ``block``, ``chunk`` at a time.
-
-    Also returns the solves' convergence tally.
-    """
-    out, tally = [], SolveTally()
-    n = x.shape[0]
-    for start in range(0, n, chunk):
-        part = context_to(index_context(context, slice(start, start + chunk)), parts.device)
-        xs = x[start:start + chunk].to(parts.device)
-        with torch.no_grad(), counting():
-            eq = solve_induced(parts, block, part, xs, cfg.concept)
-            out.append(parts.objective.value(part, xs, eq).double().cpu())
-        tally.record(eq)
-    return torch.cat(out), tally
-
-
-def _block(cfg: TrainConfig, parts: Any, name: str) -> Any:
+def block_named(cfg: TrainConfig, parts: Components, name: str) -> EquilibriumBlock:
+    """The block ``name``: the run's own (with its options) when it is the run's block, else a new one."""
     return parts.block if name == cfg.block else create("blocks", name)
 
 
-def summarise(objective: Any, value: Tensor, baseline: Tensor, sizes: Tensor) -> dict[str, Any]:
-    """Metric, baseline, share improved and count, overall and per size label.
-
-    For an objective that reports a change, ``metric`` is ``value - baseline`` and ``baseline`` is 0;
-    ``value`` and ``baseline_value`` are always the designer's absolute outcomes.
-    """
-
-    def stats(v: Tensor, b: Tensor) -> dict[str, Any]:
-        metric = v - b if objective.report_change else v
-        base = torch.zeros_like(b) if objective.report_change else b
-        return {
-            "metric": float(metric.mean()),
-            "baseline": float(base.mean()),
-            "value": float(v.mean()),
-            "baseline_value": float(b.mean()),
-            "improved_share": float(objective.improved(v, b).double().mean()),
-            "contexts": int(v.numel()),
-        }
-
-    out = stats(value, baseline)
-    out["per_size"] = {str(int(s)): stats(value[sizes == s], baseline[sizes == s]) for s in torch.unique(sizes)}
-    return out
-
-
-def generate(parts: Any, context: Context, chunk: int = 64) -> tuple[Tensor, Tensor]:
+def generate(parts: Components, context: Context, chunk: int = 64) -> tuple[Tensor, Tensor]:
     """The generator's and the baseline's interventions for a batch of contexts (on the CPU)."""
     parts.generator.eval()
     xs, x0s = [], []
@@ -113,7 +73,7 @@ def _concat(parts: list[Tensor | None]) -> Tensor:
     return torch.cat([p for p in parts if p is not None])
 
 
-def _sharded_values(cfg: TrainConfig, parts: Any, blocks: dict[str, Any], context: Context, xs: list[Tensor],
+def _sharded_values(parts: Components, blocks: dict[str, EquilibriumBlock], context: Context, xs: list[Tensor],
                     chunk: int, world: World) -> tuple[list[dict[str, Tensor]], dict[str, SolveTally]]:
     """``[{block: objective value [N]}]`` of each intervention ``x [N, ...]`` of ``xs`` on all ``N`` contexts,
     and each block's tally of those solves.
@@ -124,7 +84,7 @@ def _sharded_values(cfg: TrainConfig, parts: Any, blocks: dict[str, Any], contex
     n = context_size(context)
     mine = distributed.chunk_share(n, chunk, world)
     own = index_context(context, mine)
-    local = [{name: values_under(cfg, parts, block, own, x[mine], chunk) if mine.stop > mine.start
+    local = [{name: parts.scorer(block).values(own, x[mine], chunk) if mine.stop > mine.start
               else (None, SolveTally()) for name, block in blocks.items()} for x in xs]
     gathered = distributed.gather(world, local)
     values = [{name: _concat([g[i][name][0] for g in gathered]) for name in blocks} for i in range(len(xs))]
@@ -132,60 +92,77 @@ def _sharded_values(cfg: TrainConfig, parts: Any, blocks: dict[str, Any], contex
     return values, tallies
 
 
-def evaluate_generator(cfg: TrainConfig, parts: Any, blocks: list[str], contexts: int, seed: int,
+@dataclass
+class _HeldOut:
+    """The held-out contexts, their size labels, the generator's and the baseline's interventions."""
+
+    context: Context
+    sizes: Tensor
+    x: Tensor
+    x0: Tensor
+
+
+def _held_out(parts: Components, contexts: int, seed: int, chunk: int, world: World) -> _HeldOut:
+    """Draw the held-out contexts with ``seed``; every rank generates the interventions of its chunks."""
+    context = parts.sampler.sample(contexts, torch.Generator().manual_seed(seed))
+    mine = distributed.chunk_share(contexts, chunk, world)
+    own = generate(parts, index_context(context, mine), chunk) if mine.stop > mine.start else (None, None)
+    gathered = distributed.gather(world, own)
+    return _HeldOut(context, parts.sampler.size_of(context).cpu(), _concat([g[0] for g in gathered]),
+                    _concat([g[1] for g in gathered]))
+
+
+def evaluate_generator(cfg: TrainConfig, parts: Components, blocks: list[str], contexts: int, seed: int,
                        chunk: int = 64, polish: "PolishSettings | None" = None,
-                       world: World | None = None) -> dict[str, Any]:
-    """Score ``parts.generator`` on ``contexts`` held-out contexts drawn with ``seed``.
+                       world: World | None = None) -> dict[str, BlockResult]:
+    """Score ``parts.generator`` on ``contexts`` held-out contexts drawn with ``seed``, under every block of
+    ``blocks``: one :class:`~did_core.results.BlockResult` per block (its ``as_dict()`` is the stored form).
 
-    With a ``world`` of several ranks (default: the process group, if any) every rank
-    must call this alike; each computes its share and every rank returns the whole result.
-
-    **Returns:** ``{block: {metric, baseline, improved_share, contexts, metric_name, size_axis, concept, eps,
-    absolute_eps, seed, guard_block, world_size, per_size, guarded: {...}, bound: {...} (where the task's
-    objective knows one, :meth:`DesignObjective.bound`), polished: {...} (with polish),
-    convergence: {"evaluation": tally, "polish": tally (with polish)}}}`` (tallies as
-    :meth:`did_core.convergence.SolveTally.as_dict`).
+    The guard keeps the generator's intervention where the exact block (``cfg.exact_block`` if evaluated,
+    else the last block) says it beats the baseline. With a ``world`` of several ranks (default: the process
+    group, if any) every rank must call this alike; each computes its share and every rank returns the whole
+    result.
     """
     world = world or distributed.current()
     objective = parts.objective
-    held_out = parts.sampler.sample(contexts, torch.Generator().manual_seed(seed))
-    sizes = parts.sampler.size_of(held_out).cpu()
-    mine = distributed.chunk_share(contexts, chunk, world)
-    own = generate(parts, index_context(held_out, mine), chunk) if mine.stop > mine.start else (None, None)
-    gathered = distributed.gather(world, own)
-    x, x0 = _concat([g[0] for g in gathered]), _concat([g[1] for g in gathered])
-    solvers = {n: _block(cfg, parts, n) for n in blocks}
-    (values, baselines), tallies = _sharded_values(cfg, parts, solvers, held_out, [x, x0], chunk, world)
-    convergence = {name: {"evaluation": tallies[name]} for name in blocks}
+    held = _held_out(parts, contexts, seed, chunk, world)
+    solvers = {n: block_named(cfg, parts, n) for n in blocks}
+    (values, baselines), tallies = _sharded_values(parts, solvers, held.context, [held.x, held.x0], chunk, world)
     exact = cfg.exact_block if cfg.exact_block in values else blocks[-1]
     keep = objective.improved(values[exact], baselines[exact])
-    bound = objective.bound(held_out)
-    result: dict[str, Any] = {}
+    bound = objective.bound(held.context)
+    result: dict[str, BlockResult] = {}
     for name in blocks:
-        entry = summarise(objective, values[name], baselines[name], sizes)
-        entry["guarded"] = summarise(objective, torch.where(keep, values[name], baselines[name]), baselines[name],
-                                     sizes)
-        entry.update(metric_name=objective.metric_name, report_change=objective.report_change,
-                     size_axis=parts.task.size_axis, concept=cfg.concept,
-                     eps=cfg.eps, absolute_eps=cfg.absolute_eps, seed=seed, guard_block=exact,
-                     world_size=world.size)
-        if bound is not None:
-            entry["bound"] = summarise(objective, bound.detach().double().cpu(), baselines[name], sizes)
-        if polish is not None:
-            polished, convergence[name]["polish"] = polish_all(cfg, held_out, x, name, polish, world)
-            scorers = {"block": solvers[name], "exact": _block(cfg, parts, exact)}
-            (scored,), tallies = _sharded_values(cfg, parts, scorers, held_out, [polished], chunk, world)
-            convergence[name]["evaluation"] += tallies["block"]
-            convergence[exact]["evaluation"] += tallies["exact"]
-            entry["polished"] = {
-                "budget": polish.budget,
-                "under_block": summarise(objective, scored["block"], baselines[name], sizes),
-                "under_exact": summarise(objective, scored["exact"], baselines[exact], sizes),
-            }
-        result[name] = entry
-    for name in blocks:
-        result[name]["convergence"] = {phase: tally.as_dict() for phase, tally in convergence[name].items()}
+        result[name] = BlockResult(
+            unguarded=summarise(objective, values[name], baselines[name], held.sizes),
+            guarded=summarise(objective, torch.where(keep, values[name], baselines[name]), baselines[name],
+                              held.sizes),
+            metric_name=objective.metric_name, report_change=objective.report_change,
+            size_axis=parts.task.size_axis, concept=cfg.concept, eps=cfg.eps, absolute_eps=cfg.absolute_eps,
+            seed=seed, guard_block=exact, world_size=world.size,
+            bound=None if bound is None else summarise(objective, bound.detach().double().cpu(), baselines[name],
+                                                       held.sizes),
+            convergence={"evaluation": tallies[name]})
+    if polish is not None:
+        for name in blocks:
+            _polish_result(cfg, parts, held, solvers[name], name, exact, baselines, polish, chunk, world, result)
     return result
+
+
+def _polish_result(cfg: TrainConfig, parts: Components, held: _HeldOut, block: EquilibriumBlock, name: str,
+                   exact: str, baselines: dict[str, Tensor], polish: "PolishSettings", chunk: int, world: World,
+                   result: dict[str, BlockResult]) -> None:
+    """Polish every held-out intervention under block ``name`` and score the polished ones under that block and
+    the exact block, into ``result[name].polished`` (and both blocks' convergence)."""
+    polished, result[name].convergence["polish"] = polish_all(cfg, held.context, held.x, name, polish, world)
+    scorers = {"block": block, "exact": block_named(cfg, parts, exact)}
+    (scored,), tallies = _sharded_values(parts, scorers, held.context, [polished], chunk, world)
+    result[name].convergence["evaluation"] += tallies["block"]
+    result[exact].convergence["evaluation"] += tallies["exact"]
+    result[name].polished = PolishedResult(
+        budget=polish.budget,
+        under_block=summarise(parts.objective, scored["block"], baselines[name], held.sizes),
+        under_exact=summarise(parts.objective, scored["exact"], baselines[exact], held.sizes))
 
 
 @dataclass(frozen=True)
@@ -217,50 +194,12 @@ def _polish_job(args: tuple[Context, Tensor, str, int]) -> tuple[Tensor, SolveTa
     cfg, parts = _WORKER["cfg"], _WORKER["parts"]
     blocks = _WORKER["blocks"]
     if block_name not in blocks:
-        blocks[block_name] = _block(cfg, parts, block_name)
+        blocks[block_name] = block_named(cfg, parts, block_name)
     tally = SolveTally()
-    return polish_context(cfg, parts, blocks[block_name], context, x, budget, tally), tally
+    return parts.scorer(blocks[block_name]).polish(context, x, budget, tally), tally
 
 
-def polish_context(cfg: TrainConfig, parts: Any, block: Any, context: Context, x: Tensor, budget: int,
-                   tally: SolveTally | None = None) -> Tensor:
-    """Nelder-Mead on one context's intervention ``x [1, ...]`` (real entries only), from ``x``.
-
-    Each function evaluation solves the induced game with ``block`` (its non-convergence
-    warnings silenced; a :class:`~did_core.convergence.SolveTally` given as ``tally`` counts
-    them). Returns the best intervention found (never worse than the start under ``block``).
-    """
-    from scipy.optimize import minimize
-
-    objective = parts.objective
-    real = objective.intervention_mask(context)
-    real = torch.ones_like(x, dtype=torch.bool) if real is None else real.expand_as(x)
-    sign = 1.0 if objective.minimize else -1.0
-    start = x[real].double().numpy()
-
-    def f(z: np.ndarray) -> float:
-        candidate = x.clone()
-        candidate[real] = torch.as_tensor(z, dtype=x.dtype)
-        with torch.no_grad(), counting():
-            try:
-                eq = solve_induced(parts, block, context, candidate, cfg.concept)
-            except (RuntimeError, ValueError):
-                return float("inf")
-            if tally is not None:
-                tally.record(eq)
-            return sign * float(objective.value(context, candidate, eq)[0])
-
-    if start.size == 0:
-        return x
-    res = minimize(f, start, method="Nelder-Mead",
-                   options={"maxfev": budget, "xatol": 1e-6, "fatol": 1e-9, "adaptive": start.size > 8})
-    best = x.clone()
-    if res.fun <= f(start):
-        best[real] = torch.as_tensor(res.x, dtype=x.dtype)
-    return best
-
-
-def polish_seconds(cfg: TrainConfig, parts: Any, context: Context, blocks: list[str], contexts: int,
+def polish_seconds(cfg: TrainConfig, parts: Components, context: Context, blocks: list[str], contexts: int,
                    settings: PolishSettings, repeats: int = 3, world: World | None = None) -> float:
     """Estimated wall time of polishing ``contexts`` contexts under each of ``blocks``, in seconds.
 
@@ -275,11 +214,11 @@ def polish_seconds(cfg: TrainConfig, parts: Any, context: Context, blocks: list[
         x = parts.objective.baseline_intervention(first)
         per_evaluation = 0.0
         for name in blocks:
-            block = _block(cfg, parts, name)
+            scorer = parts.scorer(block_named(cfg, parts, name))
             times = []
             for _ in range(repeats):
                 start = time.perf_counter()
-                parts.objective.value(first, x, solve_induced(parts, block, first, x, cfg.concept))
+                scorer.value(first, x)
                 times.append(time.perf_counter() - start)
             per_evaluation += min(times)
     return per_evaluation * settings.budget * contexts / (settings.worker_count(world) * world.size)
@@ -328,15 +267,3 @@ def polish_all(cfg: TrainConfig, context: Context, x: Tensor, block_name: str, s
             progress.close()
     gathered = distributed.gather(world, (torch.cat(out) if out else None, tally))
     return _concat([g[0] for g in gathered]), sum((g[1] for g in gathered), SolveTally())
-
-
-def format_eval(result: dict[str, Any]) -> str:
-    """A small Markdown table of an evaluation: one row per block."""
-    lines = ["| block | metric | value | baseline | improved | guarded | contexts |", "|---|---|---|---|---|---|---|"]
-    for name, r in result.items():
-        guarded = r.get("guarded")
-        absolute = f" (absolute {r['baseline_value']:.4f})" if r.get("report_change") else ""
-        lines.append(f"| {name} | {r['metric_name']} | {r['metric']:.4f} | {r['baseline']:.4f}{absolute} | "
-                     f"{100 * r['improved_share']:.0f}% | "
-                     f"{'' if guarded is None else format(guarded['metric'], '.4f')} | {r['contexts']} |")
-    return "\n".join(lines)

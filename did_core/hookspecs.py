@@ -51,4 +51,5 @@ def did_register_tasks(register: "Registry") -> None:
 
 @hookspec
 def did_register_commands(register: "Registry") -> None:
-    """Register ``did`` subcommands: name -> ``(argv: list[str]) -> int`` (e.g. ``did deb train``)."""
+    """Register ``did`` subcommands: name -> ``(argv: list[str]) -> int``, e.g. a ``did_core.console.Command``
+    (``did deb``; the core's own commands are registered the same way, from ``did_core.commands``)."""

@@ -28,7 +28,7 @@ import math
 import torch
 from torch import Tensor
 
-from did_core.concepts import Concept, get_concept
+from did_core.concepts import Concept
 from did_core.equilibria import Epsilon
 
 __all__ = ["implicit_vjp", "active_rows", "pinv_solve"]
@@ -70,7 +70,7 @@ def pinv_solve(matrix: Tensor, rhs: Tensor, valid: Tensor, rel_tol: float = 1e-1
 def implicit_vjp(
     games: Tensor,
     mask: Tensor,
-    concept: "str | Concept",
+    concept: Concept,
     eps: Epsilon,
     alpha: Tensor,
     grad_sigma: Tensor,
@@ -83,7 +83,6 @@ def implicit_vjp(
     **Returns:** ``[B, N, A_1..A_N]`` in the dtype of ``games`` (computed in float64 at
     least: the pseudo-inverse's cutoff needs it).
     """
-    concept = get_concept(concept)
     dtype = torch.promote_types(games.dtype, torch.float64)
     payoffs = games.detach().to(dtype)
     with torch.no_grad():

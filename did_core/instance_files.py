@@ -78,7 +78,15 @@ def names(data: Any, field: str, what: str) -> list[str]:
 
 
 def array(data: Any, field: str, shape: tuple[int, ...]) -> Tensor:
-    """A float64 tensor of exactly ``shape`` from nested lists of finite numbers."""
+    """The float64 tensor of exactly ``shape`` held by one field of an instance file, e.g.
+    ``array(data["payoffs"], "payoffs", (2, 3, 3))``.
+
+    **Arguments:** ``data`` -- the field's *value* (nested lists of finite numbers, as decoded from the
+    JSON), not the file's object; ``field`` -- the field's name, used only in messages; ``shape`` -- the
+    exact shape required. **Returns:** a float64 tensor of shape ``shape``. A wrong entry raises one
+    :class:`InstanceError` line naming the field and the entry, e.g. ``'payoffs[1]' must be a list of 3
+    entries (shape [2, 3, 3]), got a list of 2``.
+    """
 
     def check(x: Any, depth: int, where: str) -> None:
         if depth == len(shape):

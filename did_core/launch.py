@@ -18,6 +18,10 @@ import os
 import signal
 import sys
 
+from torch.distributed import run as torchrun
+from torch.distributed.elastic.multiprocessing.api import SignalException
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
 __all__ = ["without_nproc", "torchrun_arguments", "torchrun_command", "launch"]
 
 _SIGNALS = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name)]
@@ -53,10 +57,6 @@ def launch(argv: list[str], nproc: int) -> int:
     failing process's status (each process printed its own error). ``OMP_NUM_THREADS``
     defaults to this machine's CPUs shared among the processes.
     """
-    from torch.distributed import run as torchrun
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
     try:

@@ -18,11 +18,11 @@ __all__ = ["require_matplotlib", "training_curves", "per_size_bars", "simplex_ax
 def require_matplotlib() -> Any:
     """``matplotlib.pyplot`` with a file backend, or a one-line error saying how to install it."""
     try:
-        import matplotlib
+        import matplotlib  # optional: the extra did-core[plots]
     except ImportError:
         raise ValueError("plots need matplotlib: pip install 'did-core[plots]'") from None
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional, as above (after the file backend is chosen)
 
     return plt
 

@@ -1,4 +1,8 @@
-"""The plugin manager: built-ins from ``did_core.default_plugins`` plus the entry-point group ``did``.
+"""The plugin manager: built-ins from ``did_core.default_plugins`` plus the entry-point group ``did``; and the
+look-ups that turn a name into an object (a concept, a task, a component factory, the preferred exact block).
+
+Names become objects here, at the edge (the command line, a config, plugin loading), and nowhere below:
+the mathematics takes :class:`~did_core.concepts.Concept` objects.
 
 ``load_plugins()`` is idempotent. A plugin that fails to import, implements an
 unknown hook, raises inside a hook or registers a duplicate name is recorded in
@@ -15,14 +19,21 @@ import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pluggy
 
 from did_core import hookspecs
-from did_core.registry import Registry
+from did_core.blocks import capabilities_of
+from did_core.concepts import Concept
+from did_core.default_plugins import DEFAULT_PLUGINS
+from did_core.default_plugins.concepts import DEFAULT_CONCEPT
+from did_core.registry import Registry, UnknownNameError, call_factory
+from did_core.tasks import Task
 
-__all__ = ["KINDS", "LoadedPlugin", "PluginState", "load_plugins", "registry", "create", "exact_block_for"]
+__all__ = ["KINDS", "LoadedPlugin", "PluginState", "load_plugins", "registry", "create", "exact_block_for",
+           "get_concept", "concept_names", "DEFAULT_CONCEPT", "get_task", "component_factory"]
 
 #: hook suffix -> the singular noun used in messages.
 KINDS: dict[str, str] = {
@@ -31,20 +42,20 @@ KINDS: dict[str, str] = {
 }
 
 
-def _new_registry(kind: str) -> Registry:
-    """An empty registry of ``kind``; concepts and tasks accept only their own types."""
-    if kind == "concepts":
-        from did_core.concepts import Concept
+CORE_DISTRIBUTION = "did-core"
 
+
+def _new_registry(kind: str) -> Registry:
+    """An empty registry of ``kind``; concepts and tasks accept only their own types, and the core's commands
+    keep their names (a plugin cannot take ``did train`` from under torchrun)."""
+    if kind == "concepts":
         return Registry("concept", lambda v: isinstance(v, type) and issubclass(v, Concept),
                         "a did_core.concepts.Concept subclass")
     if kind == "tasks":
-        from did_core.tasks import Task
-
         return Registry("task", lambda v: isinstance(v, Task), "a did_core.tasks.Task")
+    if kind == "commands":
+        return Registry("command", owner=CORE_DISTRIBUTION)
     return Registry(KINDS[kind])
-
-CORE_DISTRIBUTION = "did-core"
 
 
 @dataclass
@@ -108,36 +119,51 @@ def load_plugins(force: bool = False) -> PluginState:
     pm = pluggy.PluginManager("did")
     pm.add_hookspecs(hookspecs)
     state = PluginState(registries={k: _new_registry(k) for k in KINDS})
-    providers: dict[str, str] = {}
+    providers = _load_defaults(pm, state)
+    allowed = _allowed()
+    entry_points = sorted(metadata.entry_points(group="did"), key=lambda e: e.name)
+    for ep in entry_points:
+        if allowed is None or _names(ep) & allowed:
+            _load_entry_point(pm, state, ep, providers)
+    _fill_registries(pm, state, providers)
+    if allowed is not None:
+        _restricted(state, allowed, entry_points)
+    _STATE = state
+    for error in state.errors:
+        print(f"did: warning: plugin error: {error}", file=sys.stderr)
+    return state
 
-    from did_core.default_plugins import DEFAULT_PLUGINS
 
+def _load_defaults(pm: pluggy.PluginManager, state: PluginState) -> dict[str, str]:
+    """Register the core's own plugin modules (:data:`DEFAULT_PLUGINS`); plugin name -> provider."""
     core_version = _version(CORE_DISTRIBUTION)
     for module_name in DEFAULT_PLUGINS:
         module = importlib.import_module(module_name)
         _register(pm, state, module, module_name, CORE_DISTRIBUTION, core_version)
-        providers[module_name] = CORE_DISTRIBUTION
+    return {module_name: CORE_DISTRIBUTION for module_name in DEFAULT_PLUGINS}
 
-    allowed = _allowed()
-    entry_points = sorted(metadata.entry_points(group="did"), key=lambda e: e.name)
-    for ep in entry_points:
-        if allowed is not None and not _names(ep) & allowed:
-            continue
-        dist = ep.dist.name if ep.dist is not None else ep.value
-        if pm.has_plugin(ep.name):
-            state.errors.append(f"{dist} ({ep.name}): the entry-point name {ep.name!r} is already taken by "
-                                f"{providers.get(ep.name, 'another plugin')}; not loaded (rename the entry point)")
-            continue
-        try:
-            module = ep.load()
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - a broken plugin (even one calling sys.exit) is reported
-            state.errors.append(f"{dist} ({ep.name}): failed to import {ep.value}: {type(exc).__name__}: {exc}")
-            continue
-        _register(pm, state, module, ep.name, dist, ep.dist.version if ep.dist is not None else "?")
-        providers[ep.name] = dist
 
+def _load_entry_point(pm: pluggy.PluginManager, state: PluginState, ep: metadata.EntryPoint,
+                      providers: dict[str, str]) -> None:
+    """Import and register one installed plugin; a name already taken or a failed import is recorded, not raised."""
+    dist = ep.dist.name if ep.dist is not None else ep.value
+    if pm.has_plugin(ep.name):
+        state.errors.append(f"{dist} ({ep.name}): the entry-point name {ep.name!r} is already taken by "
+                            f"{providers.get(ep.name, 'another plugin')}; not loaded (rename the entry point)")
+        return
+    try:
+        module = ep.load()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a broken plugin (even one calling sys.exit) is reported
+        state.errors.append(f"{dist} ({ep.name}): failed to import {ep.value}: {type(exc).__name__}: {exc}")
+        return
+    _register(pm, state, module, ep.name, dist, ep.dist.version if ep.dist is not None else "?")
+    providers[ep.name] = dist
+
+
+def _fill_registries(pm: pluggy.PluginManager, state: PluginState, providers: dict[str, str]) -> None:
+    """Call every plugin's ``did_register_*`` hooks with the registry of that kind, attributed to the plugin."""
     for kind, reg in state.registries.items():
         caller = getattr(pm.hook, f"did_register_{kind}")
         for impl in caller.get_hookimpls():
@@ -149,18 +175,17 @@ def load_plugins(force: bool = False) -> PluginState:
             except BaseException as exc:  # noqa: BLE001 - attribute the failure (even sys.exit) to its plugin
                 state.errors.append(f"{provider} ({impl.plugin_name}): did_register_{kind} failed: "
                                     f"{type(exc).__name__}: {exc}")
-    if allowed is not None:
-        installed = set().union(*(_names(ep) for ep in entry_points)) if entry_points else set()
-        unknown = sorted(allowed - installed)
-        if unknown:
-            state.errors.append(f"DID_LOAD_PLUGINS names {', '.join(unknown)}, which no installed plugin is called "
-                                f"(installed: {', '.join(sorted(ep.name for ep in entry_points)) or 'none'})")
-        for reg in state.registries.values():
-            reg.hint = f" (DID_LOAD_PLUGINS={os.environ['DID_LOAD_PLUGINS']!r} restricts which plugins load)"
-    _STATE = state
-    for error in state.errors:
-        print(f"did: warning: plugin error: {error}", file=sys.stderr)
-    return state
+
+
+def _restricted(state: PluginState, allowed: set[str], entry_points: list[metadata.EntryPoint]) -> None:
+    """Under ``DID_LOAD_PLUGINS``: report names no installed plugin has, and say so in unknown-name errors."""
+    installed = set().union(*(_names(ep) for ep in entry_points)) if entry_points else set()
+    unknown = sorted(allowed - installed)
+    if unknown:
+        state.errors.append(f"DID_LOAD_PLUGINS names {', '.join(unknown)}, which no installed plugin is called "
+                            f"(installed: {', '.join(sorted(ep.name for ep in entry_points)) or 'none'})")
+    for reg in state.registries.values():
+        reg.hint = f" (DID_LOAD_PLUGINS={os.environ['DID_LOAD_PLUGINS']!r} restricts which plugins load)"
 
 
 def _version(dist: str) -> str:
@@ -189,11 +214,58 @@ def exact_block_for(concept: str) -> str:
     Among registered blocks whose ``capabilities`` say exact and list the concept (or
     any concept), the one with the highest ``preference``; ties go to the first name.
     """
-    from did_core.blocks import capabilities_of
-
     declared = [(capabilities_of(entry.value), entry.name) for entry in registry("blocks")]
     candidates = [(caps.preference, name) for caps, name in declared if caps.exact and caps.supports(concept)]
     if not candidates:
         raise ValueError(f"no installed exact block supports concept {concept!r} "
                          f"(install did-plugins-exact-cvx, or name a block with --block)")
     return min(candidates, key=lambda c: (-c[0], c[1]))[1]
+
+
+def get_concept(concept: "str | Concept", options: Mapping[str, Any] | None = None) -> Concept:
+    """The registered concept named ``concept`` with ``options`` (validated by the concept: a wrong one is a
+    one-line ``ValueError``); a ``Concept`` is returned as it is (it has its options already).
+
+    Unknown names raise ``UnknownNameError`` (a ``LookupError``) listing the known ones.
+    """
+    if isinstance(concept, Concept):
+        if options:
+            raise ValueError(f"options {dict(options)!r} given for the concept object {concept!r}, which has its "
+                             f"options already")
+        return concept
+    concepts = registry("concepts")
+    name = str(concept)
+    entry = concepts.get(name if name in concepts else name.lower())
+    made = call_factory(f"concept {entry.name!r}", entry.value, **dict(options or {}))
+    if not isinstance(made, Concept):
+        raise TypeError(f"concept {name!r} from {entry.provider} is not a did_core.concepts.Concept")
+    return made
+
+
+def concept_names() -> list[str]:
+    """The names of every registered concept."""
+    return registry("concepts").names()
+
+
+def get_task(name: str) -> Task:
+    """The task registered as ``name``."""
+    return registry("tasks").get(name).value
+
+
+#: registry kind -> the ``Task`` field holding that kind of component.
+_TASK_FIELDS = {"samplers": "sampler", "losses": "objective", "generators": "generator"}
+
+
+def component_factory(kind: str, name: str) -> Callable[..., Any]:
+    """The factory of component ``name`` of ``kind`` (``"samplers"``, ``"losses"``, ``"generators"``).
+
+    A component registered on its own under ``name`` wins; else the component of the task
+    ``name`` (so ``--sampler scheduling`` takes the scheduling task's sampler).
+    """
+    own, tasks = registry(kind), registry("tasks")
+    if name in own:
+        return own.get(name).value
+    if name in tasks:
+        return getattr(tasks.get(name).value, _TASK_FIELDS[kind])
+    known = ", ".join(sorted(set(own.names()) | set(tasks.names()))) or "none"
+    raise UnknownNameError(f"unknown {own.kind} {name!r}; known: {known}")

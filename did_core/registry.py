@@ -33,13 +33,17 @@ class Entry:
 class Registry:
     """Name -> value for one kind of thing (``"block"``, ``"sampler"``, ``"task"``, ...).
 
-    ``add`` refuses a duplicate name (naming both providers) and a value the kind does
-    not accept (``accepts``, by default any callable: a factory); ``get`` on an unknown
-    name raises ``UnknownNameError`` listing what is known.
+    ``add`` refuses a duplicate name (naming both providers; neither is used) and a value
+    the kind does not accept (``accepts``, by default any callable: a factory); a name
+    the ``owner`` registered stays the owner's, another provider's is refused. ``get``
+    on an unknown name raises ``UnknownNameError`` listing what is known.
     """
 
-    def __init__(self, kind: str, accepts: Callable[[Any], bool] = callable, expected: str = "callable") -> None:
+    def __init__(self, kind: str, accepts: Callable[[Any], bool] = callable, expected: str = "callable",
+                 owner: str | None = None) -> None:
         self.kind = kind
+        #: A provider whose names no other can take (``did`` commands: the core's own); see :meth:`add`.
+        self.owner = owner
         self._accepts, self._expected = accepts, expected
         self._conflicts: dict[str, list[str]] = {}
         #: Appended to unknown-name errors (e.g. that ``DID_LOAD_PLUGINS`` restricts what loaded).
@@ -58,6 +62,10 @@ class Registry:
             raise ValueError(f"a {self.kind} name must be a non-empty string, got {name!r}")
         if not self._accepts(value):
             raise ValueError(f"{self.kind} {name!r} from {self._provider}: {value!r} is not {self._expected}")
+        held = self._entries.get(name)
+        if held is not None and self.owner is not None and held.provider == self.owner != self._provider:
+            raise DuplicateNameError(f"{self.kind} {name!r} of {self._provider} is not registered: the name is "
+                                     f"{self.owner}'s own (rename it)")
         if name in self._entries or name in self._conflicts:
             # Neither provider wins (load order is no reason to trust one): the name is unusable until resolved.
             providers = self._conflicts.setdefault(name, [self._entries.pop(name).provider] if name in self._entries

@@ -15,9 +15,12 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
+
+from did_core.results import BlockResult
 
 __all__ = ["git_revision", "hardware_description", "build_report", "markdown_table"]
 
@@ -51,7 +54,7 @@ def hardware_description() -> str:
     return "; ".join(parts)
 
 
-def build_report(task: str, config: dict[str, Any], evaluation: dict[str, Any], contexts: int, seed: int,
+def build_report(task: str, config: dict[str, Any], evaluation: Mapping[str, BlockResult], contexts: int, seed: int,
                  argv: list[str] | None = None, world_size: int = 1, trained_steps: int | None = None
                  ) -> dict[str, Any]:
     """The stored form of an evaluation (``world_size``: the processes it ran on; the training's is in ``config``;
@@ -69,7 +72,7 @@ def build_report(task: str, config: dict[str, Any], evaluation: dict[str, Any], 
             "trained_steps": config.get("steps") if trained_steps is None else trained_steps,
             "config": config,
         },
-        "blocks": evaluation,
+        "blocks": {name: result.as_dict() for name, result in evaluation.items()},
     }
 
 

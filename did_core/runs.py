@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import torch
+import yaml
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "json_text", "RunDir", "RunDirError", "UnwritableFile",
            "Progress", "new_run_path"]
@@ -144,7 +145,7 @@ class RunDir:
         also on a crash) is a ``RunDirError`` when another process holds it. A folder this
         process cannot write in is an :class:`UnwritableFile`, before any work is done.
         """
-        import fcntl
+        import fcntl  # optional: POSIX only (an import at the top would keep the module off other systems)
 
         self.create()
         try:
@@ -203,8 +204,6 @@ class RunDir:
 
     def write_yaml(self, name: str, obj: Any) -> Path:
         """Atomically write ``obj`` as YAML (keys in their given order)."""
-        import yaml
-
         target = self.file(name)
         atomic_write_text(target, yaml.safe_dump(obj, sort_keys=False))
         return target

@@ -25,6 +25,11 @@ from typing import Any
 
 import torch
 
+from did_core.components import build_task_parts
+from did_core.config import load_yaml, resolve_train_config
+from did_core.plots import training_curves
+from did_core.plugins import get_task
+from did_core.report import markdown_table
 from did_core.runs import RunDir, atomic_write_bytes, atomic_write_text, json_text
 
 __all__ = ["ShippedError", "shipped_folder", "shipped_concepts", "ship", "model_card"]
@@ -39,8 +44,6 @@ class ShippedError(ValueError):
 
 def shipped_concepts(task_name: str) -> list[str]:
     """The concepts for which task ``task_name`` ships a generator (sorted; empty if none)."""
-    from did_core.components import get_task
-
     folder = get_task(task_name).shipped
     if folder is None or not Path(folder).is_dir():
         return []
@@ -53,8 +56,6 @@ def shipped_folder(task_name: str, concept: str) -> Path:
     if concept not in available:
         offer = f"it ships: {', '.join(available)}" if available else "its plugin ships no generator"
         raise ShippedError(f"task {task_name} has no shipped generator for concept {concept}; {offer}")
-    from did_core.components import get_task
-
     return Path(get_task(task_name).shipped) / concept
 
 
@@ -66,8 +67,6 @@ def _cell(summary: dict[str, Any] | None) -> str:
 
 def _architecture(config: dict[str, Any], state: dict[str, Any]) -> str:
     """The generator's class, options (profile and overrides resolved) and parameter count."""
-    from did_core.components import build_task_parts
-    from did_core.config import resolve_train_config
 
     generator = build_task_parts(resolve_train_config({}, config))[3]
     options = getattr(generator, "options", None)
@@ -78,7 +77,6 @@ def _architecture(config: dict[str, Any], state: dict[str, Any]) -> str:
 
 def model_card(config: dict[str, Any], report: dict[str, Any], state: dict[str, Any], notes: str = "") -> str:
     """The model card's Markdown: what was trained, how, on what, and the held-out table per size."""
-    from did_core.report import markdown_table
 
     meta, blocks = report["meta"], report["blocks"]
     exact = config.get("exact_block") or next(iter(blocks))
@@ -123,8 +121,6 @@ def ship(run_path: Path, dest: Path, notes: str = "", unfinished: bool = False) 
     The run needs a checkpoint at its last step (``unfinished``: any checkpoint; the model card
     then shows the step it stopped at) and a ``report.json`` from ``did eval`` of that checkpoint.
     """
-    from did_core.config import load_yaml
-    from did_core.plots import training_curves
 
     run = RunDir(run_path)
     if not run.file("config.yaml").is_file():
@@ -144,7 +140,6 @@ def ship(run_path: Path, dest: Path, notes: str = "", unfinished: bool = False) 
     if int(report["meta"].get("trained_steps", config.get("steps", 0))) != int(state.get("step", 0)):
         raise ShippedError(f"{run.file('report.json')} evaluated another checkpoint than the run's last "
                            f"(step {state.get('step')}): run did eval {run_path} again")
-    from did_core.report import markdown_table
 
     dest.mkdir(parents=True, exist_ok=True)
     kept = {"model": state["model"], "step": int(state["step"]),

@@ -10,8 +10,10 @@ A :class:`Task` (registered through ``did_register_tasks``) names:
   value, naive baseline);
 * a default generator: a factory ``(sampler, **options) -> nn.Module`` mapping a
   context to an intervention;
-* the trainer's settings per profile, the local polish budget, the name of the
-  size axis of its reports, and how ``did design`` reads one instance.
+* the trainer's settings per profile (the seed paper's, :data:`PAPER_TRAINING`, and a
+  short run's, :data:`QUICK_TRAINING`, but what the task states otherwise), the local
+  polish budget, the name of the size axis of its reports, and how ``did design`` reads
+  one instance.
 
 Every component declares its options as a pydantic model ``Options`` (unknown or
 invalid fields are rejected with a clear message) and may declare ``PROFILES``:
@@ -26,22 +28,25 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import Field
 from torch import Tensor
 
 from did_core.blocks import Equilibrium
+from did_core.instance_format import InstanceFormat, NamedContext, numbered
+from did_core.options import Options, options_error, validate_options
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from did_core.design import InstanceFormat
-
 __all__ = [
     "Task",
-    "component_factory",
+    "InstanceFormat",
+    "NamedContext",
+    "numbered",
     "Context",
     "Options",
     "Configurable",
@@ -51,38 +56,25 @@ __all__ = [
     "context_size",
     "options_error",
     "linear_ramp",
+    "RampedPenalty",
+    "PAPER_TRAINING",
+    "QUICK_TRAINING",
+    "paper_profile",
+    "quick_profile",
 ]
 
 Context = dict[str, Tensor]
 
 
-class Options(BaseModel):
-    """Base of every component's options: unknown fields are rejected."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def options_error(owner: str, error: ValidationError) -> ValueError:
-    """One line naming every invalid field of ``owner``'s options."""
-    parts = []
-    for item in error.errors():
-        field = ".".join(str(x) for x in item["loc"]) or "(options)"
-        parts.append(f"{field}: {item['msg']}")
-    return ValueError(f"invalid options for {owner}: " + "; ".join(parts))
-
-
 class Configurable:
-    """Mixin: ``__init__(**options)`` validates ``options`` against ``Options``."""
+    """Mixin: ``__init__(**options)`` validates ``options`` against ``Options`` (:mod:`did_core.options`)."""
 
     Options: ClassVar[type[Options]] = Options
     #: profile name -> option overrides.
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, **options: Any) -> None:
-        try:
-            self.options = self.Options(**options)
-        except ValidationError as exc:
-            raise options_error(type(self).__name__, exc) from None
+        self.options = validate_options(self.Options, type(self).__name__, options)
 
 
 class ContextSampler(Configurable, ABC):
@@ -198,11 +190,12 @@ class Task:
     ``sampler`` and ``objective`` are factories ``(**options)`` of a ``ContextSampler`` and a
     ``DesignObjective``; ``generator`` a factory ``(sampler, **options) -> nn.Module``.
     ``train_profiles``: trainer settings (``TrainConfig`` fields such as ``steps``, ``lr``,
-    ``batch_size``) per profile name; ``polish_budget``: Nelder-Mead evaluations per context
-    of the local polish; ``size_axis``: what the sampler's ``size_of`` labels measure, for
-    reports and plots; ``instances``: how ``did design`` reads one instance file and shows
-    an intervention (``None``: the task cannot be designed for from a file); ``shipped``: a
-    folder with one trained generator per concept (``shipped/cce``, see :mod:`did_core.shipped`).
+    ``batch_size``) per profile name (:func:`quick_profile`, :func:`paper_profile`);
+    ``polish_budget``: Nelder-Mead evaluations per context of the local polish; ``size_axis``:
+    what the sampler's ``size_of`` labels measure, for reports and plots; ``instances``: how
+    ``did design`` reads one instance file and shows an intervention (``None``: the task cannot
+    be designed for from a file); ``shipped``: a folder with one trained generator per concept
+    (``shipped/cce``, see :mod:`did_core.shipped`).
     """
 
     sampler: Callable[..., ContextSampler]
@@ -212,7 +205,7 @@ class Task:
     size_axis: str = "game size"
     train_profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     polish_budget: int = 4000
-    instances: "InstanceFormat | None" = None
+    instances: InstanceFormat | None = None
     shipped: "Path | None" = None
 
     def __post_init__(self) -> None:
@@ -223,33 +216,50 @@ class Task:
             raise ValueError(f"Task.polish_budget must be an int >= 1, got {self.polish_budget!r}")
 
 
-#: registry kind -> the ``Task`` field holding that kind of component.
-_TASK_FIELDS = {"samplers": "sampler", "losses": "objective", "generators": "generator"}
-
-
-def component_factory(kind: str, name: str) -> Callable[..., Any]:
-    """The factory of component ``name`` of ``kind`` (``"samplers"``, ``"losses"``, ``"generators"``).
-
-    A component registered on its own under ``name`` wins; else the component of the task
-    ``name`` (so ``--sampler scheduling`` takes the scheduling task's sampler).
-    """
-    from did_core.plugins import registry
-    from did_core.registry import UnknownNameError
-
-    own, tasks = registry(kind), registry("tasks")
-    if name in own:
-        return own.get(name).value
-    if name in tasks:
-        return getattr(tasks.get(name).value, _TASK_FIELDS[kind])
-    known = ", ".join(sorted(set(own.names()) | set(tasks.names()))) or "none"
-    raise UnknownNameError(f"unknown {own.kind} {name!r}; known: {known}")
-
-
 def linear_ramp(progress: float, start: float, end: float, fraction: float) -> float:
     """A penalty weight ramped linearly from ``start`` (progress 0) to ``end`` (progress ``fraction``), then ``end``."""
     if fraction <= 0:
         return end
     return start + (end - start) * min(1.0, max(0.0, progress) / fraction)
+
+
+class RampedPenalty(Options):
+    """Options of a penalty whose weight ramps linearly from ``lam_start`` (progress 0) to ``lam`` (progress
+    ``ramp``), then stays ``lam``: a generator first learns to reach the goal, then to reach it cheaply.
+
+    An objective's ``Options`` subclass it and redeclare a field to give it their own default, bounds or
+    description. One whose final weight is fixed declares it a class constant, ``lam: ClassVar[float] = 1.0``:
+    ``lam`` is then no option (``lam`` given is refused) and :meth:`weight` ramps to that constant.
+    """
+
+    lam: float = Field(1.0, ge=0, description="final weight of the penalty")
+    lam_start: float = Field(0.0, ge=0, description="weight of the penalty at the start of training")
+    ramp: float = Field(0.5, ge=0, le=1, description="fraction of training over which lam ramps up")
+
+    def weight(self, progress: float) -> float:
+        """The penalty's weight at training ``progress`` in ``[0, 1]`` (:func:`linear_ramp`)."""
+        return linear_ramp(progress, self.lam_start, self.lam, self.ramp)
+
+
+#: The seed paper's training settings: every task's ``paper`` profile but what the task states otherwise
+#: (:func:`paper_profile`).
+PAPER_TRAINING: Mapping[str, Any] = MappingProxyType(
+    {"steps": 20000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024})
+
+#: A short run for checks and examples: every task's ``quick`` profile but what the task states otherwise,
+#: typically the steps or evaluation contexts it was measured to need (:func:`quick_profile`).
+QUICK_TRAINING: Mapping[str, Any] = MappingProxyType(
+    {"steps": 300, "batch_size": 64, "lr": 3e-3, "warmup_steps": 20, "eval_contexts": 256})
+
+
+def paper_profile(**overrides: Any) -> dict[str, Any]:
+    """A task's ``paper`` trainer settings: :data:`PAPER_TRAINING` with ``overrides`` (``TrainConfig`` fields)."""
+    return {**PAPER_TRAINING, **overrides}
+
+
+def quick_profile(**overrides: Any) -> dict[str, Any]:
+    """A task's ``quick`` trainer settings: :data:`QUICK_TRAINING` with ``overrides`` (``TrainConfig`` fields)."""
+    return {**QUICK_TRAINING, **overrides}
 
 
 def context_size(context: Context) -> int:

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from did_core.cli import main
+
 
 def reference_rows(game: np.ndarray, concept: str) -> tuple[list[list[float]], list[int]]:
     """Constraint rows (over joint actions in C order) and the player owning each row."""
@@ -69,7 +71,7 @@ def reference_solve(game: np.ndarray, concept: str, eps: float, relative: bool =
     Needs cvxpy (``pip install 'did-core[testing]'``); without it, an ``ImportError`` saying so.
     """
     try:
-        import cvxpy as cp
+        import cvxpy as cp  # optional: the extra did-core[testing]
     except ImportError as exc:
         raise ImportError("did_core.testing.reference_solve needs cvxpy: pip install 'did-core[testing]'") from exc
     game = np.asarray(game, dtype=float)
@@ -94,8 +96,6 @@ def assert_design_refuses(task: str, path: Path, content: Any, capsys: Any) -> N
     directory. Nothing is printed on stdout and nothing is written beside the file. ``capsys`` is
     pytest's fixture.
     """
-    from did_core.cli import main
-
     if content is None:
         path.mkdir()
     else:

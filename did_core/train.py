@@ -21,29 +21,31 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import torch
 import yaml
 
 from did_core import distributed
 from did_core.blocks import SolveSize, SolveTooLarge
-from did_core.components import Components, build_components, context_to, solve_induced
-from did_core.config import TrainConfig
+from did_core.components import Components, build_components
+from did_core.config import TrainConfig, generic_default
 from did_core.distributed import World
 from did_core.equilibria import constraints
 from did_core.evaluate import evaluate_generator
+from did_core.files import shown
 from did_core.grouping import grouped
 from did_core.loop import LoopSettings, Schedule, StepFn, TrainingLoop
 from did_core.plugins import create
+from did_core.results import BlockResult
 from did_core.runs import RunDir, RunDirError
+from did_core.scoring import context_to
 from did_core.tasks import Context, index_context
 
 __all__ = ["training_step", "train", "check_components", "check_sizes", "check_resume", "rank_step", "loop_settings",
            "RESUME_FREE"]
 
 
-def training_step(parts: Components, context: Context, concept: str, progress: float, max_groups: int,
+def training_step(parts: Components, context: Context, progress: float, max_groups: int,
                   min_saving: int = 0, share: float = 1.0) -> dict[str, float]:
     """Loss and backward pass of one batch, run as size groups; returns the logged scalars.
 
@@ -60,7 +62,7 @@ def training_step(parts: Components, context: Context, concept: str, progress: f
     for group_weight, group in grouped(parts.sampler, context, max_groups, min_saving):
         weight = share * group_weight
         x = parts.generator(group)
-        eq = solve_induced(parts, parts.block, group, x, concept)
+        eq = parts.scorer().solve(group, x)
         loss, scalars = parts.objective.loss(group, x, eq, progress)
         (loss * weight).backward()
         scalars.update(loss=float(loss.detach()), violation=float(eq.info["violation"].mean()))
@@ -80,7 +82,7 @@ def check_components(parts: Components, cfg: TrainConfig) -> None:
         context = context_to(parts.sampler.sample(2, torch.Generator().manual_seed(0)), parts.device)
         with torch.no_grad():
             x = parts.generator(context)
-            eq = solve_induced(parts, parts.block, context, x, cfg.concept)
+            eq = parts.scorer().solve(context, x)
             parts.objective.loss(context, x, eq, 0.0)
             parts.objective.value(context, x, eq)
     except SolveTooLarge:
@@ -101,7 +103,7 @@ def check_sizes(parts: Components, cfg: TrainConfig) -> None:
     context = context_to(parts.sampler.sample(cfg.batch_size, torch.Generator().manual_seed(0)), parts.device)
     with torch.no_grad():
         games, mask = parts.objective.induce(context, parts.generator(context))
-        size = SolveSize.of(constraints(games.double(), mask, cfg.concept, parts.eps))
+        size = SolveSize.of(constraints(games.double(), mask, parts.concept, parts.eps))
     parts.block.check_size(replace(size, grad=True))
     (parts.block if cfg.exact_block == cfg.block else create("blocks", cfg.exact_block)).check_size(size)
 
@@ -118,15 +120,16 @@ def check_resume(run: RunDir, cfg: TrainConfig) -> None:
     stored = json.loads(state["config"]) if state and "config" in state else yaml.safe_load(
         run.file(RunDir.CONFIG).read_text())
     asked = cfg.model_dump()
-    changed = [k for k in asked if k not in RESUME_FREE and stored.get(k) != asked[k]]
+    # A field newer than the run (absent from its stored config) had its generic default there.
+    changed = [k for k in asked if k not in RESUME_FREE and stored.get(k, generic_default(k)) != asked[k]]
     if changed:
-        was = ", ".join(f"{k}={stored.get(k)!r}" for k in changed)
-        now = ", ".join(f"{k}={asked[k]!r}" for k in changed)
+        was = ", ".join(f"{k}={shown(stored.get(k))}" for k in changed)
+        now = ", ".join(f"{k}={shown(asked[k])}" for k in changed)
         raise RunDirError(f"cannot resume {run.path}: it was trained with {was}, this command asks {now} "
                           f"(flags or an edited config.yaml); start a new run to train with other settings")
 
 
-def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, Any]:
+def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, BlockResult]:
     """Train the generator of ``cfg`` into ``run_path``; evaluate on held-out contexts; return the evaluation.
 
     Everything is validated before the run directory is touched: names and options
@@ -186,7 +189,7 @@ def rank_step(cfg: TrainConfig, parts: Components, rng: torch.Generator, world: 
 
     def step_fn(step: int, progress: float) -> dict[str, float]:
         context = index_context(parts.sampler.sample(cfg.batch_size, rng), mine)
-        return training_step(parts, context_to(context, parts.device), cfg.concept, progress, cfg.size_groups,
+        return training_step(parts, context_to(context, parts.device), progress, cfg.size_groups,
                              cfg.group_min_saving, share)
 
     return step_fn
@@ -205,7 +208,8 @@ def loop_settings(cfg: TrainConfig) -> LoopSettings:
     )
 
 
-def _train(cfg: TrainConfig, parts: Components, run: RunDir, resume: bool, world: World) -> dict[str, Any]:
+def _train(cfg: TrainConfig, parts: Components, run: RunDir, resume: bool, world: World
+           ) -> dict[str, BlockResult]:
     # A new run's config, or a resumed run's with its changed evaluation-only fields (rank 0 writes it; a
     # refused write, e.g. on a full disk, stops every rank).
     distributed.on_main(world, lambda: run.write_yaml(RunDir.CONFIG, cfg.model_dump()))
@@ -218,5 +222,5 @@ def _train(cfg: TrainConfig, parts: Components, run: RunDir, resume: bool, world
     blocks = list(dict.fromkeys([cfg.block, cfg.exact_block]))
     result = evaluate_generator(cfg, parts, blocks, contexts=cfg.eval_contexts, seed=cfg.eval_seed, world=world)
     if world.is_main:
-        run.write_json("eval.json", result)
+        run.write_json("eval.json", {name: block.as_dict() for name, block in result.items()})
     return result

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from did_core.plugins import get_concept
 from did_core.nn import D2D, O2O, P2D, P2P, PO2O, PO2PO
 
 DTYPE = torch.float64
@@ -125,10 +126,10 @@ class Case:
 
 CASES = [
     Case("P2P", lambda agg: P2P(CH_IN, CH_OUT, agg), "payoff", "payoff"),
-    Case("P2D-cce", lambda agg: P2D(CH_IN, CH_OUT, "cce", agg), "payoff", "cce"),
-    Case("P2D-ce", lambda agg: P2D(CH_IN, CH_OUT, "ce", agg), "payoff", "ce"),
-    Case("D2D-cce", lambda agg: D2D(CH_IN, CH_OUT, "cce", agg), "cce", "cce"),
-    Case("D2D-ce", lambda agg: D2D(CH_IN, CH_OUT, "ce", agg), "ce", "ce"),
+    Case("P2D-cce", lambda agg: P2D(CH_IN, CH_OUT, get_concept("cce"), agg), "payoff", "cce"),
+    Case("P2D-ce", lambda agg: P2D(CH_IN, CH_OUT, get_concept("ce"), agg), "payoff", "ce"),
+    Case("D2D-cce", lambda agg: D2D(CH_IN, CH_OUT, get_concept("cce"), agg), "cce", "cce"),
+    Case("D2D-ce", lambda agg: D2D(CH_IN, CH_OUT, get_concept("ce"), agg), "ce", "ce"),
     Case("PO2PO", lambda agg: PO2PO(CH_IN, CH_OUT, agg), "po", "po"),
     Case("PO2O", lambda agg: PO2O(CH_IN, CH_OUT, agg), "po", "outcome"),
     Case("O2O", lambda agg: O2O(CH_IN, CH_OUT, agg), "outcome", "outcome"),

@@ -9,7 +9,8 @@ import yaml
 import toys
 from did_core.blocks import SolveSize, SolveTooLarge, memory_limit
 from did_core.cli import main
-from did_core.concepts import DenseOperator, StackedOperator, get_concept
+from did_core.concepts import DenseOperator, StackedOperator
+from did_core.plugins import get_concept
 from did_core.equilibria import Epsilon, constraints
 from did_core.games import full_mask
 from run_helpers import TINY, snapshot
@@ -39,7 +40,7 @@ def test_nonzeros_of_explicit_and_stacked_rows():
 
 def test_solve_size_of_a_constraint_system():
     games = torch.zeros(5, 2, 4, 3, dtype=torch.float64)
-    size = SolveSize.of(constraints(games, full_mask(games), "ce", Epsilon()), grad=True)
+    size = SolveSize.of(constraints(games, full_mask(games), get_concept("ce"), Epsilon()), grad=True)
     assert (size.batch, size.players, size.sizes, size.joints, size.rows, size.concept, size.grad) == (
         5, 2, (4, 3), 12, 32, "ce", True)
     assert size.describe() == "a batch of 5 2-player 4x3 games (ce: 12 joint actions, 32 rows each)"
@@ -57,13 +58,14 @@ class _Estimating(toys.ToyExactBlock):
 def test_a_call_over_the_limit_is_refused_in_one_line_before_solving():
     games = torch.randn(5, 2, 2, 2, dtype=torch.float64)
     with pytest.raises(SolveTooLarge) as refused:
-        _Estimating()(games)
+        _Estimating()(games, concept=get_concept("cce"))
     message = str(refused.value)
     assert "\n" not in message and message.startswith("block 'toy_exact': a batch of 5 2-player 2x2 games (cce:")
     assert "would need about 5 GiB of memory, over its limit of 4 GiB" in message
     assert "--block-options '{max_memory_gb: 5}'" in message
-    assert _Estimating()(games[:4]).sigma.shape == (4, 2, 2)  # at the limit: solved
-    assert toys.ToyExactBlock().memory_bytes(SolveSize.of(constraints(games, full_mask(games), "cce", 0.05))) is None
+    assert _Estimating()(games[:4], concept=get_concept("cce")).sigma.shape == (4, 2, 2)  # at the limit: solved
+    size = SolveSize.of(constraints(games, full_mask(games), get_concept("cce"), 0.05))
+    assert toys.ToyExactBlock().memory_bytes(size) is None
 
 
 @pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), "4", True, None])

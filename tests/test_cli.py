@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from did_core.cli import build_parser, main
-from did_core.plugins import exact_block_for, registry
+from did_core.plugins import exact_block_for, get_concept, registry
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "games"
 
@@ -110,7 +110,7 @@ def test_train_help_lists_what_each_task_profile_changes(capsys):
 def test_train_help_of_a_task_shows_the_defaults_that_run_uses(capsys, profile):
     """With --task (and --profile), every option's help shows the value the resolved config would hold."""
     from did_core.config import RECORDED, TrainConfig, resolve_train_config
-    from did_core.train_help import add_config_flags, run_defaults
+    from did_core.commands.train_help import add_config_flags, run_defaults
 
     args = build_parser().parse_args(["train", "--task", "toy_task", "--profile", profile])
     parser = argparse.ArgumentParser()
@@ -161,3 +161,47 @@ def test_solve_shows_the_files_player_and_action_names(capsys):
     assert main(["solve", str(games / "non_square.npy"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["players"] == ["player 1", "player 2"] and report["actions"] == [["1", "2", "3"], ["1", "2"]]
+
+
+def test_version_is_the_installed_did_core(capsys):
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out == f"did {metadata.version('did-core')}\n"
+
+
+def test_an_error_of_a_command_names_it_once(capsys):
+    """One prefix: ``did: error: COMMAND: ...`` (argparse's own message), never ``did: error: did COMMAND: ...``."""
+    code, out, err = run(capsys, "solve", str(EXAMPLES / "chicken.json"), "--eps", "x")
+    assert (code, out) == (2, "")
+    assert err == "did: error: solve: argument --eps: invalid float value: 'x' (see did solve --help)\n"
+    code, _, err = run(capsys, "--bogus")
+    assert code == 2 and err == "did: error: unrecognized arguments: --bogus (see did --help)\n"
+
+
+def test_an_unknown_command_is_one_line_listing_the_known_ones(capsys):
+    code, out, err = run(capsys, "slove", "game.json")
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert err.startswith("did: error: unknown command 'slove'; known: ")
+    assert err.split("known: ", 1)[1].split("\n")[0].split(", ") == registry("commands").names()
+
+
+def test_help_lists_every_registered_command_with_its_description(capsys):
+    """``did --help`` and plain ``did`` list the commands registry: the core's commands are plugins like any."""
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for entry in registry("commands"):
+        assert f"\n  {entry.name} " in text, entry.name
+        if entry.provider == "did-core":
+            assert entry.value.description.split()[0] in text and entry.value.parser is not None
+    assert "  solve        the eps-ME (C)CE of one game" in text
+    assert main([]) == 2 and capsys.readouterr().out == text  # no command given: the same listing
+    assert set(_flags_of(build_parser())) == {e.name for e in registry("commands") if hasattr(e.value, "parser")}
+
+
+def _flags_of(parser) -> dict:
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return commands.choices

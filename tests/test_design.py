@@ -23,7 +23,7 @@ from did_core import plugins
 from did_core.blocks import Capabilities, Equilibrium, EquilibriumBlock
 from did_core.cli import main
 from did_core.config import resolve_train_config
-from did_core.design import InstanceFormat
+from did_core.tasks import InstanceFormat
 from did_core.hookspecs import hookimpl
 from did_core.runs import RunDir
 from did_core.tasks import ContextSampler, DesignObjective, Task
@@ -107,7 +107,7 @@ class LogitBlock(EquilibriumBlock):
     def solve(self, games, mask, cons, alpha0):
         logits = (games[:, 0] + games[:, 1]).flatten(1) / cons.epsilon.value
         sigma = torch.softmax(logits, dim=1).view(games.shape[0], 2, 2)
-        return Equilibrium(sigma, None, cons.epsilon.per_player(games.detach(), mask), cons.concept.name)
+        return Equilibrium(sigma, None, cons.epsilon.per_player(games.detach(), mask), cons.concept)
 
 
 class UniformBlock(LogitBlock):

@@ -8,7 +8,7 @@ from did_core.equilibria import (
     Epsilon, constraints, dual_objective, entropy, gap, joint_from_dual, kl_divergence, regrets,
     violation,
 )
-from did_core.concepts import get_concept
+from did_core.plugins import get_concept
 from did_core.games import check_games, classic_game, embed, full_mask, player_scale
 from did_core.testing import reference_rows, reference_scale
 
@@ -17,7 +17,7 @@ from did_core.testing import reference_rows, reference_scale
 @pytest.mark.parametrize("sizes", [(2, 2), (3, 2), (2, 3, 2), (4,)])
 def test_gains_match_definition(concept, sizes):
     g = torch.randn(1, len(sizes), *sizes, dtype=torch.float64)
-    cons = constraints(g, full_mask(g), concept, Epsilon(0.05))
+    cons = constraints(g, full_mask(g), get_concept(concept), Epsilon(0.05))
     rows, _ = reference_rows(g[0].numpy(), concept)
     ours = cons.gains[0][cons.rows[0]].numpy()
     assert ours.shape == (len(rows), int(np.prod(sizes)))
@@ -37,7 +37,7 @@ def test_scale_and_embedding():
 
 def test_pure_nash_of_prisoners_dilemma_is_exact_equilibrium():
     g = classic_game("prisoners_dilemma").unsqueeze(0)
-    cons = constraints(g, full_mask(g), "ce", Epsilon(1e-3, relative=False))
+    cons = constraints(g, full_mask(g), get_concept("ce"), Epsilon(1e-3, relative=False))
     defect = torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=torch.float64)
     cooperate = torch.tensor([[1.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
     assert gap(defect, cons).item() == pytest.approx(0.0)
@@ -48,7 +48,7 @@ def test_pure_nash_of_prisoners_dilemma_is_exact_equilibrium():
 
 def test_dual_at_zero_is_uniform_and_objective_zero():
     g = torch.randn(2, 2, 3, 3, dtype=torch.float64)
-    cons = constraints(g, full_mask(g), "cce", Epsilon(0.1))
+    cons = constraints(g, full_mask(g), get_concept("cce"), Epsilon(0.1))
     alpha = torch.zeros(2, cons.gains.shape[1], dtype=torch.float64)
     np.testing.assert_allclose(joint_from_dual(alpha, cons).numpy(), 1 / 9)
     np.testing.assert_allclose(dual_objective(alpha, cons).numpy(), 0.0, atol=1e-12)
@@ -56,7 +56,7 @@ def test_dual_at_zero_is_uniform_and_objective_zero():
 
 def test_dual_gradient_is_eps_minus_regret():
     g = torch.randn(1, 2, 3, 3, dtype=torch.float64)
-    cons = constraints(g, full_mask(g), "ce", Epsilon(0.1))
+    cons = constraints(g, full_mask(g), get_concept("ce"), Epsilon(0.1))
     alpha = torch.rand(1, cons.gains.shape[1], dtype=torch.float64, requires_grad=True)
     (grad,) = torch.autograd.grad(dual_objective(alpha, cons).sum(), alpha)
     expected = (cons.eps - regrets(joint_from_dual(alpha, cons), cons)) * cons.rows

@@ -9,9 +9,8 @@ import torch
 import toys
 from did_core.cli import main
 from did_core.config import resolve_train_config
-from did_core.evaluate import polish_context
 from did_core.plugins import create
-from did_core.train import build_components, solve_induced, train
+from did_core.train import build_components, train
 
 # The toy task (tests/toys.py); the block is the preferred installed exact block (toy_exact without plugins).
 TINY = {"task": "toy_task", "steps": 3, "batch_size": 4, "eval_contexts": 6,
@@ -53,10 +52,11 @@ def test_polish_never_worse_than_its_start():
     context = parts.sampler.sample(1, torch.Generator().manual_seed(3))
     with torch.no_grad():
         x = parts.generator(context)
-    polished = polish_context(cfg, parts, block, context, x, budget=40)
+    scorer = parts.scorer(block)
+    polished = scorer.polish(context, x, budget=40)
 
     def value(z):
-        return float(parts.objective.value(context, z, solve_induced(parts, block, context, z, cfg.concept)))
+        return scorer.value(context, z)
 
     assert value(polished) <= value(x) + 1e-12
     # Only real entries move: padded payoffs stay as the generator left them.
@@ -146,16 +146,17 @@ def test_change_metrics_carry_the_absolute_baseline():
     """A task that reports a change still shows what the baseline intervention itself achieves."""
     import types
 
-    from did_core.evaluate import format_eval, summarise
     from did_core.report import markdown_table
+    from did_core.results import BlockResult, format_eval, summarise
 
     objective = types.SimpleNamespace(report_change=True, minimize=False, improved=lambda v, b: v > b)
     value, baseline = torch.tensor([3.0, 1.0, 2.0]), torch.tensor([1.0, 1.0, 4.0])
-    entry = summarise(objective, value, baseline, torch.tensor([2, 2, 3]))
-    assert entry["metric"] == pytest.approx(0.0) and entry["baseline"] == 0.0
-    assert entry["value"] == pytest.approx(2.0) and entry["baseline_value"] == pytest.approx(2.0)
-    assert entry["per_size"]["3"]["baseline_value"] == pytest.approx(4.0)
-    entry.update(metric_name="utility change", report_change=True, concept="cce", eps=0.05, absolute_eps=False)
+    summary = summarise(objective, value, baseline, torch.tensor([2, 2, 3]))
+    assert summary.metric == pytest.approx(0.0) and summary.baseline == 0.0
+    assert summary.value == pytest.approx(2.0) and summary.baseline_value == pytest.approx(2.0)
+    assert summary.per_size["3"].baseline_value == pytest.approx(4.0)
+    entry = BlockResult(summary, summary, metric_name="utility change", report_change=True, size_axis="size",
+                        concept="cce", eps=0.05, absolute_eps=False, seed=0, guard_block="b", world_size=1)
     assert "(absolute 2.0000)" in format_eval({"b": entry})
-    report = {"meta": {"task": "t", "contexts": 3, "seed": 0, "git_revision": "x"}, "blocks": {"b": entry}}
+    report = {"meta": {"task": "t", "contexts": 3, "seed": 0, "git_revision": "x"}, "blocks": {"b": entry.as_dict()}}
     assert "the baseline intervention's own value is 2.000" in markdown_table(report)

@@ -95,7 +95,7 @@ def test_grouped_step_gives_the_padded_loss_and_gradient(task: str) -> None:
     results = []
     for max_groups in (1, 4):
         parts.generator.zero_grad(set_to_none=True)
-        scalars = training_step(parts, context, "cce", 0.3, max_groups)
+        scalars = training_step(parts, context, 0.3, max_groups)
         grads = torch.cat([p.grad.flatten() for p in parts.generator.parameters() if p.grad is not None])
         results.append((scalars, grads))
     (padded, g_padded), (groups, g_groups) = results

@@ -11,7 +11,7 @@ import itertools
 import pytest
 import torch
 
-from did_core.concepts import get_concept
+from did_core.plugins import get_concept
 from did_core.nn import AGGREGATIONS
 from nn_helpers import (
     CASE_IDS,
@@ -144,7 +144,7 @@ def test_dual_mask_marks_the_constraint_rows(concept: str) -> None:
     counts = [[2, 3], [3, 1]]
     mask = size_mask(counts, 3)
     games = torch.randn(2, 2, 3, 3, generator=seeded(33), dtype=DTYPE)
-    rows = constraints(games, mask, concept, Epsilon()).rows  # type: ignore[arg-type]
+    rows = constraints(games, mask, get_concept(concept), Epsilon()).rows  # type: ignore[arg-type]
     assert torch.equal(get_concept(concept).dual_mask(mask).reshape(2, -1), rows)  # type: ignore[arg-type]
     # Independent truth from the definition: a row is real when its actions are real (and r != d for CE).
     expected = torch.zeros_like(get_concept(concept).dual_mask(mask))  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
+from did_core.plugins import get_concept
 from did_core.nn import AGGREGATIONS, D2D, O2O, P2D, P2P, PO2O
 from nn_helpers import CASE_IDS, CASES, CH_IN, CH_OUT, DTYPE, Case, equivariance_inputs, seeded, size_mask
 
@@ -82,7 +83,7 @@ def test_p2d_ce_sees_the_deviation_gain_variance() -> None:
     rows_a = torch.tensor([[1.0, -1.0], [1.0, -1.0]], dtype=DTYPE)
     rows_b = torch.tensor([[1.0, -1.0], [-1.0, 1.0]], dtype=DTYPE)
     games = torch.stack([torch.stack([r, torch.zeros(2, 2, dtype=DTYPE)]) for r in (rows_a, rows_b)])
-    layer = P2D(1, 4, "ce").to(DTYPE)
+    layer = P2D(1, 4, get_concept("ce")).to(DTYPE)
     out = layer(games.unsqueeze(1))
     assert not torch.allclose(out[0], out[1])
 
@@ -103,10 +104,10 @@ def test_gradcheck(case: Case) -> None:
 def test_layers_validate_their_arguments() -> None:
     with pytest.raises(ValueError, match="in_ch"):
         P2P(0, 3)
-    with pytest.raises(ValueError, match="unknown concept"):
-        P2D(2, 3, "ne")
+    with pytest.raises(TypeError, match="did_core.plugins.get_concept"):
+        P2D(2, 3, "cce")
     with pytest.raises(ValueError, match="unknown aggregation"):
-        D2D(2, 3, "cce", aggregation="median")
+        D2D(2, 3, get_concept("cce"), aggregation="median")
     with pytest.raises(ValueError, match="activation"):
         O2O(2, 3, activation="gelu")  # type: ignore[arg-type]
     layer = P2P(2, 3).to(DTYPE)
@@ -117,7 +118,7 @@ def test_layers_validate_their_arguments() -> None:
     with pytest.raises(ValueError, match="mask must have shape"):
         layer(torch.zeros(1, 2, 2, 2, 3, dtype=DTYPE), torch.ones(1, 2, 2, dtype=torch.bool))
     with pytest.raises(ValueError, match="dual data"):
-        D2D(2, 3, "ce")(torch.zeros(1, 2, 2, 3, dtype=DTYPE))
+        D2D(2, 3, get_concept("ce"))(torch.zeros(1, 2, 2, 3, dtype=DTYPE))
     with pytest.raises(ValueError, match="outcome_mask"):
         PO2O(2, 3)(torch.zeros(1, 2, 1, 2, 3), None, torch.ones(1, 4, dtype=torch.bool))
 
@@ -149,3 +150,32 @@ def test_payoff_generator_output_map_applies_to_every_real_entry():
     out = gen(Sampler().sample(2, None))
     assert torch.allclose(out[:, :, :2, :], torch.full_like(out[:, :, :2, :], -math.log(2.0)))
     assert torch.equal(out[:, :, 2, :], torch.zeros_like(out[:, :, 2, :]))
+
+
+def test_a_p2p_stack_subclass_initialises_through_super():
+    """``super().__init__(**options)`` initialises the module and validates the options; ``build`` then adds the
+    layers (it raised "cannot assign module before Module.__init__() call" when P2PStack had no ``__init__``)."""
+    from did_core.nn.generators import P2PStack
+
+    class Sampler:
+        def sample(self, batch, generator):
+            return {"x": torch.randn(batch, 2, 2, 3, generator=torch.Generator().manual_seed(0))}
+
+        def payoff_features(self, context):
+            return context["x"].unsqueeze(1), torch.ones(context["x"].shape[0], 2, 3, dtype=torch.bool)
+
+    class TwoHeads(P2PStack):
+        def __init__(self, sampler, **options):
+            super().__init__(**options)
+            self.build(sampler, 2)
+
+        def forward(self, context):
+            head, _ = self.trunk(context)
+            return head[:, 0] - head[:, 1]
+
+    gen = TwoHeads(Sampler(), width=4, depth=2)
+    assert gen.options.width == 4 and len(gen.hidden) == 2
+    assert gen(Sampler().sample(3, None)).shape == (3, 2, 2, 3)
+    assert sum(p.numel() for p in gen.parameters()) > 0
+    with pytest.raises(ValueError, match="invalid options for TwoHeads: widht: Extra inputs are not permitted"):
+        TwoHeads(Sampler(), widht=4)

@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from did_core.plugins import get_concept
 from did_core.nn import D2D, O2O, P2D, P2P, PO2O, PO2PO
 from reference import to_reference
 
@@ -24,10 +25,10 @@ DTYPE = torch.float64
 def _builders() -> dict[str, tuple[callable, str]]:
     return {
         "P2P": (lambda agg: P2P(3, 4, agg), "payoff"),
-        "P2D-cce": (lambda agg: P2D(3, 4, "cce", agg), "payoff"),
-        "P2D-ce": (lambda agg: P2D(3, 4, "ce", agg), "payoff"),
-        "D2D-cce": (lambda agg: D2D(3, 4, "cce", agg), "cce"),
-        "D2D-ce": (lambda agg: D2D(3, 4, "ce", agg), "ce"),
+        "P2D-cce": (lambda agg: P2D(3, 4, get_concept("cce"), agg), "payoff"),
+        "P2D-ce": (lambda agg: P2D(3, 4, get_concept("ce"), agg), "payoff"),
+        "D2D-cce": (lambda agg: D2D(3, 4, get_concept("cce"), agg), "cce"),
+        "D2D-ce": (lambda agg: D2D(3, 4, get_concept("ce"), agg), "ce"),
         "PO2PO": (lambda agg: PO2PO(3, 4, agg), "po"),
         "PO2O": (lambda agg: PO2O(3, 4, agg), "po"),
         "O2O": (lambda agg: O2O(3, 4, agg), "outcome"),

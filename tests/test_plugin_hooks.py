@@ -25,11 +25,12 @@ from torch import nn
 from did_core.blocks import Capabilities, Equilibrium, EquilibriumBlock
 from did_core.cli import main
 from did_core.components import build_task_parts
-from did_core.concepts import Concept, DenseOperator, StackedOperator, get_concept
+from did_core.concepts import Concept, DenseOperator, StackedOperator
+from did_core.default_plugins.concepts import CoarseCorrelated
 from did_core.config import resolve_train_config
 from did_core.games import classic_game
 from did_core.hookspecs import hookimpl
-from did_core.plugins import create, exact_block_for
+from did_core.plugins import create, exact_block_for, get_concept
 from did_core.tasks import ContextSampler, Task
 from did_core.testing import reference_rows, reference_scale
 
@@ -45,7 +46,7 @@ class UniformBlock(EquilibriumBlock):
     def solve(self, games, mask, cons, alpha0) -> Equilibrium:
         sigma = torch.softmax(cons.log_target, dim=1).to(games.dtype)
         return Equilibrium(cons.unflatten_joint(sigma), None, cons.epsilon.per_player(games.detach(), mask),
-                           cons.concept.name)
+                           cons.concept)
 
 
 class CappedCCE(Concept):
@@ -55,7 +56,7 @@ class CappedCCE(Concept):
     description = f"coarse correlated equilibrium with P(a) <= {CAP}"
 
     def operator(self, games, mask):
-        cce = get_concept("cce").operator(games, mask)
+        cce = CoarseCorrelated().operator(games, mask)
         cap = torch.eye(cce.joints, dtype=games.dtype, device=games.device) - CAP
         return StackedOperator([cce, DenseOperator.extra_rows(cce, cap.expand(cce.batch, -1, -1))])
 
@@ -91,6 +92,15 @@ class Bonus(nn.Module):
         x = torch.zeros_like(context["base"])
         x[:, :, 1, 1] = 1.0
         return x * self.bonus
+
+
+class BrokenConcept(Concept):
+    """A concept whose rows cannot be built: a bug in a plugin's code, met in the middle of a command."""
+
+    name = "demo_broken"
+
+    def operator(self, games, mask):
+        raise RuntimeError("no rows\nhere")
 
 
 def hello(argv: list[str]) -> int:
@@ -151,7 +161,7 @@ def test_a_plugin_concept_is_solved_by_the_exact_block_and_did_solve(tmp_path, c
     # Without the cap, the eps-ME CCE of this game puts 0.22 on one joint action.
     game = torch.randn(2, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     block = create("blocks", exact_block_for(CappedCCE.name))
-    eq = block(game.unsqueeze(0), concept=CappedCCE.name, eps=0.05)
+    eq = block(game.unsqueeze(0), concept=CappedCCE(), eps=0.05)
     rows, owners = reference_rows(game.numpy(), "cce")
     d = np.vstack([np.array(rows), np.eye(9) - CAP])
     eps = np.concatenate([0.05 * reference_scale(game.numpy())[owners], np.zeros(9)])
@@ -195,3 +205,23 @@ def _yaml(folder, flags: dict) -> str:
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(flags))
     return str(path)
+
+
+def test_a_bug_in_a_plugin_is_one_line_naming_the_plugin(tmp_path, capsys, monkeypatch):
+    """An exception no command expects (here a concept's operator raising RuntimeError) is exit 1 and one line
+    naming the plugin and the function; DID_TRACEBACK=1 prints the traceback before it."""
+    broken = types.ModuleType("did_broken")
+    broken.did_register_concepts = hookimpl(lambda register: register.add(BrokenConcept.name, BrokenConcept))
+    game = tmp_path / "chicken.json"
+    game.write_text(json.dumps({"payoffs": classic_game("chicken").tolist()}))
+    line = (f"did: error: plugin did-broken, in {__name__}.BrokenConcept.operator: RuntimeError: no rows here")
+    monkeypatch.delenv("DID_TRACEBACK", raising=False)
+    with toys.installed(broken, "broken", "did-broken"):
+        assert main(["solve", str(game), "--concept", BrokenConcept.name]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and err == line + " (DID_TRACEBACK=1 shows the traceback)\n"
+        monkeypatch.setenv("DID_TRACEBACK", "1")
+        assert main(["solve", str(game), "--concept", BrokenConcept.name]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("Traceback (most recent call last):") and "in operator" in err
+        assert err.splitlines()[-1] == line

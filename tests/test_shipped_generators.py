@@ -10,7 +10,7 @@ import torch
 import toys
 
 from did_core.cli import main
-from did_core.config import resolve_train_config
+from did_core.config import TrainConfig, resolve_train_config
 from did_core.train import train
 
 TINY = {"task": toys.TOY_TASK, "steps": 4, "batch_size": 4, "eval_contexts": 6, "checkpoint_every": 2,
@@ -34,16 +34,13 @@ def trained(tmp_path) -> tuple[Path, str]:
 @pytest.fixture
 def shipping(monkeypatch, tmp_path):
     """Make the toy task ship the generators under ``tmp_path / 'shipped'``."""
-    import did_core.components as components
+    from did_core.plugins import registry
 
-    original = components.get_task
     folder = tmp_path / "shipped"
-
-    def get_task(name: str):
-        task = original(name)
-        return dataclasses.replace(task, shipped=folder) if name == toys.TOY_TASK else task
-
-    monkeypatch.setattr(components, "get_task", get_task)
+    tasks = registry("tasks")
+    entry = tasks.get(toys.TOY_TASK)
+    monkeypatch.setitem(tasks._entries, toys.TOY_TASK,
+                        dataclasses.replace(entry, value=dataclasses.replace(entry.value, shipped=folder)))
     return folder
 
 
@@ -152,7 +149,11 @@ def test_every_shipped_generator_loads_and_answers_as_its_report_says(tmp_path):
         assert main(["eval", "--shipped", task, "--concept", concept, "--contexts", "4", "--out", str(out)]) == 0
         fresh = json.loads(out.read_text())
         exact = report["meta"]["config"]["exact_block"]
-        assert fresh["meta"]["config"] == report["meta"]["config"]
+        # The shipped config resolves to itself; a field added since (e.g. concept_options) takes its default.
+        stored, resolved = report["meta"]["config"], fresh["meta"]["config"]
+        assert {k: resolved[k] for k in stored} == stored
+        assert all(resolved[k] == TrainConfig.model_fields[k].get_default(call_default_factory=True)
+                   for k in resolved.keys() - stored.keys())
         assert fresh["blocks"][exact]["contexts"] == 4 and set(fresh["blocks"][exact]) >= {"metric", "guarded"}
         card = (folder / "MODEL_CARD.md").read_text()
         assert f"{report['blocks'][exact]['metric']:.4f}" in card

@@ -17,7 +17,7 @@ import toys
 
 from did_core.blocks import capabilities_of
 from did_core.games import classic_game
-from did_core.plugins import create, exact_block_for, registry
+from did_core.plugins import create, exact_block_for, get_concept, registry
 from did_core.testing import reference_rows, reference_scale
 
 
@@ -28,7 +28,7 @@ def _toy(**options):
 @pytest.mark.parametrize("concept", ["ce", "cce"])
 def test_matching_pennies_is_uniform(concept):
     # Every constraint row of matching pennies has zero regret under the uniform joint, which has maximum entropy.
-    eq = _toy()(classic_game("matching_pennies").double().unsqueeze(0), concept=concept, eps=0.05)
+    eq = _toy()(classic_game("matching_pennies").double().unsqueeze(0), concept=get_concept(concept), eps=0.05)
     assert torch.allclose(eq.sigma[0], torch.full((2, 2), 0.25, dtype=torch.float64), atol=1e-12, rtol=0)
     assert bool(eq.info["converged"].all())
 
@@ -51,7 +51,7 @@ def test_prisoners_dilemma_closed_form(concept, eps):
     expected = torch.tensor([[x**4, x], [x, 1.0]], dtype=torch.float64) / (x**4 + 2 * x + 1)
     from did_core.equilibria import Epsilon
 
-    eq = _toy()(game.unsqueeze(0), concept=concept, eps=Epsilon(eps, relative=False))
+    eq = _toy()(game.unsqueeze(0), concept=get_concept(concept), eps=Epsilon(eps, relative=False))
     assert torch.allclose(eq.sigma[0], expected, atol=1e-10, rtol=0)
     assert float(eq.info["violation"][0]) <= 1e-12
 
@@ -70,7 +70,7 @@ def test_answers_carry_a_kkt_certificate(concept, shape):
     ``D`` and ``eps`` built by plain loops: feasibility, ``alpha >= 0``, complementary slackness and
     ``sigma proportional to exp(-D^T alpha)`` (the program is strictly concave: this is the optimum)."""
     games = torch.randn(3, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(sum(shape)))
-    eq = _toy()(games, concept=concept, eps=0.1)
+    eq = _toy()(games, concept=get_concept(concept), eps=0.1)
     for b in range(3):
         game = games[b].numpy()
         rows, owners = reference_rows(game, concept)
@@ -96,7 +96,7 @@ def test_padded_and_non_square_games_match_the_clarabel_reference(concept):
     sampler = toys.ToySampler(min_actions=1, max_actions=4)
     context = sampler.sample(6, torch.Generator().manual_seed(11))
     games, mask = context["base"].double(), context["mask"]
-    eq = _toy()(games, mask, concept=concept, eps=0.05)
+    eq = _toy()(games, mask, concept=get_concept(concept), eps=0.05)
     for b in range(6):
         n1, n2 = mask[b].sum(dim=1).tolist()
         real = eq.sigma[b, :n1, :n2].numpy()
@@ -106,8 +106,8 @@ def test_padded_and_non_square_games_match_the_clarabel_reference(concept):
 
 def test_warm_start_options_and_non_finite_games():
     games = torch.randn(4, 2, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
-    cold = _toy()(games, concept="ce")
-    warm = _toy()(games, concept="ce", alpha0=cold.alpha)
+    cold = _toy()(games, concept=get_concept("ce"))
+    warm = _toy()(games, concept=get_concept("ce"), alpha0=cold.alpha)
     assert torch.allclose(cold.sigma, warm.sigma, atol=1e-12, rtol=0)
     for bad in ({"tol": 0.0}, {"max_iter": 0}):
         with pytest.raises(ValueError):
@@ -115,7 +115,7 @@ def test_warm_start_options_and_non_finite_games():
     with pytest.raises(ValueError, match="invalid options for block 'toy_exact'"):
         _toy(bogus=1)
     huge = torch.tensor([[[1e307, -1e307], [3e307, 0]], [[1e307, 2e306], [-1e307, 5e306]]], dtype=torch.float64)
-    eq = _toy()(torch.stack([huge, games[0, :, :2, :2]]), concept="cce")
+    eq = _toy()(torch.stack([huge, games[0, :, :2, :2]]), concept=get_concept("cce"))
     assert torch.isnan(eq.sigma[0]).all() and not bool(eq.info["converged"][0])  # flagged, never hidden
     assert bool(eq.info["converged"][1]) and math.isclose(float(eq.sigma[1].sum()), 1.0, abs_tol=1e-12)
 
@@ -138,7 +138,7 @@ def test_toy_task_bonus_at_00_raises_its_probability():
     bonus = x0.clone()
     bonus[:, :, 0, 0] = 2.0
     block = _toy()
-    values = [objective.value(context, x, block(*objective.induce(context, x.double()), concept="cce"))
+    values = [objective.value(context, x, block(*objective.induce(context, x.double()), concept=get_concept("cce")))
               for x in (x0, bonus)]
     assert torch.all(values[1] < values[0])
     real = objective.intervention_mask(context)

@@ -11,7 +11,7 @@ import yaml
 from did_core.cli import main
 from did_core.config import ConfigError, resolve_train_config
 from did_core.loop import Schedule, lr_factor
-from did_core.plugins import create, registry
+from did_core.plugins import create, get_concept, registry
 from did_core.train import train
 
 # The toy task (tests/toys.py); the block is the preferred installed exact block (toy_exact without plugins).
@@ -36,11 +36,12 @@ def test_run_directory_contents_and_eval(tmp_path):
     assert list(torch.load(run / "checkpoint.pt", weights_only=True)) >= ["model"]
     evaluation = json.loads((run / "eval.json").read_text())
     assert set(evaluation[cfg.exact_block]) >= {"metric", "baseline", "improved_share", "contexts"}
-    assert evaluation == result
+    assert evaluation == {name: block.as_dict() for name, block in result.items()}
     assert evaluation[cfg.exact_block]["contexts"] == 6
     # The baseline of the toy task is -P(0, 0) of the untouched games: check it independently.
     held_out = toys.ToySampler(min_actions=2, max_actions=2).sample(6, torch.Generator().manual_seed(cfg.eval_seed))
-    eq = create("blocks", cfg.exact_block)(held_out["base"].double(), held_out["mask"], concept=cfg.concept,
+    eq = create("blocks", cfg.exact_block)(held_out["base"].double(), held_out["mask"],
+                                           concept=get_concept(cfg.concept),
                                            eps=cfg.eps)
     assert -1.0 < evaluation[cfg.exact_block]["baseline"] < 0.0
     assert evaluation[cfg.exact_block]["baseline"] == pytest.approx(-float(eq.sigma[:, 0, 0].mean()), abs=1e-9)
@@ -161,6 +162,33 @@ def test_linear_ramp():
     assert linear_ramp(0.25, 0.1, 1.0, 0.5) == pytest.approx(0.55)
     assert linear_ramp(0.9, 0.1, 1.0, 0.5) == pytest.approx(1.0)
     assert linear_ramp(0.3, 0.0, 2.0, 0.0) == pytest.approx(2.0)
+
+
+def test_ramped_penalty_ramps_to_lam_or_to_a_fixed_final_weight():
+    from typing import ClassVar
+
+    from did_core.tasks import RampedPenalty
+
+    options = RampedPenalty(lam=2.0, lam_start=0.4, ramp=0.5)
+    assert [options.weight(p) for p in (0.0, 0.25, 0.9)] == pytest.approx([0.4, 1.2, 2.0])
+
+    class Fixed(RampedPenalty):
+        lam: ClassVar[float] = 1.0
+
+    assert set(Fixed.model_fields) == {"lam_start", "ramp"}
+    assert Fixed(lam_start=0.2).weight(0.25) == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="lam"):
+        Fixed(lam=2.0)
+
+
+def test_profile_helpers_state_only_what_differs():
+    from did_core.tasks import PAPER_TRAINING, QUICK_TRAINING, paper_profile, quick_profile
+
+    paper = paper_profile(batch_size=256)
+    assert list(paper) == list(PAPER_TRAINING) and paper["batch_size"] == 256 and PAPER_TRAINING["batch_size"] == 64
+    assert quick_profile(threads=1) == {**QUICK_TRAINING, "threads": 1}
+    with pytest.raises(TypeError):
+        PAPER_TRAINING["steps"] = 1  # the shared settings cannot be changed by one task
 
 
 def test_sigterm_saves_a_checkpoint(tmp_path):

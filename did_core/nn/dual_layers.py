@@ -1,6 +1,6 @@
 """The layers with a dual side (P2D, D2D), laid out by an equilibrium concept.
 
-The concept (:func:`did_core.concepts.get_concept`) fixes the dual layout
+The concept (a :class:`~did_core.concepts.Concept`) fixes the dual layout
 (:class:`~did_core.concepts.DualLayout`): rows ``(p, d)`` or ``(p, r, d)``.
 """
 
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from did_core.concepts import Concept, DualLayout, get_concept
+from did_core.concepts import Concept, DualLayout
 from did_core.games import joint_mask
 from did_core.nn.layer_base import Activation, _EquivariantLayer
 from did_core.nn.layer_inputs import _action_mask, _check_in_channels, _payoff_sizes
@@ -34,11 +34,14 @@ class _ConceptLayer(_EquivariantLayer):
         self,
         in_ch: int,
         out_ch: int,
-        concept: "str | Concept",
+        concept: Concept,
         aggregation: str | Aggregation = "meanvar",
         activation: Activation | None = F.gelu,
     ) -> None:
-        self.concept: Concept = get_concept(concept)
+        if not isinstance(concept, Concept):
+            raise TypeError(f"concept must be a did_core.concepts.Concept, got {concept!r} (turn a name into one "
+                            f"with did_core.plugins.get_concept)")
+        self.concept: Concept = concept
         if self.concept.layout is None:
             raise ValueError(f"concept {self.concept.name!r} has no per-player dual layout; "
                              f"{type(self).__name__} produces duals of layout {', '.join(x.value for x in DualLayout)}")

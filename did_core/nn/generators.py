@@ -41,13 +41,28 @@ class P2PStack(Configurable, nn.Module):
     """The shared trunk: ``context -> (head [B, channels, N, A_1..A_N], mask [B, N, A_max])``.
 
     Subclasses declare ``Options`` with at least ``width``, ``depth`` and
-    ``aggregation`` and call :meth:`build` with their head's channel count.
+    ``aggregation`` (subclass ``P2PStack.Options``), call ``super().__init__(**options)``
+    (which initialises the ``nn.Module`` and validates the options) and then :meth:`build`
+    with their head's channel count::
+
+        class TwoHeads(P2PStack):
+            def __init__(self, sampler, **options):
+                super().__init__(**options)
+                self.build(sampler, 2)
+
+            def forward(self, context):
+                head, mask = self.trunk(context)
+                return head[:, 0] - head[:, 1]
     """
 
     class Options(Options):
         width: int = Field(64, ge=1)
         depth: int = Field(3, ge=1, description="hidden P2P layers")
         aggregation: Literal["meanvar", "mean", "max"] = "meanvar"
+
+    def __init__(self, **options: Any) -> None:
+        nn.Module.__init__(self)  # first: the options and layers are attributes of a module
+        Configurable.__init__(self, **options)
 
     def build(self, sampler: ContextSampler, channels: int) -> None:
         """Create the layers for ``sampler``'s feature channels (probed on one sampled context)."""
@@ -75,8 +90,7 @@ class PayoffGenerator(P2PStack):
         output_scale: float = Field(1.0, gt=0, description="multiplies the last layer's output before the map")
 
     def __init__(self, sampler: ContextSampler, **options: Any) -> None:
-        nn.Module.__init__(self)
-        Configurable.__init__(self, **options)
+        super().__init__(**options)
         self.build(sampler, 1)
 
     def forward(self, context: Context) -> Tensor:

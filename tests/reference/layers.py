@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from did_core.concepts import get_concept
+from did_core.plugins import get_concept
 
 Concept = str
 

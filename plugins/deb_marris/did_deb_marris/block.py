@@ -27,7 +27,8 @@ Example::
     >>> import torch
     >>> from did_core.games import classic_game
     >>> from did_deb_marris import DebMarrisBlock
-    >>> eq = DebMarrisBlock()(classic_game("chicken").unsqueeze(0), concept="ce", eps=0.05)
+    >>> from did_core.plugins import get_concept
+    >>> eq = DebMarrisBlock()(classic_game("chicken").unsqueeze(0), concept=get_concept("ce"), eps=0.05)
     >>> eq.sigma.shape, eq.alpha.shape
     (torch.Size([1, 2, 2]), torch.Size([1, 2, 2, 2]))
 """
@@ -168,4 +169,4 @@ class DebMarrisBlock(EquilibriumBlock):
         alpha = alpha_phi * inv.reshape(*inv.shape, *([1] * (alpha_phi.dim() - 2)))
         sigma = sigma.reshape(batch, *cons.sizes).to(games.device)
         return Equilibrium(sigma=sigma, alpha=alpha.to(games.device), eps=eps.per_player(games.detach(), mask),
-                           concept=concept, info={})
+                           concept=cons.concept, info={})

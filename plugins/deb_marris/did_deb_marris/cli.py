@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from did_core.loop import LoopSettings, Schedule, TrainingLoop
+from did_core.files import shown
 from did_core.runs import RunDir, atomic_write_text, new_run_path
 from did_deb_marris.network import DebMarrisNet, NetConfig
 
@@ -29,8 +30,7 @@ __all__ = ["main"]
 
 def _layered_concepts() -> list[str]:
     """Registered concepts whose duals have a per-player layout: the ones the network can learn."""
-    from did_core.concepts import get_concept
-    from did_core.plugins import registry
+    from did_core.plugins import get_concept, registry
 
     return [name for name in registry("concepts").names() if get_concept(name).layout is not None]
 
@@ -42,13 +42,14 @@ def _sizes(text: str) -> list[int]:
     except ValueError:
         sizes = []
     if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of action counts >= 1, e.g. 2,4,8")
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a comma-separated list of action counts >= 1, "
+                                         f"e.g. 2,4,8")
     return sizes
 
 
 def _parser() -> argparse.ArgumentParser:
-    from did_core.cli import ArgumentParser
-    from did_core.default_plugins.concepts import DEFAULT_CONCEPT
+    from did_core.console import ArgumentParser
+    from did_core.plugins import DEFAULT_CONCEPT
     from did_deb_marris.block import SHIPPED_CONCEPTS
 
     parser = ArgumentParser(prog="did deb", description="the learned equilibrium block deb_marris")

@@ -31,7 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from did_core.concepts import Concept, DualLayout, get_concept
+from did_core.concepts import Concept, DualLayout
+from did_core.files import shown
+from did_core.plugins import get_concept
 from did_core.games import joint_mask
 from did_core.nn import D2D, P2D, P2P
 
@@ -96,7 +98,7 @@ class DebMarrisNet(nn.Module):
         self.config = config
         self.concept: Concept = get_concept(config.concept)
         if config.row_scale not in ("none", "inv_actions"):
-            raise ValueError(f"row_scale must be 'none' or 'inv_actions', got {config.row_scale!r}")
+            raise ValueError(f"row_scale must be 'none' or 'inv_actions', got {shown(config.row_scale)}")
         w, agg = config.width, config.aggregation
         self.stem = P2P(1 + (4 if config.size_features else 0), w, agg)
         self.p2p = nn.ModuleList(_Residual(P2P(w, w, agg), w) for _ in range(config.p2p_layers - 1))

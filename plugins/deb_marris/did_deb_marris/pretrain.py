@@ -24,6 +24,7 @@ from torch import Tensor
 
 from did_core.equilibria import Epsilon, constraints, dual_objective, joint_from_dual, kl_divergence, violation
 from did_core.games import embed, embedded_games, joint_mask, normal_games
+from did_core.plugins import create, exact_block_for, get_concept
 from did_deb_marris.network import DebMarrisNet, NetConfig
 
 __all__ = ["PretrainConfig", "ValidationSet", "exact_block", "validate", "format_table", "pretrain_step"]
@@ -79,8 +80,6 @@ class PretrainConfig:
 
 def exact_block(concept: str) -> Any:
     """The exact block used for validation: the preferred installed exact block for ``concept``."""
-    from did_core.plugins import create, exact_block_for
-
     return create("blocks", exact_block_for(concept))
 
 
@@ -133,7 +132,7 @@ class ValidationSet:
 
     def __init__(self, concept: str, sizes: list[int], games_per_size: int, seed: int, eps_rel: float,
                  n_players: int = 2) -> None:
-        self.concept, self.eps_rel = concept, eps_rel
+        self.concept, self.eps_rel = get_concept(concept), eps_rel
         gen = torch.Generator().manual_seed(seed)
         block = exact_block(concept)
         self.block = block
@@ -141,8 +140,8 @@ class ValidationSet:
         for size in sizes:
             games = embedded_games(games_per_size, [size] * n_players, generator=gen)
             mask = torch.ones(games_per_size, n_players, size, dtype=torch.bool)
-            eq = block(games, mask, concept=concept, eps=eps_rel)
-            cons = constraints(games, mask, concept, Epsilon(eps_rel))
+            eq = block(games, mask, concept=self.concept, eps=eps_rel)
+            cons = constraints(games, mask, self.concept, Epsilon(eps_rel))
             alpha = eq.alpha.reshape(games_per_size, -1)
             self.items.append({"size": size, "games": games, "mask": mask, "alpha": alpha,
                                "sigma": eq.sigma.reshape(games_per_size, -1),

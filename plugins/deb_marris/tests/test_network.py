@@ -5,7 +5,7 @@ import torch
 from conftest import small_net
 from did_core.games import embed, normal_games, padded_random_games
 from did_deb_marris import DebMarrisBlock
-from did_core.concepts import get_concept
+from did_core.plugins import get_concept
 
 
 def _games(sizes, batch=3, seed=0):
@@ -44,11 +44,11 @@ def test_player_permutation_equivariance(concept):
 def test_block_equivariance_on_sigma(concept, random_weights):
     block = DebMarrisBlock(weights=str(random_weights))
     games = normal_games(2, [3, 4], generator=torch.Generator().manual_seed(1))
-    sigma = block(games, concept=concept).sigma
+    sigma = block(games, concept=get_concept(concept)).sigma
     perm = torch.tensor([2, 0, 3, 1])
-    assert torch.allclose(block(games[:, :, :, perm], concept=concept).sigma, sigma[:, :, perm], atol=1e-10)
+    assert torch.allclose(block(games[:, :, :, perm], concept=get_concept(concept)).sigma, sigma[:, :, perm], atol=1e-10)
     swapped = games[:, [1, 0]].transpose(2, 3)
-    assert torch.allclose(block(swapped, concept=concept).sigma, sigma.transpose(1, 2), atol=1e-10)
+    assert torch.allclose(block(swapped, concept=get_concept(concept)).sigma, sigma.transpose(1, 2), atol=1e-10)
 
 
 def test_padded_game_equals_cut_game(concept, random_weights):
@@ -60,8 +60,8 @@ def test_padded_game_equals_cut_game(concept, random_weights):
     mask = torch.zeros(2, 2, 6, dtype=torch.bool)
     mask[:, 0, :3] = True
     mask[:, 1, :4] = True
-    eq_pad = block(padded, mask, concept=concept)
-    eq_cut = block(cut, concept=concept)
+    eq_pad = block(padded, mask, concept=get_concept(concept))
+    eq_cut = block(cut, concept=get_concept(concept))
     assert torch.allclose(eq_pad.sigma[:, :3, :4], eq_cut.sigma, atol=1e-10)
     assert eq_pad.sigma[:, 3:].abs().max() == 0 and eq_pad.sigma[:, :, 4:].abs().max() == 0
     rows = get_concept(concept).dual_mask(mask)
@@ -75,7 +75,7 @@ def test_padded_game_equals_cut_game(concept, random_weights):
 def test_output_is_a_distribution(concept, random_weights):
     block = DebMarrisBlock(weights=str(random_weights))
     games, mask = padded_random_games(5, 2, 2, 6, generator=torch.Generator().manual_seed(4), embedded=False)
-    eq = block(games * 7.0 + 3.0, mask, concept=concept)
+    eq = block(games * 7.0 + 3.0, mask, concept=get_concept(concept))
     flat = eq.sigma.reshape(5, -1)
     assert (flat >= 0).all()
     assert torch.allclose(flat.sum(1), torch.ones(5, dtype=flat.dtype))

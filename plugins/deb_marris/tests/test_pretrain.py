@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from did_core.plugins import get_concept
 from did_deb_marris import DebMarrisBlock, load_weights
 from did_deb_marris.cli import main
 from did_deb_marris.pretrain import PretrainConfig, random_batch
@@ -36,7 +37,7 @@ def test_train_export_validate(tmp_path, capsys):
     assert main(["export", str(run), str(out)]) == 0
     net, meta = load_weights(out)
     assert meta["max_actions"] == 3 and meta["step"] == 4 and net.concept.name == "cce"
-    eq = DebMarrisBlock(weights=str(out))(torch.randn(2, 2, 3, 2, dtype=torch.float64), concept="cce")
+    eq = DebMarrisBlock(weights=str(out))(torch.randn(2, 2, 3, 2, dtype=torch.float64), concept=get_concept("cce"))
     assert torch.allclose(eq.sigma.sum((1, 2)), torch.ones(2, dtype=torch.float64))
     assert main(["validate", "--weights", str(out), "--games", "2", "--sizes", "2,3"]) == 0
     assert "| 3x3 |" in capsys.readouterr().out

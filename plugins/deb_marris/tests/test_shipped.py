@@ -5,7 +5,7 @@ import torch
 
 from did_core.equilibria import Epsilon, constraints, dual_objective, kl_divergence
 from did_core.games import normal_games
-from did_core.plugins import create
+from did_core.plugins import create, get_concept
 from did_deb_marris import DebMarrisBlock, shipped_weights
 
 
@@ -23,9 +23,9 @@ def test_shipped_weights_load_with_weights_only(concept):
 @pytest.mark.parametrize("sizes", [[2, 2], [3, 5], [8, 8], [16, 11]])
 def test_shipped_beats_uniform(concept, sizes, exact):
     games = normal_games(4, sizes, generator=torch.Generator().manual_seed(sum(sizes)))
-    eq_b = DebMarrisBlock()(games, concept=concept)
-    eq_x = exact(games, concept=concept)
-    cons = constraints(games, _mask(sizes)[:, :, : max(sizes)], concept, Epsilon(0.05))
+    eq_b = DebMarrisBlock()(games, concept=get_concept(concept))
+    eq_x = exact(games, concept=get_concept(concept))
+    cons = constraints(games, _mask(sizes)[:, :, : max(sizes)], get_concept(concept), Epsilon(0.05))
     f_block = dual_objective(eq_b.alpha.reshape(4, -1), cons)
     f_exact = dual_objective(eq_x.alpha.reshape(4, -1), cons)
     f_uniform = torch.zeros(4, dtype=games.dtype)  # f(0) = logsumexp(log uniform) = 0
@@ -48,7 +48,7 @@ def test_gradients_agree_with_exact_block(concept, exact):
     grads = []
     for block in (DebMarrisBlock(), exact):
         g = games.clone().requires_grad_(True)
-        loss = (block(g, concept=concept).sigma * weight).sum()
+        loss = (block(g, concept=get_concept(concept)).sigma * weight).sum()
         (grad,) = torch.autograd.grad(loss, g)
         grads.append(grad.reshape(6, -1))
     assert torch.isfinite(grads[0]).all()

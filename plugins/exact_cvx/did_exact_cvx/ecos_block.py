@@ -4,7 +4,9 @@ Forward: maximise ``sum entr(sigma)`` over the real joint actions subject to the
 real constraint rows ``D sigma <= eps`` and ``sum sigma = 1``, one game at a
 time. The constraint multipliers are the dual ``alpha``. If ECOS fails, another
 installed conic solver is tried with a warning; a game no solver solves raises an
-error naming its batch index. Backward: implicit differentiation
+error naming its batch index, and games every solver finds infeasible (no joint
+satisfies the concept's rows) are refused together, with one line
+(``did_core.blocks.InfeasibleConcept``). Backward: implicit differentiation
 (``did_core.implicit``), shared with every exact solver.
 
 Reuse. Building a cvxpy problem and compiling it to ECOS's matrices costs more
@@ -43,7 +45,8 @@ Example::
     >>> import torch
     >>> from did_core.games import classic_game
     >>> from did_exact_cvx import EcosBlock
-    >>> eq = EcosBlock()(classic_game("chicken").unsqueeze(0), concept="ce", eps=0.05)
+    >>> from did_core.plugins import get_concept
+    >>> eq = EcosBlock()(classic_game("chicken").unsqueeze(0), concept=get_concept("ce"), eps=0.05)
     >>> eq.sigma.shape
     torch.Size([1, 2, 2])
 """
@@ -64,10 +67,11 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from did_core.blocks import Capabilities, DualSolverBlock, SolveSize, SolverOutput, memory_limit
+from did_core.blocks import Capabilities, DualSolverBlock, InfeasibleConcept, SolveSize, SolverOutput, memory_limit
 from did_core.equilibria import Constraints
+from did_core.files import shown
 
-__all__ = ["EcosBlock", "EntropyProgram", "solve_game", "SolverFailure", "caught_sigint"]
+__all__ = ["EcosBlock", "EntropyProgram", "solve_game", "SolverFailure", "GameInfeasible", "caught_sigint"]
 
 FALLBACK_SOLVERS: tuple[str, ...] = ("CLARABEL", "SCS")
 ECOS_OPTIONS = {"max_iters": 500, "abstol": 1e-10, "reltol": 1e-10, "feastol": 1e-10}
@@ -75,6 +79,10 @@ ECOS_OPTIONS = {"max_iters": 500, "abstol": 1e-10, "reltol": 1e-10, "feastol": 1
 
 class SolverFailure(RuntimeError):
     """No conic solver could solve a game."""
+
+
+class GameInfeasible(SolverFailure):
+    """Every conic solver that ran found the game's program infeasible: no joint satisfies its rows."""
 
 
 @functools.cache
@@ -191,12 +199,14 @@ def solve_game(gains: np.ndarray, eps: np.ndarray, solvers: tuple[str, ...] = ("
     **Arguments:** ``gains [K, J]``, ``eps [K]``; ``program``: a cached
     :class:`EntropyProgram` of shape ``(K, J)`` whose support covers ``gains`` to
     re-solve (``None``: build one for this game only).
-    **Returns:** ``sigma [J]`` (a distribution), ``alpha [K] >= 0``, the solver used.
+    **Returns:** ``sigma [J]`` (a distribution), ``alpha [K] >= 0``, the solver used. Raises
+    :class:`GameInfeasible` when every solver that ran reports the program infeasible, else
+    :class:`SolverFailure` when none solves it.
     """
     program = EntropyProgram(gains != 0) if program is None else program
     program.load(gains, eps)
     problem, sigma = program.problem, program.sigma
-    errors = []
+    errors, infeasible = [], []
     for i, solver in enumerate(s for s in solvers if s in installed_solvers()):
         options = ECOS_OPTIONS if solver == "ECOS" else {}
         try:
@@ -211,6 +221,9 @@ def solve_game(gains: np.ndarray, eps: np.ndarray, solvers: tuple[str, ...] = ("
             value = np.clip(sigma.value, 0.0, None)
             return value / value.sum(), program.duals(), solver
         errors.append(f"{solver}: status {problem.status}")
+        infeasible.append(problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE))
+    if infeasible and len(infeasible) == len(errors) and all(infeasible):
+        raise GameInfeasible("; ".join(errors))
     raise SolverFailure("; ".join(errors) or "no conic solver installed")
 
 
@@ -227,7 +240,7 @@ class EcosBlock(DualSolverBlock):
 
     def __init__(self, cache_size: int = 32, max_memory_gb: float = 4.0) -> None:
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
-            raise ValueError(f"cache_size must be an int >= 1, got {cache_size!r}")
+            raise ValueError(f"cache_size must be an int >= 1, got {shown(cache_size)}")
         self.cache_size = cache_size
         self.max_memory_gb = memory_limit(max_memory_gb)
         self._programs: OrderedDict[tuple[int, int], EntropyProgram] = OrderedDict()
@@ -265,6 +278,7 @@ class EcosBlock(DualSolverBlock):
             shapes.setdefault(d.shape, []).append(b)
         sigma = np.zeros(joint.shape)
         alpha = np.zeros(rows.shape)
+        infeasible = []
         for shape, members in shapes.items():
             support = np.zeros(shape, dtype=bool)
             for b in members:
@@ -273,10 +287,15 @@ class EcosBlock(DualSolverBlock):
             for b in members:
                 try:
                     s, a, _ = solve_game(*real[b], program=program)
+                except GameInfeasible:
+                    infeasible.append(b)
+                    continue
                 except SolverFailure as exc:
                     raise SolverFailure(f"game {b} of the batch could not be solved: {exc}") from None
                 sigma[b, joint[b]] = s
                 alpha[b, rows[b]] = a
+        if infeasible:
+            raise InfeasibleConcept(self.name, cons, sorted(infeasible))
         to = {"dtype": torch.float64, "device": cons.rows.device}
         return SolverOutput(torch.as_tensor(sigma, **to), torch.as_tensor(alpha, **to),
                             {"converged": torch.ones(batch, dtype=torch.bool, device=cons.rows.device)})

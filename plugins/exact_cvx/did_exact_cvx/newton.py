@@ -36,6 +36,12 @@ are never formed: products come from the payoffs through the concept's ``Constra
   |gain|) ``<= tol``; with the default ``1e-10`` the violation of an O(1) game is below
   1e-9. Games that reach ``max_iter`` unconverged are flagged in ``info["converged"]``
   (and warned about, or raised), never silently returned.
+* **Infeasible games.** Where no joint satisfies the rows (e.g. a cap on every joint
+  action below ``1 / J``), ``f`` is unbounded below and the iterates run off. By weak
+  duality ``f(alpha) >= -KL(sigma || target) >= min_j log target_j`` for every feasible
+  ``sigma``, so an ``alpha`` with ``f`` a nat below that bound certifies that the game
+  is infeasible: the game stops there, flagged in ``NewtonResult.infeasible``, and the
+  block refuses the batch with one line (``did_core.blocks.InfeasibleConcept``).
 
 The backward pass is the implicit differentiation of ``did_core.implicit`` on the
 active set (``DualSolverBlock``): gradients never flow through the iterations.
@@ -47,11 +53,12 @@ Example::
     >>> from did_exact_cvx import NewtonBlock
     >>> block = NewtonBlock(tol=1e-10)
     >>> games = classic_game("chicken").unsqueeze(0).requires_grad_(True)
-    >>> eq = block(games, concept="ce", eps=0.05)
+    >>> from did_core.plugins import get_concept
+    >>> eq = block(games, concept=get_concept("ce"), eps=0.05)
     >>> bool(eq.info["converged"].all())
     True
     >>> eq.sigma[:, 0, 0].sum().backward()   # implicit gradient into the payoffs
-    >>> again = block(games.detach(), concept="ce", eps=0.05, alpha0=eq.alpha)   # warm start
+    >>> again = block(games.detach(), concept=get_concept("ce"), eps=0.05, alpha0=eq.alpha)   # warm start
     >>> int(again.info["iterations"].max())
     0
 """
@@ -68,9 +75,10 @@ import torch
 from torch import Tensor
 
 from did_core import blocks
-from did_core.blocks import Capabilities, DualSolverBlock, SolveSize, SolverOutput, memory_limit
+from did_core.blocks import Capabilities, DualSolverBlock, InfeasibleConcept, SolveSize, SolverOutput, memory_limit
 from did_core.concepts import ConstraintOperator, DenseOperator
 from did_core.equilibria import Constraints
+from did_core.files import shown
 
 __all__ = [
     "NewtonBlock", "NewtonResult", "solve_dual_newton", "kkt_residual", "tune_cpu_allocator",
@@ -122,7 +130,9 @@ class NonConvergenceError(RuntimeError):
 @dataclass
 class NewtonResult:
     """Solution of a batch: ``alpha [B, K]``, ``sigma [B, J]``, per-game ``iterations``,
-    ``converged`` and ``kkt`` (scaled KKT residual), each ``[B]``, and ``regrets = D sigma [B, K]``."""
+    ``converged`` and ``kkt`` (scaled KKT residual), each ``[B]``, ``regrets = D sigma [B, K]``, and
+    ``infeasible [B]``: games certified to have no feasible joint (their ``alpha`` is the certificate,
+    their ``sigma`` no answer)."""
 
     alpha: Tensor
     sigma: Tensor
@@ -130,6 +140,7 @@ class NewtonResult:
     converged: Tensor
     kkt: Tensor
     regrets: Tensor
+    infeasible: Tensor
 
 
 def kkt_residual(alpha: Tensor, grad: Tensor, rows: Tensor, scale: Tensor) -> Tensor:
@@ -270,6 +281,8 @@ def solve_dual_newton(op: ConstraintOperator | Tensor, rows: Tensor, eps: Tensor
         alpha = alpha * shrink[f.argmin(dim=1)].unsqueeze(1)
     scale = op.scale().to(torch.float64)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    # Weak duality: f(alpha) >= min_j log target_j where a feasible joint exists (see the module's docstring).
+    floor = torch.where(torch.isfinite(log_target), log_target, torch.full_like(log_target, math.inf)).amin(dim=1)
     lam = torch.full((batch,), _LAM_START, dtype=torch.float64, device=dev)
     iterations = torch.zeros(batch, dtype=torch.long, device=dev)
     done = 0
@@ -279,8 +292,10 @@ def solve_dual_newton(op: ConstraintOperator | Tensor, rows: Tensor, eps: Tensor
         regrets = op.regrets(sigma)
         grad = eps - regrets
         kkt = kkt_residual(alpha, grad, rows, scale)
-        converged = kkt <= tol
-        unfinished = ~converged & torch.isfinite(kkt)
+        f = torch.logsumexp(logits, dim=1) + (alpha * eps).sum(dim=1)
+        infeasible = torch.isfinite(floor) & (f < floor - 1.0)  # a certificate: no joint satisfies the rows
+        converged = (kkt <= tol) & ~infeasible
+        unfinished = ~converged & torch.isfinite(kkt) & ~infeasible
         working = rows & unfinished.unsqueeze(1) & ((alpha > 0) | (grad < 0))
         counts = working.sum(dim=1)
         if done >= max_iter or not k or not batch:
@@ -307,7 +322,7 @@ def solve_dual_newton(op: ConstraintOperator | Tensor, rows: Tensor, eps: Tensor
             alpha = alpha.index_copy(0, live, new_alpha)
             lam, iterations = lam.index_copy(0, live, w_lam), iterations.index_copy(0, live, w_iterations)
         done += n
-    return NewtonResult(alpha, sigma, iterations, converged, kkt, regrets)
+    return NewtonResult(alpha, sigma, iterations, converged, kkt, regrets, infeasible)
 
 
 class NewtonBlock(DualSolverBlock):
@@ -334,13 +349,13 @@ class NewtonBlock(DualSolverBlock):
     def __init__(self, tol: float = 1e-10, max_iter: int = 100, check_every: int = 3, on_failure: str = "warn",
                  warm_start: bool = False, max_memory_gb: float = 16.0) -> None:
         if not (isinstance(tol, (int, float)) and tol > 0):
-            raise ValueError(f"tol must be a number > 0, got {tol!r}")
+            raise ValueError(f"tol must be a number > 0, got {shown(tol)}")
         if not (isinstance(max_iter, int) and max_iter >= 0):
-            raise ValueError(f"max_iter must be an int >= 0, got {max_iter!r}")
+            raise ValueError(f"max_iter must be an int >= 0, got {shown(max_iter)}")
         if not (isinstance(check_every, int) and check_every >= 1):
-            raise ValueError(f"check_every must be an int >= 1, got {check_every!r}")
+            raise ValueError(f"check_every must be an int >= 1, got {shown(check_every)}")
         if on_failure not in ("warn", "raise", "ignore"):
-            raise ValueError(f"on_failure must be 'warn', 'raise' or 'ignore', got {on_failure!r}")
+            raise ValueError(f"on_failure must be 'warn', 'raise' or 'ignore', got {shown(on_failure)}")
         self.tol, self.max_iter, self.check_every = float(tol), max_iter, check_every
         self.on_failure, self.warm_start = on_failure, bool(warm_start)
         self.max_memory_gb = memory_limit(max_memory_gb)
@@ -360,6 +375,8 @@ class NewtonBlock(DualSolverBlock):
             alpha0 = self._last[2]
         result = solve_dual_newton(cons.operator, cons.rows, cons.eps, cons.log_target, alpha0,
                                    tol=self.tol, max_iter=self.max_iter, check_every=self.check_every)
+        if bool(result.infeasible.any()):
+            raise InfeasibleConcept(self.name, cons, torch.nonzero(result.infeasible).flatten().tolist())
         failed = int((~result.converged).sum())
         if failed and self.on_failure != "ignore":
             worst = float(result.kkt.max())

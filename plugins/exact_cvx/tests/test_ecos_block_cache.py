@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import did_exact_cvx.ecos_block as ecos_block
+from did_core.plugins import get_concept
 from did_core.testing import reference_rows, reference_scale, reference_solve
 from did_exact_cvx.ecos_block import EcosBlock, EntropyProgram, solve_game
 
@@ -63,9 +64,9 @@ def tight_reference(game, concept, eps):
 def test_mixed_masks_give_the_sigma_of_each_game_solved_alone(concept, real_sets, a_max):
     games, mask = mixed_batch(real_sets, a_max, seed=3)
     block = EcosBlock()
-    eq = block(games, mask, concept=concept, eps=0.1)
+    eq = block(games, mask, concept=get_concept(concept), eps=0.1)
     for b, sets in enumerate(real_sets):
-        alone = EcosBlock()(cut(games[b], sets).unsqueeze(0), concept=concept, eps=0.1).sigma[0]
+        alone = EcosBlock()(cut(games[b], sets).unsqueeze(0), concept=get_concept(concept), eps=0.1).sigma[0]
         np.testing.assert_allclose(cut(eq.sigma[b].unsqueeze(0), sets)[0].numpy(), alone.numpy(), atol=1e-7, rtol=0)
         assert torch.all(eq.sigma[b][~cut_mask(mask[b], a_max)] == 0)
     assert eq.info["violation"].max() < 1e-7
@@ -86,7 +87,7 @@ def cut_mask(mask, a_max):
 @pytest.mark.parametrize("concept", ["ce", "cce"])
 def test_results_match_the_independent_reference_to_1e_6(concept):
     games, mask = mixed_batch(TWO_PLAYER, 4, seed=5)
-    eq = EcosBlock()(games, mask, concept=concept, eps=0.05)
+    eq = EcosBlock()(games, mask, concept=get_concept(concept), eps=0.05)
     for b, sets in enumerate(TWO_PLAYER):
         game = cut(games[b], sets).numpy()
         truth = tight_reference(game, concept, 0.05)
@@ -97,7 +98,7 @@ def test_results_match_the_independent_reference_to_1e_6(concept):
 def test_three_player_results_match_the_independent_reference_to_1e_6():
     games, mask = mixed_batch(THREE_PLAYER, 3, seed=6)
     for concept in ("ce", "cce"):
-        eq = EcosBlock()(games, mask, concept=concept, eps=0.05)
+        eq = EcosBlock()(games, mask, concept=get_concept(concept), eps=0.05)
         for b, sets in enumerate(THREE_PLAYER):
             truth = tight_reference(cut(games[b], sets).numpy(), concept, 0.05)
             np.testing.assert_allclose(cut(eq.sigma[b].unsqueeze(0), sets)[0].numpy(), truth, atol=1e-6, rtol=0)
@@ -120,7 +121,7 @@ def test_cache_reuses_one_program_per_real_shape(monkeypatch):
     seen = spy_programs(monkeypatch)
     games, mask = mixed_batch(TWO_PLAYER, 4, seed=7)
     block = EcosBlock()
-    block(games, mask, concept="ce", eps=0.1)
+    block(games, mask, concept=get_concept("ce"), eps=0.1)
     by_shape = {}
     for shape, program in seen:
         assert program is not None and program.shape == shape
@@ -137,7 +138,7 @@ def test_cache_reuses_one_program_per_real_shape(monkeypatch):
     compiled = program.problem._cache.param_prog
     seen.clear()
     other, other_mask = mixed_batch(TWO_PLAYER, 4, seed=8)
-    block(other, other_mask, concept="ce", eps=0.1)
+    block(other, other_mask, concept=get_concept("ce"), eps=0.1)
     assert {id(p) for s, p in seen if s == (24, 16)} == {id(program)}
     assert program.problem._cache.param_prog is compiled
 
@@ -145,13 +146,13 @@ def test_cache_reuses_one_program_per_real_shape(monkeypatch):
 def test_games_of_one_shape_with_other_supports_share_a_program_over_the_union():
     games, mask = mixed_batch([((0, 1, 3), (0, 1, 2, 3)), ((0, 1, 2, 3), (0, 2, 3))], 4, seed=9)
     block = EcosBlock()
-    block(games[:1], mask[:1], concept="ce")
+    block(games[:1], mask[:1], concept=get_concept("ce"))
     first = block._programs[(18, 12)]
-    block(games[1:], mask[1:], concept="ce")
+    block(games[1:], mask[1:], concept=get_concept("ce"))
     union = block._programs[(18, 12)]
     assert union is not first and union.support.sum() > first.support.sum()
     assert np.all(union.support >= first.support)
-    block(games, mask, concept="ce")
+    block(games, mask, concept=get_concept("ce"))
     assert block._programs[(18, 12)] is union  # covers both: no new program
     assert block.cached_shapes == [(18, 12)]
 
@@ -166,12 +167,12 @@ def test_cache_is_bounded_and_drops_the_least_recently_used():
     def cached(k):
         return block._programs.get(shape[k])
 
-    block(games["a"], concept="ce")
-    block(games["b"], concept="ce")
+    block(games["a"], concept=get_concept("ce"))
+    block(games["b"], concept=get_concept("ce"))
     a = cached("a")
-    block(games["a"], concept="ce")  # a is now the most recently used
+    block(games["a"], concept=get_concept("ce"))  # a is now the most recently used
     assert cached("a") is a
-    block(games["c"], concept="ce")
+    block(games["c"], concept=get_concept("ce"))
     assert block.cached_shapes == [shape["a"], shape["c"]] and cached("b") is None
     batch = torch.zeros(3, 2, 3, 3, dtype=torch.float64)
     mask = torch.zeros(3, 2, 3, dtype=torch.bool)
@@ -179,7 +180,7 @@ def test_cache_is_bounded_and_drops_the_least_recently_used():
         a1, a2 = sizes[k]
         batch[i, :, :a1, :a2] = games[k][0]
         mask[i, 0, :a1], mask[i, 1, :a2] = True, True
-    block(batch, mask, concept="ce")
+    block(batch, mask, concept=get_concept("ce"))
     assert len(block.cached_shapes) == 2
     with pytest.raises(ValueError):
         EcosBlock(cache_size=0)
@@ -204,5 +205,5 @@ def test_solve_game_with_and_without_a_program_agree():
 @pytest.mark.parametrize("concept", ["ce", "cce"])
 def test_constant_game_has_no_nonzero_row_and_gives_the_uniform_joint(concept):
     # All rows are zero (and eps is 0): the program keeps one zero entry and the answer is uniform.
-    eq = EcosBlock()(torch.zeros(1, 2, 2, 3, dtype=torch.float64), concept=concept, eps=0.05)
+    eq = EcosBlock()(torch.zeros(1, 2, 2, 3, dtype=torch.float64), concept=get_concept(concept), eps=0.05)
     np.testing.assert_allclose(eq.sigma.numpy(), 1 / 6, atol=1e-8)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from did_core.plugins import get_concept
 from did_core.equilibria import Epsilon, constraints
 from did_exact_cvx.ecos_block import ECOS_OPTIONS, caught_sigint, solve_game
 
@@ -72,7 +73,7 @@ def ecos_reports_a_ctrl_c_once(monkeypatch):
 
 def _chicken() -> tuple[np.ndarray, np.ndarray]:
     games = torch.tensor([[[[6.0, 2.0], [7.0, 0.0]], [[6.0, 7.0], [2.0, 0.0]]]], dtype=torch.float64)
-    cons = constraints(games, torch.ones(1, 2, 2, dtype=torch.bool), "ce", Epsilon(0.05))
+    cons = constraints(games, torch.ones(1, 2, 2, dtype=torch.bool), get_concept("ce"), Epsilon(0.05))
     return cons.gains[0].numpy(), cons.eps[0].numpy()
 
 

@@ -10,7 +10,7 @@ import torch
 
 from did_core.equilibria import Epsilon, constraints, joint_from_dual
 from did_core.games import classic_game, full_mask, normal_games, padded_random_games
-from did_core.concepts import get_concept
+from did_core.plugins import get_concept
 from did_core.implicit import implicit_vjp
 from did_core.plugins import load_plugins
 from did_exact_cvx import EcosBlock, NewtonBlock
@@ -70,8 +70,8 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_agrees_with_ecos(case: str, concept: str) -> None:
     games, mask, eps = CASES[case]()
-    eq = NewtonBlock()(games, mask, concept=concept, eps=eps)
-    ref = EcosBlock()(games, mask, concept=concept, eps=eps)
+    eq = NewtonBlock()(games, mask, concept=get_concept(concept), eps=eps)
+    ref = EcosBlock()(games, mask, concept=get_concept(concept), eps=eps)
     assert eq.info["converged"].all(), eq.info["kkt"]
     assert (eq.sigma - ref.sigma).abs().max() <= SIGMA_TOL
     assert eq.info["violation"].max() <= VIOLATION_TOL
@@ -84,10 +84,10 @@ def test_agrees_with_ecos(case: str, concept: str) -> None:
 @pytest.mark.parametrize("concept", ["ce", "cce"])
 def test_padded_game_equals_cut_down_game(concept: str) -> None:
     games, mask = padded_random_games(5, 2, 1, 4, generator=_gen(20))
-    eq = NewtonBlock()(games, mask, concept=concept)
+    eq = NewtonBlock()(games, mask, concept=get_concept(concept))
     for b in range(games.shape[0]):
         n0, n1 = (int(x) for x in mask[b].sum(dim=1))
-        alone = NewtonBlock()(games[b:b + 1, :, :n0, :n1].contiguous(), concept=concept)
+        alone = NewtonBlock()(games[b:b + 1, :, :n0, :n1].contiguous(), concept=get_concept(concept))
         assert torch.allclose(eq.sigma[b, :n0, :n1], alone.sigma[0], atol=1e-9)
         assert eq.sigma[b, n0:].abs().sum() == 0 and eq.sigma[b, :, n1:].abs().sum() == 0
 
@@ -100,7 +100,7 @@ def test_gradient_matches_finite_differences(concept: str, eps: Epsilon) -> None
     block = NewtonBlock(tol=1e-13, max_iter=200)
 
     def loss(g: torch.Tensor) -> torch.Tensor:
-        return (block(g, concept=concept, eps=eps).sigma * weights).sum()
+        return (block(g, concept=get_concept(concept), eps=eps).sigma * weights).sum()
 
     g = games.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(loss(g), g)
@@ -110,7 +110,7 @@ def test_gradient_matches_finite_differences(concept: str, eps: Epsilon) -> None
     plus, minus = games.unsqueeze(0) + steps.unsqueeze(1), games.unsqueeze(0) - steps.unsqueeze(1)
     batch = torch.cat([plus, minus]).reshape(-1, *games.shape[1:])  # [2 n B, ...]
     with torch.no_grad():
-        sigma = block(batch, concept=concept, eps=eps).sigma.reshape(2, n, *games.shape[:1], 3, 3)
+        sigma = block(batch, concept=get_concept(concept), eps=eps).sigma.reshape(2, n, *games.shape[:1], 3, 3)
     per_game = (sigma * weights).sum(dim=(-1, -2))  # [2, n, B]
     fd = ((per_game[0] - per_game[1]) / (2 * h)).T.reshape_as(games)
     assert ((grad - fd).norm() / fd.norm()) < 1e-3
@@ -121,7 +121,7 @@ def test_gradcheck() -> None:
     block = NewtonBlock(tol=1e-13, max_iter=200)
     games = normal_games(1, (2, 3), generator=_gen(32)).requires_grad_(True)
     for concept in ("ce", "cce"):
-        assert torch.autograd.gradcheck(lambda g: block(g, concept=concept).sigma, (games,), atol=1e-5, rtol=1e-3)
+        assert torch.autograd.gradcheck(lambda g: block(g, concept=get_concept(concept)).sigma, (games,), atol=1e-5, rtol=1e-3)
 
 
 @pytest.mark.parametrize("concept", ["ce", "cce"])
@@ -131,7 +131,7 @@ def test_gradient_matches_ecos_block(concept: str) -> None:
     grads = []
     for block in (NewtonBlock(tol=1e-12), EcosBlock()):
         g = games.clone().requires_grad_(True)
-        (block(g, mask, concept=concept).sigma * weights).sum().backward()
+        (block(g, mask, concept=get_concept(concept)).sigma * weights).sum().backward()
         grads.append(g.grad)
     assert (grads[0] - grads[1]).abs().max() <= 1e-4 * grads[1].abs().max()
 
@@ -139,14 +139,14 @@ def test_gradient_matches_ecos_block(concept: str) -> None:
 def test_too_few_iterations_are_flagged() -> None:
     games = normal_games(4, (6, 6), generator=_gen(40))
     with pytest.warns(NonConvergenceWarning, match="did not converge"):
-        eq = NewtonBlock(max_iter=1)(games, concept="ce", eps=1e-3)
+        eq = NewtonBlock(max_iter=1)(games, concept=get_concept("ce"), eps=1e-3)
     assert not eq.info["converged"].all()
     assert (eq.info["kkt"][~eq.info["converged"]] > 1e-10).all()
     with pytest.raises(NonConvergenceError):
-        NewtonBlock(max_iter=1, on_failure="raise")(games, concept="ce", eps=1e-3)
+        NewtonBlock(max_iter=1, on_failure="raise")(games, concept=get_concept("ce"), eps=1e-3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        eq = NewtonBlock(max_iter=1, on_failure="ignore")(games, concept="ce", eps=1e-3)
+        eq = NewtonBlock(max_iter=1, on_failure="ignore")(games, concept=get_concept("ce"), eps=1e-3)
     assert not eq.info["converged"].all()
 
 
@@ -154,46 +154,46 @@ def test_too_few_iterations_are_flagged() -> None:
 def test_warm_start(concept: str) -> None:
     games = normal_games(6, (5, 5), generator=_gen(50))
     block = NewtonBlock()
-    cold = block(games, concept=concept)
-    again = block(games, concept=concept, alpha0=cold.alpha)
+    cold = block(games, concept=get_concept(concept))
+    again = block(games, concept=get_concept(concept), alpha0=cold.alpha)
     assert int(again.info["iterations"].max()) == 0
     assert torch.equal(again.sigma, cold.sigma)
-    flat = block(games, concept=concept, alpha0=cold.alpha.flatten(1))
+    flat = block(games, concept=get_concept(concept), alpha0=cold.alpha.flatten(1))
     assert int(flat.info["iterations"].max()) == 0
     # A nearby game from the old solution: converges to the cold-start answer, in fewer iterations.
     nearby = games + 0.05 * normal_games(6, (5, 5), generator=_gen(51))
-    warm = block(nearby, concept=concept, alpha0=cold.alpha)
-    fresh = block(nearby, concept=concept)
+    warm = block(nearby, concept=get_concept(concept), alpha0=cold.alpha)
+    fresh = block(nearby, concept=get_concept(concept))
     assert warm.info["converged"].all()
     assert torch.allclose(warm.sigma, fresh.sigma, atol=1e-8)
     assert warm.info["iterations"].sum() < fresh.info["iterations"].sum()
     # A useless warm start (huge multipliers everywhere) is no worse than a cold start.
-    absurd = block(games, concept=concept, alpha0=1e3 * torch.rand(cold.alpha.shape, generator=_gen(52),
+    absurd = block(games, concept=get_concept(concept), alpha0=1e3 * torch.rand(cold.alpha.shape, generator=_gen(52),
                                                                    dtype=cold.alpha.dtype))
     assert absurd.info["converged"].all()
     assert torch.allclose(absurd.sigma, cold.sigma, atol=1e-8)
     assert absurd.info["iterations"].max() <= cold.info["iterations"].max() + 2
     # The block option reuses the last duals of a same-shaped batch.
     remembering = NewtonBlock(warm_start=True)
-    remembering(games, concept=concept)
-    assert int(remembering(games, concept=concept).info["iterations"].max()) == 0
+    remembering(games, concept=get_concept(concept))
+    assert int(remembering(games, concept=get_concept(concept)).info["iterations"].max()) == 0
 
 
 def test_dense_solve_dual_path_and_float32() -> None:
     games = normal_games(3, (4, 3), generator=_gen(60))
     block = NewtonBlock()
-    eq = block(games, concept="ce")
+    eq = block(games, concept=get_concept("ce"))
     # The DualSolverBlock route (dense constraints, base-class __call__) gives the same answer.
-    base = super(NewtonBlock, block).__call__(games, concept="ce")
+    base = super(NewtonBlock, block).__call__(games, concept=get_concept("ce"))
     assert torch.allclose(base.sigma, eq.sigma, atol=1e-10)
     g32 = games.float().requires_grad_(True)
-    single = block(g32, concept="ce")
+    single = block(g32, concept=get_concept("ce"))
     assert single.sigma.dtype == torch.float32 and single.alpha.dtype == torch.float32
     assert torch.allclose(single.sigma.double(), eq.sigma, atol=1e-5)
     g64 = games.clone().requires_grad_(True)
     weights = torch.randn(3, 4, 3, generator=_gen(61), dtype=torch.float64)
     (single.sigma * weights.float()).sum().backward()
-    (block(g64, concept="ce").sigma * weights).sum().backward()
+    (block(g64, concept=get_concept("ce")).sigma * weights).sum().backward()
     assert g32.grad is not None and g32.grad.dtype == torch.float32 and g64.grad is not None
     assert (g32.grad.double() - g64.grad).abs().max() <= 1e-3 * g64.grad.abs().max()
 
@@ -207,12 +207,12 @@ def test_registered_and_options_validated() -> None:
         with pytest.raises(ValueError):
             NewtonBlock(**bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="alpha0"):
-        NewtonBlock()(normal_games(2, (3, 3)), alpha0=torch.zeros(2, 5))
+        NewtonBlock()(normal_games(2, (3, 3)), concept=get_concept("cce"), alpha0=torch.zeros(2, 5))
 
 
 def test_functional_solver_on_dense_gains() -> None:
     games, mask = padded_random_games(4, 2, 1, 4, generator=_gen(70))
-    cons = constraints(games, mask, "cce", Epsilon(0.05))
+    cons = constraints(games, mask, get_concept("cce"), Epsilon(0.05))
     result = solve_dual_newton(cons.gains, cons.rows, cons.eps, cons.log_target)
     assert result.converged.all()
     assert torch.allclose(result.sigma, joint_from_dual(result.alpha, cons), atol=1e-12)
@@ -238,7 +238,7 @@ def test_operator_products_match_its_dense_rows(concept: str) -> None:
     """Products, row selection and scale of the matrix-free operator equal those of its dense rows
     (which test_equilibria checks against the definitions, row by row)."""
     for games, mask in _structured_cases():
-        cons = constraints(games, mask, concept, Epsilon(0.05))
+        cons = constraints(games, mask, get_concept(concept), Epsilon(0.05))
         op = get_concept(concept).operator(games, mask)
         x = torch.rand(games.shape[0], cons.gains.shape[2], generator=_gen(85), dtype=games.dtype)
         a = torch.rand(cons.rows.shape, generator=_gen(86), dtype=games.dtype)
@@ -258,7 +258,7 @@ def test_operator_products_match_its_dense_rows(concept: str) -> None:
 def _dense_reference_vjp(games, mask, concept, eps, alpha, grad_sigma):  # type: ignore[no-untyped-def]
     """The implicit VJP by autograd through the dense constraints, full-K pseudo-inverse (the original)."""
     g = games.detach().requires_grad_(True)
-    cons = constraints(g, mask, concept, eps)
+    cons = constraints(g, mask, get_concept(concept), eps)
     sigma = joint_from_dual(alpha, cons)
     residual = torch.einsum("bkj,bj->bk", cons.gains, sigma) - cons.eps
     scale = alpha.amax(dim=1, keepdim=True).clamp_min(1.0)
@@ -279,10 +279,10 @@ def _dense_reference_vjp(games, mask, concept, eps, alpha, grad_sigma):  # type:
 def test_implicit_vjp_matches_dense_reference(concept: str) -> None:
     for games, mask in _structured_cases():
         for eps in (Epsilon(0.05), Epsilon(0.2, relative=False)):
-            eq = EcosBlock()(games, mask, concept=concept, eps=eps)
+            eq = EcosBlock()(games, mask, concept=get_concept(concept), eps=eps)
             alpha = eq.alpha.flatten(1)
             v = torch.randn(games.shape[0], eq.sigma[0].numel(), generator=_gen(88), dtype=games.dtype)
-            ours = implicit_vjp(games, mask, concept, eps, alpha, v)
+            ours = implicit_vjp(games, mask, get_concept(concept), eps, alpha, v)
             ref = _dense_reference_vjp(games, mask, concept, eps, alpha, v)
             assert torch.allclose(ours, ref, atol=1e-9 * max(1.0, float(ref.abs().max()))), (concept, eps)
 
@@ -290,7 +290,7 @@ def test_implicit_vjp_matches_dense_reference(concept: str) -> None:
 def test_kkt_scale_invariance() -> None:
     """Scaling payoffs (relative eps) leaves sigma, the iteration count and the scaled KKT residual alone."""
     games = normal_games(3, (4, 4), generator=_gen(90))
-    a = NewtonBlock()(games, concept="cce")
-    b = NewtonBlock()(1000.0 * games + 3.0, concept="cce")
+    a = NewtonBlock()(games, concept=get_concept("cce"))
+    b = NewtonBlock()(1000.0 * games + 3.0, concept=get_concept("cce"))
     assert torch.allclose(a.sigma, b.sigma, atol=1e-9)
     assert math.isclose(float(a.info["iterations"].sum()), float(b.info["iterations"].sum()), abs_tol=3)

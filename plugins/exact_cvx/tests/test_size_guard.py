@@ -11,13 +11,14 @@ import torch
 from did_core.blocks import SolveSize, SolveTooLarge
 from did_core.cli import main
 from did_core.equilibria import Epsilon, constraints
-from did_core.plugins import registry
+from did_core.plugins import get_concept, registry
 from did_exact_cvx import EcosBlock, NewtonBlock
 
 
 def _size(n: int, concept: str, batch: int = 1, players: int = 2) -> SolveSize:
     games = torch.zeros(1, players, *[n] * players, dtype=torch.float64)
-    size = SolveSize.of(constraints(games, torch.ones(1, players, n, dtype=torch.bool), concept, Epsilon()))
+    size = SolveSize.of(constraints(games, torch.ones(1, players, n, dtype=torch.bool), get_concept(concept),
+                                        Epsilon()))
     return SolveSize(batch, size.players, size.sizes, size.joints, size.rows, size.nonzeros, concept)
 
 
@@ -32,7 +33,7 @@ def _paper_batches() -> list[tuple[str, SolveSize]]:
         objective = task.objective()
         games, mask = objective.induce(context, objective.baseline_intervention(context))
         for concept in ("ce", "cce"):
-            cons = constraints(games.double(), mask, concept, Epsilon())
+            cons = constraints(games.double(), mask, get_concept(concept), Epsilon())
             out.append((f"{entry.name}-{concept}", SolveSize.of(cons, grad=True)))
     return out
 

@@ -27,6 +27,7 @@ import torch
 import yaml
 
 from did_core import plugins
+from did_core.plugins import get_concept
 from did_core.games import classic_game
 from did_core.testing import reference_rows, reference_scale
 
@@ -119,7 +120,7 @@ def test_exact_blocks_solve_the_third_party_concept(site, block):
     chicken = classic_game("chicken").double() + 0.02 * torch.randn(2, 2, 2, generator=torch.Generator().manual_seed(3),
                                                                      dtype=torch.float64)
     games = torch.stack([chicken, classic_game("matching_pennies").double()]).requires_grad_(True)
-    eq = plugins.create("blocks", block)(games, concept="capped_cce", eps=0.05)
+    eq = plugins.create("blocks", block)(games, concept=get_concept("capped_cce"), eps=0.05)
     for b in range(2):
         reference = _reference_capped(games[b].detach().numpy(), 0.05)
         np.testing.assert_allclose(eq.sigma[b].detach().numpy(), reference, atol=2e-6)
@@ -127,7 +128,7 @@ def test_exact_blocks_solve_the_third_party_concept(site, block):
     # The cap binds in chicken ...
     assert float(eq.sigma[0].detach().max()) == pytest.approx(_cap(), abs=1e-7)
     # ... and the implicit gradient flows through the extra rows too: central differences agree.
-    assert torch.autograd.gradcheck(lambda g: plugins.create("blocks", block)(g, concept="capped_cce").sigma,
+    assert torch.autograd.gradcheck(lambda g: plugins.create("blocks", block)(g, concept=get_concept("capped_cce")).sigma,
                                     (games[:1].detach().requires_grad_(True),), eps=1e-4, atol=1e-5, rtol=1e-3)
 
 

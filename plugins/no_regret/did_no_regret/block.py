@@ -2,10 +2,10 @@
 
 Every player of every game runs its own learner (:mod:`did_no_regret.learners`) for
 ``rounds`` rounds, starting uniform; the block returns the time-averaged joint play
-``sigma = (1 / T) sum_t prod_p x_p^t [B, A_1..A_N]``. For ``concept="cce"`` the learners
+``sigma = (1 / T) sum_t prod_p x_p^t [B, A_1..A_N]``. For ``concept=get_concept("cce")`` the learners
 minimise external regret, and the CCE gap of ``sigma`` is exactly the largest
 average external regret of a player (Hedge: Freund & Schapire 1997; regret
-matching: Hart & Mas-Colell 2000). For ``concept="ce"`` each player runs the
+matching: Hart & Mas-Colell 2000). For ``concept=get_concept("ce")`` each player runs the
 Blum & Mansour (2007) swap-regret reduction, whose average play approaches the
 correlated equilibria.
 
@@ -37,7 +37,8 @@ Example::
     >>> import torch
     >>> from did_core.games import classic_game
     >>> from did_no_regret import NoRegretBlock
-    >>> eq = NoRegretBlock(rounds=2000)(classic_game("matching_pennies").unsqueeze(0), concept="cce")
+    >>> from did_core.plugins import get_concept
+    >>> eq = NoRegretBlock(rounds=2000)(classic_game("matching_pennies").unsqueeze(0), concept=get_concept("cce"))
     >>> [round(v, 2) for v in eq.sigma.flatten().tolist()]
     [0.25, 0.25, 0.25, 0.25]
 """
@@ -51,7 +52,7 @@ from pydantic import Field, ValidationError, model_validator
 from torch import Tensor
 
 from did_core.blocks import Capabilities, Equilibrium, EquilibriumBlock, SolveSize
-from did_core.concepts import get_concept
+from did_core.deviations import ActionDeviations
 from did_core.equilibria import Constraints, masked_row_max
 from did_core.tasks import Options, options_error
 from did_no_regret.learners import LearnerConfig, play
@@ -145,7 +146,7 @@ class NoRegretBlock(EquilibriumBlock):
                 info["regrets"] = cons.operator.regrets(flat)  # the base class reports gap and violation from them
                 info["cce_gap"] = masked_row_max(info["regrets"], cons.rows)
             else:
-                op = get_concept("cce").operator(games.detach().to(torch.float64), mask)
+                op = ActionDeviations(games.detach().to(torch.float64), mask)  # the CCE rows
                 info["cce_gap"] = masked_row_max(op.regrets(flat), op.real)
         return Equilibrium(sigma=sigma, alpha=None, eps=cons.epsilon.per_player(games.detach(), mask),
-                           concept=concept, info=info)
+                           concept=cons.concept, info=info)

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from did_core.games import joint_mask, padded_random_games
+from did_core.plugins import get_concept
 
 __all__ = ["unit_range", "random_unit_games", "main"]
 
@@ -59,14 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     print(f"no_regret, learner {args.learner}, concept {args.concept}, {args.games} games per row, "
           f"2..{args.max_actions} actions per player, payoffs in [0, 1], seed {args.seed}")
-    NoRegretBlock(rounds=1)(torch.zeros(1, 2, 2, 2, dtype=torch.float64))  # load the plugins before timing
+    concept = get_concept(args.concept)  # also loads the plugins before timing
     print("| players | rounds | mean gap | max gap | mean CCE gap | seconds |")
     print("|---|---|---|---|---|---|")
     for n in args.players:
         games, mask = random_unit_games(args.games, n, args.max_actions, args.seed + n)
         for rounds in args.rounds:
             start = time.perf_counter()
-            eq = NoRegretBlock(rounds=rounds, learner=args.learner)(games, mask, concept=args.concept)
+            eq = NoRegretBlock(rounds=rounds, learner=args.learner)(games, mask, concept=concept)
             gap, cce = eq.info["gap"], eq.info["cce_gap"]
             print(f"| {n} | {rounds} | {gap.mean():.4f} | {gap.max():.4f} | {cce.mean():.4f} "
                   f"| {time.perf_counter() - start:.1f} |", flush=True)

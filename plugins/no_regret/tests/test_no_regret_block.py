@@ -8,10 +8,12 @@ import torch
 
 from did_core.blocks import Capabilities, SolveSize, SolveTooLarge, capabilities_of
 from did_core.cli import main
-from did_core.concepts import Concept, get_concept
+from did_core.concepts import Concept
+from did_core.default_plugins.concepts import CoarseCorrelated
+from did_core.plugins import get_concept
 from did_core.equilibria import Epsilon
 from did_core.games import full_mask, joint_mask
-from did_core.plugins import create, exact_block_for, registry
+from did_core.plugins import create, exact_block_for, get_concept, registry
 from did_no_regret import NoRegretBlock
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "games"
@@ -36,14 +38,14 @@ def test_padding_gets_zero_mass_and_padded_games_equal_the_cut_games(n_players, 
     games, mask = _padded_batch(n_players, seed=n_players)
     garbage = games + 100.0 * torch.randn_like(games) * ~joint_mask(mask, games.shape[2:]).unsqueeze(1)
     block = NoRegretBlock(rounds=100, learner=learner)
-    eq = block(garbage, mask, concept=concept)
+    eq = block(garbage, mask, concept=get_concept(concept))
     real = joint_mask(mask, games.shape[2:])
     assert (eq.sigma[~real] == 0).all() and (eq.sigma >= 0).all()  # exactly zero on padding
     assert torch.allclose(eq.sigma.flatten(1).sum(1), torch.ones(3, dtype=torch.float64), atol=1e-12)
     for b in range(3):
         sizes = mask[b].sum(dim=1).tolist()
         cut = tuple(slice(0, s) for s in sizes)
-        alone = block(games[b][(slice(None), *cut)].unsqueeze(0), concept=concept)
+        alone = block(games[b][(slice(None), *cut)].unsqueeze(0), concept=get_concept(concept))
         assert torch.allclose(eq.sigma[b][cut], alone.sigma[0], atol=1e-12, rtol=0)
         for key in ("gap", "cce_gap", "entropy"):
             assert torch.allclose(eq.info[key][b], alone.info[key][0], atol=1e-12)
@@ -70,7 +72,7 @@ def test_invariant_to_positive_affine_payoff_changes(concept, learner):
     gen = torch.Generator().manual_seed(8)
     games = torch.randn(2, 3, 3, 2, 4, dtype=torch.float64, generator=gen)
     block = NoRegretBlock(rounds=200, learner=learner)
-    a, b = block(games, concept=concept).sigma, block(_affinely_changed(games, gen), concept=concept).sigma
+    a, b = block(games, concept=get_concept(concept)).sigma, block(_affinely_changed(games, gen), concept=get_concept(concept)).sigma
     assert torch.allclose(a, b, atol=1e-9)
 
 
@@ -79,16 +81,16 @@ def test_default_block_is_invariant_at_1000_rounds(concept):
     gen = torch.Generator().manual_seed(9)
     games = torch.randn(4, 3, 3, 2, 4, dtype=torch.float64, generator=gen)
     block = NoRegretBlock()
-    a, b = block(games, concept=concept).sigma, block(_affinely_changed(games, gen), concept=concept).sigma
+    a, b = block(games, concept=get_concept(concept)).sigma, block(_affinely_changed(games, gen), concept=get_concept(concept)).sigma
     assert torch.allclose(a, b, atol=1e-8)
 
 
 def test_deterministic_eps_independent_and_reported():
     games, mask = _padded_batch(2, seed=9)
     block = NoRegretBlock(rounds=200)
-    a = block(games, mask, concept="cce", eps=0.05)
-    b = block(games, mask, concept="cce", eps=Epsilon(1e-6, relative=False))
-    assert torch.equal(a.sigma, b.sigma) and a.alpha is None and a.concept == "cce"
+    a = block(games, mask, concept=get_concept("cce"), eps=0.05)
+    b = block(games, mask, concept=get_concept("cce"), eps=Epsilon(1e-6, relative=False))
+    assert torch.equal(a.sigma, b.sigma) and a.alpha is None and a.concept.name == "cce"
     assert set(a.info) == {"gap", "violation", "entropy", "cce_gap"}
     assert torch.equal(a.info["gap"], a.info["cce_gap"])
     assert torch.allclose(b.info["violation"], (b.info["gap"] - 1e-6).clamp_min(0))
@@ -123,9 +125,9 @@ def test_unrolled_rounds_over_the_memory_limit_are_refused_before_they_run():
     """A graph over a million rounds of a batch of 16x16 CE games would take terabytes; without one, a few MiB."""
     games = torch.zeros(64, 2, 16, 16, dtype=torch.float64, requires_grad=True)
     with pytest.raises(SolveTooLarge, match=r"a batch of 64 2-player 16x16 games .* over its limit of 16 GiB"):
-        NoRegretBlock(rounds=1_000_000)(games, concept="ce")
+        NoRegretBlock(rounds=1_000_000)(games, concept=get_concept("ce"))
     with pytest.raises(SolveTooLarge, match="over its limit of 1 GiB"):
-        NoRegretBlock(rounds=1_000_000, max_memory_gb=1)(games, concept="ce")
+        NoRegretBlock(rounds=1_000_000, max_memory_gb=1)(games, concept=get_concept("ce"))
     size = SolveSize(64, 2, (16, 16), 256, 512, 8192, "ce")
     assert NoRegretBlock(rounds=1_000_000).memory_bytes(size) < 2**30  # no graph: the learners' state only
 
@@ -135,7 +137,7 @@ def test_refuses_concepts_it_does_not_serve():
         name = "capped_test"
 
         def operator(self, games, mask):
-            return get_concept("cce").operator(games, mask)
+            return CoarseCorrelated().operator(games, mask)
 
     message = "block 'no_regret' does not support concept 'capped_test'; it supports cce, ce"
     with pytest.raises(ValueError, match=message):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from did_core.plugins import get_concept
 from did_core.games import classic_game, full_mask
 from did_no_regret import NoRegretBlock
 from did_no_regret.learners import _Stationary
@@ -19,7 +20,7 @@ def test_cce_gap_falls_as_rounds_grow(learner, n_players, max_actions):
     games, mask = random_unit_games(16, n_players, max_actions, seed=10 + n_players)
     means = []
     for rounds in (10, 100, 1000):
-        eq = NoRegretBlock(rounds=rounds, learner=learner)(games, mask, concept="cce")
+        eq = NoRegretBlock(rounds=rounds, learner=learner)(games, mask, concept=get_concept("cce"))
         gaps = batch_reference_gaps(eq.sigma, games, mask, "cce")
         np.testing.assert_allclose(eq.info["gap"].numpy(), gaps, atol=1e-12)  # the block's report is right
         np.testing.assert_allclose(eq.info["cce_gap"].numpy(), gaps, atol=1e-12)
@@ -35,7 +36,7 @@ def test_target_mean_cce_gap_at_1000_rounds(n_players):
     Measured (``python -m did_no_regret.measure``, 64 games each, 2..8 actions per player): mean 0.0030
     (2 and 3 players), largest 0.0040."""
     games, mask = random_unit_games(24 if n_players == 2 else 8, n_players, 8, seed=n_players)
-    eq = NoRegretBlock()(games, mask, concept="cce")
+    eq = NoRegretBlock()(games, mask, concept=get_concept("cce"))
     gaps = batch_reference_gaps(eq.sigma, games, mask, "cce")
     print(f"\n{n_players} players: mean CCE gap {gaps.mean():.4f}, max {gaps.max():.4f}")
     assert gaps.mean() <= 0.01 and gaps.max() <= 0.02
@@ -46,7 +47,7 @@ def test_ce_gap_of_the_swap_learner_falls_as_rounds_grow(learner):
     games, mask = random_unit_games(12, 2, 5, seed=3)
     means = []
     for rounds in (10, 100, 1000):
-        eq = NoRegretBlock(rounds=rounds, learner=learner)(games, mask, concept="ce")
+        eq = NoRegretBlock(rounds=rounds, learner=learner)(games, mask, concept=get_concept("ce"))
         gaps = batch_reference_gaps(eq.sigma, games, mask, "ce")
         np.testing.assert_allclose(eq.info["gap"].numpy(), gaps, atol=1e-12)
         means.append(gaps.mean())
@@ -59,8 +60,8 @@ def test_external_regret_play_can_miss_the_ce_that_the_swap_learner_finds(learne
     CCE (gap < 0.005) but far from every CE (CE gap > 0.015); the swap learner's average is a CE."""
     games, mask = random_unit_games(200, 2, 5, seed=5, min_actions=5)
     games, mask = games[55:56], mask[55:56]
-    external = NoRegretBlock(learner=learner)(games, mask, concept="cce").sigma
-    swap = NoRegretBlock(learner=learner)(games, mask, concept="ce").sigma
+    external = NoRegretBlock(learner=learner)(games, mask, concept=get_concept("cce")).sigma
+    swap = NoRegretBlock(learner=learner)(games, mask, concept=get_concept("ce")).sigma
     assert batch_reference_gaps(external, games, mask, "cce")[0] < 0.005
     assert batch_reference_gaps(external, games, mask, "ce")[0] > 0.015
     assert batch_reference_gaps(swap, games, mask, "ce")[0] < 0.005
@@ -71,19 +72,19 @@ def test_matching_pennies_and_rock_paper_scissors_converge_to_uniform():
         game = classic_game(name).unsqueeze(0)
         for concept in ("cce", "ce"):
             for learner in LEARNERS:
-                sigma = NoRegretBlock(learner=learner)(game, concept=concept).sigma[0]
+                sigma = NoRegretBlock(learner=learner)(game, concept=get_concept(concept)).sigma[0]
                 assert torch.allclose(sigma, torch.full_like(sigma, 1 / sigma.numel()), atol=5e-3), (name, learner)
 
 
 @pytest.mark.parametrize("concept", ["cce", "ce"])
 def test_strictly_dominant_strategies_win(concept):
     pd = classic_game("prisoners_dilemma").unsqueeze(0)  # defect (action 1) strictly dominates
-    masses = [float(NoRegretBlock(rounds=t)(pd, concept=concept).sigma[0, 1, 1]) for t in (100, 1000, 3000)]
+    masses = [float(NoRegretBlock(rounds=t)(pd, concept=get_concept(concept)).sigma[0, 1, 1]) for t in (100, 1000, 3000)]
     assert masses[0] < masses[1] < masses[2] and masses[1] > 0.98, masses
     # A random 3-player game in which action 2 of player 0 strictly dominates its others.
     games = torch.randn(4, 3, 4, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     games[:, 0, 2] = games[:, 0].amax(dim=1) + 0.5
-    marginal = NoRegretBlock()(games, concept=concept).sigma.sum(dim=(2, 3))[:, 2]
+    marginal = NoRegretBlock()(games, concept=get_concept(concept)).sigma.sum(dim=(2, 3))[:, 2]
     assert bool((marginal > (0.97 if concept == "cce" else 0.95)).all()), marginal  # each swap copy learns it
 
 

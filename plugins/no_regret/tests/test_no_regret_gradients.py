@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from did_core.plugins import get_concept
 from did_no_regret import NoRegretBlock
 
 LEARNERS = ["hedge", "regret_matching", "regret_matching_plus"]
@@ -24,7 +25,7 @@ def test_gradcheck_on_small_games(sizes, learner, concept):
     games = torch.randn(2, len(sizes), *sizes, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     games.requires_grad_(True)
     block = NoRegretBlock(rounds=20, learner=learner)
-    assert torch.autograd.gradcheck(lambda g: block(g, concept=concept).sigma, (games,), eps=1e-6, atol=1e-7,
+    assert torch.autograd.gradcheck(lambda g: block(g, concept=get_concept(concept)).sigma, (games,), eps=1e-6, atol=1e-7,
                                     rtol=1e-5)
 
 
@@ -37,7 +38,7 @@ def test_gradcheck_other_hedge_settings_with_padding(options):
     games.requires_grad_(True)
     block = NoRegretBlock(rounds=30, **options)
     for concept in ("cce", "ce"):
-        assert torch.autograd.gradcheck(lambda g: block(g, mask, concept=concept).sigma, (games,), eps=1e-6,
+        assert torch.autograd.gradcheck(lambda g: block(g, mask, concept=get_concept(concept)).sigma, (games,), eps=1e-6,
                                         atol=1e-7, rtol=1e-5)
 
 
@@ -63,7 +64,7 @@ def test_graph_memory_grows_linearly_and_never_holds_a_joint_per_round(sizes, co
     games = torch.randn(batch, n, *sizes, dtype=torch.float64, requires_grad=True)
 
     def saved(rounds: int, **options) -> int:
-        return _saved_bytes(lambda: NoRegretBlock(rounds=rounds, **options)(games, concept=concept).sigma)
+        return _saved_bytes(lambda: NoRegretBlock(rounds=rounds, **options)(games, concept=get_concept(concept)).sigma)
 
     s50, s100, s200 = saved(50), saved(100), saved(200)
     per_round = (s200 - s100) / 100
@@ -81,7 +82,7 @@ def test_grad_rounds_truncates_the_gradient_only():
 
     def run(**options):
         g = games.clone().requires_grad_(True)
-        sigma = NoRegretBlock(rounds=100, **options)(g).sigma
+        sigma = NoRegretBlock(rounds=100, **options)(g, concept=get_concept("cce")).sigma
         (sigma * weights).sum().backward()
         return sigma.detach(), g.grad
 
@@ -96,6 +97,6 @@ def test_grad_rounds_truncates_the_gradient_only():
 
 def test_no_graph_without_requires_grad_and_float32():
     games = torch.randn(2, 2, 3, 3)
-    eq = NoRegretBlock(rounds=50)(games)
+    eq = NoRegretBlock(rounds=50)(games, concept=get_concept("cce"))
     assert eq.sigma.dtype == torch.float32 and not eq.sigma.requires_grad and torch.isfinite(eq.sigma).all()
     assert torch.allclose(eq.sigma.flatten(1).sum(1), torch.ones(2), atol=1e-5)

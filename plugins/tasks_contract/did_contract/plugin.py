@@ -4,7 +4,7 @@ from pathlib import Path
 
 from did_core.hookspecs import hookimpl
 from did_core.registry import Registry
-from did_core.tasks import Task
+from did_core.tasks import Task, paper_profile, quick_profile
 from did_contract.design import ContractInstances
 from did_contract.generator import ContractGenerator
 from did_contract.task import ContractObjective, ContractSampler
@@ -15,11 +15,7 @@ CONTRACT = Task(
     generator=ContractGenerator,
     description="pay agents per outcome so that their equilibrium is worth more to the principal than it costs",
     size_axis="actions of the largest agent",
-    train_profiles={
-        "quick": {"steps": 300, "batch_size": 64, "lr": 3e-3, "warmup_steps": 20, "eval_contexts": 128,
-                  "threads": 1},
-        "paper": {"steps": 20000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
-    },
+    train_profiles={"quick": quick_profile(eval_contexts=128), "paper": paper_profile()},
     polish_budget=400,
     instances=ContractInstances(),
     shipped=Path(__file__).parent / "shipped",

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from did_core.blocks import Equilibrium
 from did_core.games import joint_mask
-from did_core.tasks import Context, ContextSampler, DesignObjective, Options, linear_ramp
+from did_core.tasks import Context, ContextSampler, DesignObjective, Options, RampedPenalty
 
 __all__ = [
     "ContractSampler",
@@ -146,14 +146,17 @@ def principal_utility(context: Context, contracts: Tensor, sigma: Tensor) -> Ten
 
 
 def payment_weight(progress: float, lam_start: float, ramp: float) -> float:
-    """``lam``: linear from ``lam_start`` at ``progress = 0`` to 1 at ``progress = ramp``, then 1."""
-    return linear_ramp(progress, lam_start, 1.0, ramp)
+    """``lam``: linear from ``lam_start`` at ``progress = 0`` to 1 at ``progress = ramp``, then 1 (the weight
+    of :class:`ContractObjective` with these options)."""
+    return ContractObjective.Options(lam_start=lam_start, ramp=ramp).weight(progress)
 
 
 class ContractObjective(DesignObjective):
     """The principal's problem: maximise ``U`` over contracts (see the module docstring)."""
 
-    class Options(Options):
+    class Options(RampedPenalty):
+        #: The payments' final weight is 1 (the principal's utility), no option: ``lam`` given is refused.
+        lam: ClassVar[float] = 1.0
         lam_start: float = Field(0.1, ge=0, le=1, description="payment weight at the start of training")
         ramp: float = Field(0.5, ge=0, le=1, description="fraction of training over which lam reaches 1")
 
@@ -174,7 +177,7 @@ class ContractObjective(DesignObjective):
 
     def loss(self, context: Context, intervention: Tensor, eq: Equilibrium, progress: float
              ) -> tuple[Tensor, dict[str, float]]:
-        lam = payment_weight(progress, self.options.lam_start, self.options.ramp)
+        lam = self.options.weight(progress)
         q = outcome_distribution(context, eq.sigma)
         earned = (q * context["values"].to(q.dtype)).sum(dim=1).mean()
         paid = (q * self.feasible(intervention).to(q.dtype).sum(dim=1)).sum(dim=1).mean()

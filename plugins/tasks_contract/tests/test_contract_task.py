@@ -17,7 +17,7 @@ from did_contract import (
     principal_utility,
 )
 from did_core.blocks import Equilibrium
-from did_core.plugins import create, registry
+from did_core.plugins import create, get_concept, registry
 
 
 def _double(context):
@@ -44,7 +44,8 @@ def test_registered_under_contract():
     task = registry("tasks").get("contract")
     assert task.provider == "did-plugins-contract" and task.value.sampler is ContractSampler
     assert task.value.polish_budget == 400 and set(task.value.train_profiles) == {"quick", "paper"}
-    assert task.value.instances is not None and "design" not in registry("commands")  # did design is core's
+    assert task.value.instances is not None
+    assert registry("commands").get("design").provider == "did-core"  # did design is core's
 
 
 def test_sampler_shapes_ranges_and_masks():
@@ -234,8 +235,8 @@ def test_padded_equals_cut(generator, exact):
     games_pad, mask_pad = objective.induce(one, t_pad)
     games_cut, mask_cut = objective.induce(cut, t_cut)
     assert torch.allclose(games_pad[:, :, :n, :n], games_cut)
-    eq_pad = exact(games_pad, mask_pad, concept="cce", eps=0.05)
-    eq_cut = exact(games_cut, mask_cut, concept="cce", eps=0.05)
+    eq_pad = exact(games_pad, mask_pad, concept=get_concept("cce"), eps=0.05)
+    eq_cut = exact(games_cut, mask_cut, concept=get_concept("cce"), eps=0.05)
     assert torch.allclose(eq_pad.sigma[:, :n, :n], eq_cut.sigma, atol=1e-6)
     assert torch.allclose(objective.value(one, t_pad, eq_pad), objective.value(cut, t_cut, eq_cut), atol=1e-6)
 
@@ -258,13 +259,13 @@ def test_edge_contexts_train_and_evaluate(kind, generator, exact):
     generator.zero_grad()
     t = generator(ctx)
     games, mask = objective.induce(ctx, t)
-    eq = exact(games.double(), mask, concept="cce", eps=0.05)
+    eq = exact(games.double(), mask, concept=get_concept("cce"), eps=0.05)
     loss, scalars = objective.loss(ctx, t, eq, 0.3)
     loss.backward()
     grads = [p.grad for p in generator.parameters() if p.grad is not None]
     assert torch.isfinite(loss) and grads and all(torch.isfinite(g).all() for g in grads)
     base = objective.baseline_intervention(ctx)
-    eq0 = exact(*objective.induce(ctx, base), concept="cce", eps=0.05)
+    eq0 = exact(*objective.induce(ctx, base), concept=get_concept("cce"), eps=0.05)
     u0 = objective.value(ctx, base, eq0)
     assert torch.isfinite(u0).all() and torch.allclose(eq0.sigma.sum(), torch.tensor(1.0, dtype=torch.float64))
     if kind == "zero_costs":
@@ -308,7 +309,7 @@ def test_bound_is_the_best_joint_action_value_and_no_contract_beats_it(exact):
         real = objective.intervention_mask(ctx).double()
         for scale in (0.0, 1.0, 5.0):
             t = scale * torch.rand(real.shape, dtype=torch.float64) * real
-            eq = exact(*objective.induce(ctx, t), concept="cce", eps=0.05)
+            eq = exact(*objective.induce(ctx, t), concept=get_concept("cce"), eps=0.05)
             assert (objective.value(ctx, t, eq) <= objective.bound(ctx) + 1e-9).all()
     # padded joint actions (expected value 0) never count, even when every real one is worth less
     losing = dict(padded, values=(padded["values"] - 20.0) * padded["outcome_mask"])

@@ -39,28 +39,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from did_core.concepts import Concept
 from did_core.blocks import EquilibriumBlock
-from did_core.design import InstanceFormat
+from did_core.console import format_joint
 from did_core.equilibria import Epsilon
 from did_core.instance_files import InstanceError, array, check_fields, load_instance, names, padded
-from did_core.tasks import Context
+from did_core.tasks import Context, InstanceFormat, NamedContext
 from did_inverse.generator import log_relative_target
 from did_inverse.task import InverseObjective
 
-__all__ = ["InverseInstances", "TargetContext", "load_target", "optimise_game", "MAX_JOINT_ACTIONS"]
+__all__ = ["InverseInstances", "load_target", "optimise_game", "MAX_JOINT_ACTIONS"]
 
 _KEYS = {"target", "players", "noise"}
 #: the most padded joint actions ``A_max ** N`` of an instance (as the scheduling sampler allows).
 MAX_JOINT_ACTIONS = 2 ** 16
-
-
-class TargetContext(dict):
-    """An inverse context (``dict[str, Tensor]``, a batch of one) that remembers its player and action names."""
-
-    def __init__(self, context: dict[str, Tensor], players: list[str], actions: list[list[str]]) -> None:
-        super().__init__(context)
-        self.players = players
-        self.actions = actions
 
 
 def _shape(data: Any) -> tuple[int, ...]:
@@ -98,7 +90,7 @@ def _players(data: Any, shape: tuple[int, ...]) -> tuple[list[str], list[list[st
     return players, actions
 
 
-def _target_context(data: Any) -> TargetContext:
+def _target_context(data: Any) -> NamedContext:
     """Validate a decoded JSON object and build its context (see the module docstring)."""
     check_fields(data, _KEYS, {"target"})
     shape = _shape(data["target"])
@@ -115,9 +107,10 @@ def _target_context(data: Any) -> TargetContext:
         index = "".join(f"[{int(i)}]" for i in (target < 0).nonzero()[0])
         raise InstanceError(f"'target{index}' is {float(target[tuple((target < 0).nonzero()[0])]):g}: "
                             f"target probabilities must be non-negative")
-    total = float(target.sum())
-    if not total > 0:
+    if not target.max() > 0:
         raise InstanceError("'target' sums to 0: give at least one positive entry (it is normalised on load)")
+    target = target / target.max()  # weights up to float64's largest sum to a finite number once scaled
+    total = float(target.sum())
     noise = array(data["noise"], "noise", shape) if "noise" in data else torch.zeros(shape, dtype=torch.float64)
     if "players" in data:
         players, actions = _players(data["players"], shape)
@@ -131,15 +124,15 @@ def _target_context(data: Any) -> TargetContext:
         "noise": padded(noise, (a_max,) * n).unsqueeze(0).to(dtype),
         "mask": (torch.arange(a_max).view(1, -1) < torch.tensor(shape).view(-1, 1)).unsqueeze(0),
     }
-    return TargetContext(context, players, actions)
+    return NamedContext(context, players, actions)
 
 
-def load_target(path: Path) -> TargetContext:
+def load_target(path: Path) -> NamedContext:
     """The target-joint file in ``path`` as a context of one; any problem is one ``InstanceError`` line."""
     return load_instance(path, _target_context)
 
 
-def optimise_game(context: Context, block: EquilibriumBlock, concept: str = "cce", eps: Epsilon | float = 0.05,
+def optimise_game(context: Context, block: EquilibriumBlock, concept: Concept, eps: Epsilon | float = 0.05,
                   steps: int = 200, lr: float = 0.05, objective: InverseObjective | None = None) -> Tensor:
     """Per-instance games ``[B, N, A..]`` by gradient descent on the game through ``block``.
 
@@ -175,14 +168,6 @@ def optimise_game(context: Context, block: EquilibriumBlock, concept: str = "cce
     return objective.induce(context, best)[0]
 
 
-def _names(context: Context) -> tuple[list[str], list[list[str]]]:
-    """Player and action names: the file's, else numbered ones (a context not read from a file)."""
-    if isinstance(context, TargetContext):
-        return context.players, context.actions
-    sizes = [int(n) for n in context["mask"][0].sum(-1)]
-    return [f"player {i + 1}" for i in range(len(sizes))], [[f"action {a + 1}" for a in range(n)] for n in sizes]
-
-
 def _real(context: Context) -> tuple[slice, ...]:
     return tuple(slice(0, int(n)) for n in context["mask"][0].sum(-1))
 
@@ -198,35 +183,28 @@ class InverseInstances(InstanceFormat):
     def load(self, path: Path) -> Context:
         return load_target(Path(path))
 
-    def optimise(self, context: Context, block: EquilibriumBlock, concept: str, eps: Epsilon,
-                 steps: int, lr: float) -> Tensor:
-        """:func:`optimise_game`: the game ``[1, N, A..]``."""
-        return optimise_game(context, block, concept, eps, steps, lr)
+    optimiser = staticmethod(optimise_game)
 
     def describe(self, context: Context, intervention: Tensor) -> list[str]:
         """The target joint, then every player's payoffs in the game ``[1, N, A..]``, by action names."""
-        from did_core.cli import _format_joint
-
-        players, actions = _names(context)
+        players, actions = self.names(context)
         real = _real(context)
         lines = ["target joint:"]
-        lines += ["  " + line for line in _format_joint(context["target"][0][real].double(), players, actions)
+        lines += ["  " + line for line in format_joint(context["target"][0][real].double(), players, actions)
                   .splitlines()]
         for p, player in enumerate(players):
             lines.append(f"payoffs of {player}:")
-            lines += ["  " + line for line in _format_joint(intervention[0, p][real].detach().double(), players,
+            lines += ["  " + line for line in format_joint(intervention[0, p][real].detach().double(), players,
                                                              actions).splitlines()]
         return lines
 
     def describe_joint(self, context: Context, sigma: Tensor) -> list[str]:
         """A joint ``[A_1..A_N]`` (real actions) by action names."""
-        from did_core.cli import _format_joint
-
-        players, actions = _names(context)
-        return _format_joint(sigma.detach().double(), players, actions).splitlines()
+        players, actions = self.names(context)
+        return format_joint(sigma.detach().double(), players, actions).splitlines()
 
     def summary(self, context: Context) -> dict[str, Any]:
         """The names and the normalised target (real joint actions only)."""
-        players, actions = _names(context)
+        players, actions = self.names(context)
         return {"players": players, "actions": actions,
                 "target": context["target"][0][_real(context)].double().tolist()}

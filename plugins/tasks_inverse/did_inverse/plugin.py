@@ -7,7 +7,7 @@ from torch import nn
 
 from did_core.hookspecs import hookimpl
 from did_core.registry import Registry
-from did_core.tasks import ContextSampler, Task
+from did_core.tasks import ContextSampler, Task, paper_profile, quick_profile
 from did_inverse.design import InverseInstances
 from did_inverse.generator import InverseGenerator
 from did_inverse.task import InverseObjective, InverseSampler
@@ -26,10 +26,7 @@ INVERSE = Task(
     size_axis="actions of the larger player",
     # quick: 2000 steps on scaled features with the log-likelihood prior reach KL 0.048 (600 steps of the plain
     # generator on raw features: 0.160; 1500 steps with the prior: 0.052).
-    train_profiles={
-        "quick": {"steps": 2000, "batch_size": 64, "lr": 3e-3, "warmup_steps": 20, "eval_contexts": 128},
-        "paper": {"steps": 20000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
-    },
+    train_profiles={"quick": quick_profile(steps=2000, eval_contexts=128), "paper": paper_profile()},
     polish_budget=4000,
     instances=InverseInstances(),
     shipped=Path(__file__).parent / "shipped",

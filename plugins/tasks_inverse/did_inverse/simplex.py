@@ -20,7 +20,6 @@ import torch
 from torch import Tensor
 
 from did_core.blocks import Equilibrium
-from did_core.concepts import get_concept
 from did_core.plots import require_matplotlib, simplex_axes, to_simplex
 from did_core.tasks import Context
 
@@ -73,7 +72,7 @@ def simplex_figure(sampler: Any, generator: torch.nn.Module, objective: Any,
                     dtype=float) / steps
     fig, axes = plt.subplots(1, count, figsize=(2.4 * count, 3.0), layout="constrained")
     for b, ax in enumerate(np.atleast_1d(axes)):
-        op = get_concept(eq.concept).operator(games[b:b + 1], mask[b:b + 1])
+        op = eq.concept.operator(games[b:b + 1], mask[b:b + 1])
         real = op.real[0]
         rows = op.dense()[0][real].reshape(-1, *games.shape[2:])[:, :3, :2].numpy()
         # The tolerance the block used: its owner's eps_p (0 for rows no player owns).

@@ -16,7 +16,7 @@ import torch
 from did_core.cli import main
 from did_core.equilibria import Epsilon
 from did_core.instance_files import InstanceError
-from did_core.plugins import create, registry
+from did_core.plugins import create, get_concept, registry
 from did_core.testing import assert_design_refuses
 from did_inverse.design import InverseInstances, load_target
 from did_inverse.plugin import INVERSE
@@ -81,7 +81,7 @@ def test_per_instance_game_beats_the_uniform_game_and_prints_its_exact_equilibri
     # The game as reported, solved again by the exact block: the reported equilibrium and KL.
     game = torch.tensor(report["intervention"], dtype=torch.float64).unsqueeze(0)
     assert game.shape == (1, 2, 2, 2)
-    eq = exact(game, torch.ones(1, 2, 2, dtype=torch.bool), concept="cce", eps=Epsilon(0.05, relative=True))
+    eq = exact(game, torch.ones(1, 2, 2, dtype=torch.bool), concept=get_concept("cce"), eps=Epsilon(0.05, relative=True))
     sigma = eq.sigma[0].numpy()
     assert np.allclose(np.array(r["equilibrium_with"]), sigma, atol=1e-8)
     assert r["value_with"] == pytest.approx(_kl(target, sigma), abs=1e-8)

@@ -4,6 +4,7 @@ import math
 
 import torch
 
+from did_core.plugins import get_concept
 from did_core.games import joint_mask
 from did_core.nn.generators import PayoffGenerator
 from did_inverse.generator import InverseGenerator
@@ -58,8 +59,8 @@ def test_the_prior_game_starts_closer_to_the_target_than_the_uniform_game():
     objective = InverseObjective()
     with torch.no_grad():
         games, mask = objective.induce(context, generator(context))
-        eq = create("blocks", "exact_newton")(games.double(), mask, concept="cce", eps=Epsilon(0.05))
-        uniform = create("blocks", "exact_newton")(torch.zeros_like(games).double(), mask, concept="cce",
+        eq = create("blocks", "exact_newton")(games.double(), mask, concept=get_concept("cce"), eps=Epsilon(0.05))
+        uniform = create("blocks", "exact_newton")(torch.zeros_like(games).double(), mask, concept=get_concept("cce"),
                                                    eps=Epsilon(0.05))
     prior_kl = objective.value(context, generator(context), eq).mean()
     uniform_kl = objective.value(context, generator(context), uniform).mean()

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from did_core.blocks import Equilibrium
-from did_core.plugins import exact_block_for, registry
+from did_core.plugins import exact_block_for, get_concept, registry
 from did_core.tasks import Task
 from did_inverse.plugin import INVERSE, inverse_generator
 from did_inverse.task import InverseObjective, InverseSampler
@@ -104,12 +104,12 @@ def test_value_is_kl_of_target_from_sigma():
     sampler = InverseSampler(min_actions=1, max_actions=4)
     context = sampler.sample(10, torch.Generator().manual_seed(5))
     sigma = _padded_joint(context, 6)
-    eq = Equilibrium(sigma=sigma, alpha=None, eps=torch.zeros(10, 2), concept="cce")
+    eq = Equilibrium(sigma=sigma, alpha=None, eps=torch.zeros(10, 2), concept=get_concept("cce"))
     value = InverseObjective().value(context, torch.zeros(10, 2, 4, 4), eq)
     assert value.shape == (10,)
     for b in range(10):
         assert float(value[b]) == pytest.approx(_kl(context["target"][b].numpy(), sigma[b].numpy()), rel=1e-6)
-    same = Equilibrium(sigma=context["target"].double(), alpha=None, eps=torch.zeros(10, 2), concept="cce")
+    same = Equilibrium(sigma=context["target"].double(), alpha=None, eps=torch.zeros(10, 2), concept=get_concept("cce"))
     assert torch.allclose(InverseObjective().value(context, torch.zeros(10, 2, 4, 4), same),
                           torch.zeros(10, dtype=torch.float64), atol=1e-6)
 
@@ -120,7 +120,7 @@ def test_loss_is_mean_kl_plus_mu_times_the_gauge_term(mu):
     context = sampler.sample(8, torch.Generator().manual_seed(9))
     x = 3.0 * torch.randn(8, 2, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(10)) + 1.0
     sigma = _padded_joint(context, 11)
-    eq = Equilibrium(sigma=sigma, alpha=None, eps=torch.zeros(8, 2), concept="cce")
+    eq = Equilibrium(sigma=sigma, alpha=None, eps=torch.zeros(8, 2), concept=get_concept("cce"))
     objective = InverseObjective(mu=mu)
     loss, scalars = objective.loss(context, x, eq, 0.5)
     counts = _counts(context)
@@ -181,7 +181,7 @@ def test_a_tiny_run_end_to_end_with_the_simplex_figure(tmp_path, capsys):
                                 "sampler_options": {"min_actions": 2, "max_actions": 3},
                                 "generator_options": {"width": 8, "depth": 1}})
     assert cfg.block == cfg.exact_block == block
-    evaluation = train(cfg, tmp_path / "run")[block]
+    evaluation = train(cfg, tmp_path / "run")[block].as_dict()
     # The baseline is a constant game, whose eps-ME joint is uniform: KL(target || uniform), recomputed.
     held_out = InverseSampler(min_actions=2, max_actions=3).sample(6, torch.Generator().manual_seed(cfg.eval_seed))
     expected = [_kl(held_out["target"][b].numpy(), np.full((3, 3), 1.0 / (n1 * n2)))

@@ -36,31 +36,22 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from did_core.concepts import Concept
 from did_core.blocks import EquilibriumBlock
-from did_core.design import InstanceFormat
 from did_core.equilibria import Epsilon
 from did_core.instance_files import InstanceError, array, check_fields, load_instance, names
-from did_core.tasks import Context
+from did_core.tasks import Context, InstanceFormat, NamedContext
 from did_scheduling.generator import TaxGenerator
 from did_scheduling.task import SchedulingObjective, scheduling_game
 
-__all__ = ["SchedulingInstances", "JobsContext", "load_jobs", "optimise_taxes", "MAX_JOINT_ACTIONS"]
+__all__ = ["SchedulingInstances", "load_jobs", "optimise_taxes", "MAX_JOINT_ACTIONS"]
 
 _KEYS = {"times", "machines", "players"}
 #: the most joint actions ``m ** N`` of an instance (as the sampler allows).
 MAX_JOINT_ACTIONS = 2 ** 16
 
 
-class JobsContext(dict):
-    """A scheduling context (``dict[str, Tensor]``, a batch of one) that remembers its player and machine names."""
-
-    def __init__(self, context: dict[str, Tensor], players: list[str], machines: list[str]) -> None:
-        super().__init__(context)
-        self.players = players
-        self.machines = machines
-
-
-def _jobs_context(data: Any) -> JobsContext:
+def _jobs_context(data: Any) -> NamedContext:
     """Validate a decoded JSON object and build its context (see the module docstring)."""
     check_fields(data, _KEYS, {"times"})
     times = data["times"]
@@ -89,16 +80,16 @@ def _jobs_context(data: Any) -> JobsContext:
     mask = torch.ones(1, n, m, dtype=torch.bool)
     times_t = values.unsqueeze(0).to(dtype)
     utilities, makespan = scheduling_game(times_t, mask)
-    return JobsContext({"times": times_t, "mask": mask, "utilities": utilities, "makespan": makespan},
-                       players, machines)
+    return NamedContext({"times": times_t, "mask": mask, "utilities": utilities, "makespan": makespan},
+                        players, [machines] * n)
 
 
-def load_jobs(path: Path) -> JobsContext:
+def load_jobs(path: Path) -> NamedContext:
     """The job-times file in ``path`` as a context of one; any problem is one ``InstanceError`` line."""
     return load_instance(path, _jobs_context)
 
 
-def optimise_taxes(context: Context, block: EquilibriumBlock, concept: str = "cce", eps: Epsilon | float = 0.05,
+def optimise_taxes(context: Context, block: EquilibriumBlock, concept: Concept, eps: Epsilon | float = 0.05,
                    steps: int = 200, lr: float = 0.05, objective: SchedulingObjective | None = None) -> Tensor:
     """Per-instance taxes as an intervention ``-x [B, N, M..]`` (``x >= 0``) by Adam through ``block``.
 
@@ -135,14 +126,6 @@ def optimise_taxes(context: Context, block: EquilibriumBlock, concept: str = "cc
     return best
 
 
-def _names(context: Context) -> tuple[list[str], list[str]]:
-    """Player and machine names: the file's, else numbered ones (a context not read from a file)."""
-    if isinstance(context, JobsContext):
-        return context.players, context.machines
-    n, m = context["times"].shape[1], int(context["mask"][0, 0].sum())
-    return [f"player {i + 1}" for i in range(n)], [f"machine {k + 1}" for k in range(m)]
-
-
 def _table(players: list[str], machines: list[str], columns: dict[str, Tensor]) -> list[str]:
     """One line per joint action (machine names, the last player's varying fastest), one column per entry."""
     labels = [", ".join(combo) for combo in itertools.product(machines, repeat=len(players))]
@@ -163,18 +146,17 @@ class SchedulingInstances(InstanceFormat):
     baseline = "no tax"
     value_name = "expected makespan"
     method = "per-instance gradient descent (Adam) on the tax generator's raw output from no tax"
+    action_word = "machine"
+    #: :func:`optimise_taxes`: the intervention ``-x [1, N, M..]``.
+    optimiser = staticmethod(optimise_taxes)
 
     def load(self, path: Path) -> Context:
         return load_jobs(Path(path))
 
-    def optimise(self, context: Context, block: EquilibriumBlock, concept: str, eps: Epsilon,
-                 steps: int, lr: float) -> Tensor:
-        """:func:`optimise_taxes`: the intervention ``-x [1, N, M..]``."""
-        return optimise_taxes(context, block, concept, eps, steps, lr)
 
     def describe(self, context: Context, intervention: Tensor) -> list[str]:
         """The taxes ``x >= 0`` of an intervention ``-x [1, N, M..]`` per player at every joint action."""
-        players, machines = _names(context)
+        players, machines = self._players_and_machines(context)
         real = tuple(slice(0, len(machines)) for _ in players)
         taxes = SchedulingObjective().taxes(context, intervention.detach().double())[0]
         makespan = context["makespan"][0][real].double()
@@ -183,13 +165,18 @@ class SchedulingInstances(InstanceFormat):
 
     def describe_joint(self, context: Context, sigma: Tensor) -> list[str]:
         """A joint ``[M..M]`` (real machines) by machine names, beside each joint action's makespan."""
-        players, machines = _names(context)
+        players, machines = self._players_and_machines(context)
         real = tuple(slice(0, len(machines)) for _ in players)
         return _table(players, machines, {"P": sigma.detach().double(),
                                           "makespan": context["makespan"][0][real].double()})
 
+    def _players_and_machines(self, context: Context) -> tuple[list[str], list[str]]:
+        """Player names and the machine names (every player chooses among the same machines)."""
+        players, actions = self.names(context)
+        return players, actions[0]
+
     def summary(self, context: Context) -> dict[str, Any]:
         """The names and the job times."""
-        players, machines = _names(context)
+        players, machines = self._players_and_machines(context)
         return {"players": players, "machines": machines,
                 "times": context["times"][0][:, :len(machines)].double().tolist()}

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from did_core.hookspecs import hookimpl
 from did_core.registry import Registry
-from did_core.tasks import Task
+from did_core.tasks import Task, paper_profile, quick_profile
 from did_scheduling.design import SchedulingInstances
 from did_scheduling.generator import TaxGenerator
 from did_scheduling.task import SchedulingObjective, SchedulingSampler
@@ -17,10 +17,7 @@ SCHEDULING = Task(
     generator=TaxGenerator,
     description="tax selfish jobs on machines so that their equilibrium has a short makespan",
     size_axis="machines",
-    train_profiles={
-        "quick": {"steps": 200, "batch_size": 64, "lr": 3e-3, "warmup_steps": 20, "eval_contexts": 256},
-        "paper": {"steps": 20000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
-    },
+    train_profiles={"quick": quick_profile(steps=200), "paper": paper_profile()},
     polish_budget=4000,
     instances=SchedulingInstances(),
     shipped=Path(__file__).parent / "shipped",

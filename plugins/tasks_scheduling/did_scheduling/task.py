@@ -43,7 +43,7 @@ from torch import Tensor
 
 from did_core.blocks import Equilibrium
 from did_core.games import joint_mask
-from did_core.tasks import Context, ContextSampler, DesignObjective, Options, linear_ramp
+from did_core.tasks import Context, ContextSampler, DesignObjective, Options, RampedPenalty
 
 __all__ = ["SchedulingSampler", "SchedulingObjective", "scheduling_game"]
 
@@ -160,10 +160,9 @@ class SchedulingSampler(ContextSampler):
 class SchedulingObjective(DesignObjective):
     """Expected makespan plus ``lam`` times the expected taxes paid (``lam`` ramped)."""
 
-    class Options(Options):
+    class Options(RampedPenalty):
         lam: float = Field(0.1, ge=0, description="final weight of the expected taxes paid")
         lam_start: float = Field(0.0, ge=0, description="weight of the taxes paid at the start of training")
-        ramp: float = Field(0.5, ge=0, le=1, description="fraction of training over which lam ramps up")
 
     minimize: ClassVar[bool] = True
     report_change: ClassVar[bool] = True
@@ -191,8 +190,7 @@ class SchedulingObjective(DesignObjective):
 
     def lam_at(self, progress: float) -> float:
         """The tax weight at training ``progress`` in ``[0, 1]``."""
-        o = self.options
-        return linear_ramp(progress, o.lam_start, o.lam, o.ramp)
+        return self.options.weight(progress)
 
     def loss(self, context: Context, intervention: Tensor, eq: Equilibrium, progress: float
              ) -> tuple[Tensor, dict[str, float]]:

@@ -9,7 +9,7 @@ import torch
 
 from did_core.equilibria import Epsilon
 from did_core.games import excess_over_line_minimum
-from did_core.plugins import create, registry
+from did_core.plugins import create, get_concept, registry
 from did_core.registry import UnknownNameError
 from did_scheduling import SchedulingObjective, SchedulingSampler, TaxGenerator, scheduling_game
 
@@ -113,7 +113,7 @@ def test_normalisation_leaves_a_tax_free_action_and_the_equilibrium() -> None:
         assert (big[:, 0].amin(dim=1)[jm[:, 0].any(dim=1)].abs() < 1e-6).all()
         assert (big[:, 1].amin(dim=2)[jm[:, 1].any(dim=2)].abs() < 1e-6).all()
     objective, block = SchedulingObjective(), exact_block()
-    eqs = [block(objective.induce(context, -t)[0].double(), context["mask"], concept="cce", eps=0.05)
+    eqs = [block(objective.induce(context, -t)[0].double(), context["mask"], concept=get_concept("cce"), eps=0.05)
            for t in (raw, fixed)]
     assert torch.allclose(eqs[0].sigma, eqs[1].sigma, atol=1e-6)
 
@@ -135,8 +135,8 @@ def test_padded_equals_cut() -> None:
         x_cut, x_pad = generator(cut), generator(padded)
     assert torch.allclose(x_pad[:, :, :3, :3], x_cut, atol=1e-6) and (x_pad[:, :, 3:] == 0).all()
     objective, block = SchedulingObjective(), exact_block()
-    eq_cut = block(objective.induce(cut, x_cut)[0].double(), cut["mask"], concept="cce", eps=0.05)
-    eq_pad = block(objective.induce(padded, x_pad)[0].double(), mask, concept="cce", eps=0.05)
+    eq_cut = block(objective.induce(cut, x_cut)[0].double(), cut["mask"], concept=get_concept("cce"), eps=0.05)
+    eq_pad = block(objective.induce(padded, x_pad)[0].double(), mask, concept=get_concept("cce"), eps=0.05)
     assert torch.allclose(eq_pad.sigma[:, :3, :3], eq_cut.sigma, atol=1e-6)
     assert eq_pad.sigma[:, 3:].abs().max() < 1e-9 and eq_pad.sigma[:, :, 3:].abs().max() < 1e-9
     assert torch.allclose(objective.value(padded, x_pad, eq_pad), objective.value(cut, x_cut, eq_cut), atol=1e-6)
@@ -172,7 +172,7 @@ def test_loss_ramps_the_tax_weight_and_reaches_the_generator() -> None:
     generator = TaxGenerator(sampler, width=8, depth=1, normalize=False)
     x = generator(context)
     games, mask = objective.induce(context, x)
-    eq = exact_block()(games.double(), mask, concept="cce", eps=0.05)
+    eq = exact_block()(games.double(), mask, concept=get_concept("cce"), eps=0.05)
     loss, scalars = objective.loss(context, x, eq, progress=1.0)
     want = objective.value(context, x, eq).mean() + 0.5 * objective.taxes_paid(context, x, eq).mean()
     assert float(loss.detach()) == pytest.approx(float(want.detach())) and scalars["lam"] == 0.5
@@ -193,19 +193,20 @@ def test_three_players_end_to_end_and_zero_baseline_change(tmp_path) -> None:
         "generator_options": {"width": 8, "depth": 1},
     })
     result = train(cfg, tmp_path / "run")
-    entry = result["exact_cvx"]
+    entry = result["exact_cvx"].as_dict()
     assert entry["metric_name"] == "makespan change" and entry["contexts"] == 6
     assert torch.isfinite(torch.tensor(entry["metric"])) and (tmp_path / "run" / "eval.json").exists()
     # The naive baseline scores exactly 0 change and improves nothing.
     parts = build_components(cfg)
     parts.generator = _Baseline(parts.objective)
-    zero = evaluate_generator(cfg, parts, ["exact_cvx"], contexts=6, seed=1)["exact_cvx"]
+    zero_result = evaluate_generator(cfg, parts, ["exact_cvx"], contexts=6, seed=1)["exact_cvx"]
+    zero = zero_result.as_dict()
     assert zero["metric"] == 0.0 and zero["improved_share"] == 0.0
     # The report carries the task's bound against the same baseline: no better than any generator's metric.
     assert entry["bound"]["contexts"] == 6 and entry["bound"]["metric"] <= entry["metric"] + 1e-12
     assert zero["bound"]["metric"] <= 0.0 and set(zero["bound"]["per_size"]) == set(zero["per_size"])
     from did_core.report import build_report, markdown_table
-    table = markdown_table(build_report("scheduling", cfg.model_dump(), {"exact_cvx": zero}, 6, 1, argv=[]))
+    table = markdown_table(build_report("scheduling", cfg.model_dump(), {"exact_cvx": zero_result}, 6, 1, argv=[]))
     assert f"| {zero['bound']['metric']:.3f} (" in table and "bound (exact_cvx)" in table
 
 
@@ -231,7 +232,7 @@ def test_relative_eps_taxes_cannot_sharpen_by_scaling() -> None:
 
     def expected_makespan(c: float, eps: Epsilon) -> float:
         games, mask = objective.induce(context, -c * off)
-        return float(objective.value(context, -c * off, block(games.double(), mask, concept="cce", eps=eps)).mean())
+        return float(objective.value(context, -c * off, block(games.double(), mask, concept=get_concept("cce"), eps=eps)).mean())
 
     relative, absolute = Epsilon(0.05, True), Epsilon(0.05, False)
     assert expected_makespan(1.0, relative) < expected_makespan(0.0, relative)
@@ -253,5 +254,5 @@ def test_bound_is_the_brute_force_shortest_makespan_and_no_tax_beats_it(n_player
     block = exact_block()
     for scale in (0.0, 1.0, 10.0):
         x = -scale * torch.rand_like(utilities)
-        eq = block(*objective.induce(context, x), concept="cce", eps=Epsilon(0.05))
+        eq = block(*objective.induce(context, x), concept=get_concept("cce"), eps=Epsilon(0.05))
         assert (objective.value(context, x, eq) >= bound - 1e-9).all()

@@ -18,7 +18,7 @@ import torch
 from did_core.cli import main
 from did_core.equilibria import Epsilon
 from did_core.instance_files import InstanceError
-from did_core.plugins import create, registry
+from did_core.plugins import create, get_concept, registry
 from did_core.testing import assert_design_refuses
 from did_scheduling.design import SchedulingInstances, load_jobs
 from did_scheduling.plugin import SCHEDULING
@@ -50,7 +50,7 @@ def _untaxed_expected_makespan(times: list[list[float]], block) -> float:
             others = sum(times[j][a[i]] for j in range(n) if j != i and a[j] == a[i])
             game[(0, i, *a)] = -(times[i][a[i]] + 0.5 * others)
         makespan[a] = max(sum(times[i][k] for i in range(n) if a[i] == k) for k in range(m))
-    sigma = block(game, torch.ones(1, n, m, dtype=torch.bool), concept="cce", eps=Epsilon(0.05, relative=True)).sigma
+    sigma = block(game, torch.ones(1, n, m, dtype=torch.bool), concept=get_concept("cce"), eps=Epsilon(0.05, relative=True)).sigma
     return sum(float(sigma[(0, *a)]) * makespan[a] for a in makespan)
 
 
@@ -63,7 +63,7 @@ def test_task_reads_instances_and_the_example_loads():
     assert context["times"].dtype == torch.get_default_dtype()
     utilities, makespan = scheduling_game(torch.tensor([times]), torch.ones(1, 2, 3, dtype=torch.bool))
     assert torch.equal(context["utilities"], utilities) and torch.equal(context["makespan"], makespan)
-    assert context.players == ["Alice", "Bob"] and context.machines == ["fast", "medium", "slow"]
+    assert context.players == ["Alice", "Bob"] and context.actions == [["fast", "medium", "slow"]] * 2
 
 
 def test_example_untaxed_makespan_and_taxes(exact, capsys):

@@ -22,12 +22,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from did_core.concepts import Concept
 from did_core.blocks import EquilibriumBlock
-from did_core.design import InstanceFormat
+from did_core.console import joint_lines
 from did_core.equilibria import Epsilon
-from did_core.tasks import Context
+from did_core.tasks import Context, InstanceFormat, NamedContext, numbered
 from did_stackelberg.commitment import induced_games, leader_utility, sse_values
-from did_stackelberg.instances import InstanceError, NamedContext, array, joint_lines, names, padded, read_object
+from did_stackelberg.instances import InstanceError, array, names, padded, read_object
 from did_stackelberg.reference import strong_stackelberg
 
 __all__ = ["CommitmentInstances", "load_commitment", "optimise_commitment", "PURE_LOGIT", "LOGIT_SCALE"]
@@ -71,7 +72,7 @@ def load_commitment(path: Path) -> NamedContext:
     return NamedContext(context, [leader, *followers], [leader_actions, *actions])
 
 
-def optimise_commitment(context: Context, block: EquilibriumBlock, concept: str = "cce",
+def optimise_commitment(context: Context, block: EquilibriumBlock, concept: Concept,
                         eps: Epsilon | float = 0.05, steps: int = 200, lr: float = 0.05) -> Tensor:
     """Per-instance commitments ``[B, L]`` by multi-start gradient ascent through ``block``.
 
@@ -113,15 +114,6 @@ def optimise_commitment(context: Context, block: EquilibriumBlock, concept: str 
     return best.view(k, batch, n_leader)[winner, torch.arange(batch)]
 
 
-def _names(context: Context) -> tuple[list[str], list[list[str]]]:
-    """Player names (leader first) and action names: the file's, else numbered ones."""
-    if isinstance(context, NamedContext):
-        return context.players, context.actions
-    counts = [int(context["leader_mask"][0].sum()), *(int(c) for c in context["mask"][0].sum(dim=1))]
-    players = ["leader", *(f"follower {i + 1}" for i in range(len(counts) - 1))]
-    return players, [[f"action {a + 1}" for a in range(c)] for c in counts]
-
-
 class CommitmentInstances(InstanceFormat):
     """Commitment-game JSON files for ``did design commitment``."""
 
@@ -129,17 +121,22 @@ class CommitmentInstances(InstanceFormat):
     baseline = "uniform commitment"
     value_name = "leader's utility"
     method = "per-instance gradient ascent (Adam) from the uniform and every near-pure commitment"
+    optimiser = staticmethod(optimise_commitment)
 
     def load(self, path: Path) -> Context:
         return load_commitment(Path(path))
 
-    def optimise(self, context: Context, block: EquilibriumBlock, concept: str, eps: Epsilon,
-                 steps: int, lr: float) -> Tensor:
-        return optimise_commitment(context, block, concept, eps, steps, lr)
+    def action_counts(self, context: Context) -> list[int]:
+        """The leader's action count (``leader_mask [1, A_max]``), then the followers' (``mask [1, N, A_max]``)."""
+        return [int(context["leader_mask"][0].sum()), *(int(c) for c in context["mask"][0].sum(dim=1))]
+
+    def player_names(self, count: int) -> list[str]:
+        """The leader first, then the followers."""
+        return ["leader", *numbered("follower", count - 1)]
 
     def describe(self, context: Context, intervention: Tensor) -> list[str]:
         """The commitment by action names, and the strong Stackelberg commitment and value (multiple LPs)."""
-        players, actions = _names(context)
+        players, actions = self.names(context)
         n_l = len(actions[0])
         shown = lambda x: "  ".join(f"{a} {float(p):.4f}" for a, p in zip(actions[0], x))  # noqa: E731
         real = (slice(0, n_l), *[slice(0, len(a)) for a in actions[1:]])
@@ -157,10 +154,10 @@ class CommitmentInstances(InstanceFormat):
 
     def describe_joint(self, context: Context, sigma: Tensor) -> list[str]:
         """The followers' joint ``[A_1..A_N]`` by action names."""
-        players, actions = _names(context)
+        players, actions = self.names(context)
         return joint_lines(players[1:], actions[1:], sigma)
 
     def summary(self, context: Context) -> dict[str, Any]:
         """Names and the strong Stackelberg value."""
-        players, actions = _names(context)
+        players, actions = self.names(context)
         return {"players": players, "actions": actions, "strong_stackelberg_value": float(context["sse"][0])}

@@ -20,12 +20,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from did_core.concepts import Concept
 from did_core.blocks import EquilibriumBlock
-from did_core.design import InstanceFormat
+from did_core.console import joint_lines
 from did_core.equilibria import Epsilon
+from did_core.files import shown
 from did_core.games import joint_mask
-from did_core.tasks import Context
-from did_stackelberg.instances import InstanceError, NamedContext, array, joint_lines, names, padded, read_object
+from did_core.tasks import Context, InstanceFormat, NamedContext
+from did_stackelberg.instances import InstanceError, array, names, padded, read_object
 from did_stackelberg.matrix_design import MatrixDesignObjective, goal_value, payments_made
 
 __all__ = ["MatrixDesignInstances", "load_matrix_design", "optimise_payments", "RANDOM_STARTS", "RAMP"]
@@ -45,7 +47,7 @@ def load_matrix_design(path: Path) -> NamedContext:
         sizes = tuple(len(a) for a in actions)
         payoffs = array(data["payoffs"], "payoffs", (len(players), *sizes))
         if data["goal"] not in ("target", "welfare"):
-            raise InstanceError(f"'goal' must be \"target\" or \"welfare\", got {data['goal']!r}")
+            raise InstanceError(f"'goal' must be \"target\" or \"welfare\", got {shown(data['goal'])}")
         goal = payoffs.sum(dim=0)
         if data["goal"] == "target":
             target = data.get("target")
@@ -55,7 +57,7 @@ def load_matrix_design(path: Path) -> NamedContext:
             for k, joint in enumerate(target):
                 if not isinstance(joint, list) or len(joint) != len(players) or any(
                         name not in own for name, own in zip(joint, actions)):
-                    raise InstanceError(f"'target[{k}]' must name one action of each player, got {joint!r}")
+                    raise InstanceError(f"'target[{k}]' must name one action of each player, got {shown(joint)}")
                 goal[tuple(own.index(name) for name, own in zip(joint, actions))] = 1.0
     except InstanceError as exc:
         raise InstanceError(f"{path}: {exc}") from None
@@ -75,7 +77,7 @@ RANDOM_STARTS = 8
 RAMP = 0.5
 
 
-def optimise_payments(context: Context, block: EquilibriumBlock, concept: str = "cce",
+def optimise_payments(context: Context, block: EquilibriumBlock, concept: Concept,
                       eps: Epsilon | float = 0.05, steps: int = 200, lr: float = 0.05,
                       objective: MatrixDesignObjective | None = None, random_starts: int = RANDOM_STARTS,
                       seed: int = 0) -> Tensor:
@@ -139,13 +141,6 @@ def optimise_payments(context: Context, block: EquilibriumBlock, concept: str = 
     return best.view(k, batch, *shape)[winner, torch.arange(batch)]
 
 
-def _names(context: Context) -> tuple[list[str], list[list[str]]]:
-    if isinstance(context, NamedContext):
-        return context.players, context.actions
-    counts = [int(c) for c in context["mask"][0].sum(dim=1)]
-    return [f"player {i + 1}" for i in range(len(counts))], [[f"action {a + 1}" for a in range(c)] for c in counts]
-
-
 class MatrixDesignInstances(InstanceFormat):
     """Matrix-design JSON files for ``did design matrix_design``."""
 
@@ -153,17 +148,14 @@ class MatrixDesignInstances(InstanceFormat):
     baseline = "no payments"
     value_name = "goal - lam * payments made"
     method = f"per-instance gradient ascent (Adam) from {1 + RANDOM_STARTS} starts, payment weight ramped"
+    optimiser = staticmethod(optimise_payments)
 
     def load(self, path: Path) -> Context:
         return load_matrix_design(Path(path))
 
-    def optimise(self, context: Context, block: EquilibriumBlock, concept: str, eps: Epsilon,
-                 steps: int, lr: float) -> Tensor:
-        return optimise_payments(context, block, concept, eps, steps, lr)
-
     def describe(self, context: Context, intervention: Tensor) -> list[str]:
         """The promised payments: one line per joint action, one column per player paid."""
-        players, actions = _names(context)
+        players, actions = self.names(context)
         x = intervention[0]
         labels = joint_lines(players, actions, torch.zeros(*(len(a) for a in actions)))
         width = len(labels[0]) - 1
@@ -175,14 +167,14 @@ class MatrixDesignInstances(InstanceFormat):
 
     def describe_joint(self, context: Context, sigma: Tensor) -> list[str]:
         """A joint by action names, then the goal's value (target probability or expected welfare)."""
-        players, actions = _names(context)
+        players, actions = self.names(context)
         real = tuple(slice(0, len(a)) for a in actions)
         goal = float((sigma * context["goal"][0][real].to(sigma.dtype)).sum())
         kind = "expected welfare" if bool(context["welfare"][0]) else "P(target)"
         return joint_lines(players, actions, sigma) + [f"{kind}: {goal:.4f}"]
 
     def summary(self, context: Context) -> dict[str, Any]:
-        players, actions = _names(context)
+        players, actions = self.names(context)
         return {"players": players, "actions": actions, "goal": "welfare" if bool(context["welfare"][0]) else "target"}
 
 

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from did_core.blocks import Equilibrium
 from did_core.games import joint_mask
-from did_core.tasks import Context, ContextSampler, DesignObjective, Options, linear_ramp
+from did_core.tasks import Context, ContextSampler, DesignObjective, Options, RampedPenalty
 from did_stackelberg.sampling import check_ranges
 
 __all__ = ["MatrixDesignSampler", "MatrixDesignObjective", "payments", "payments_made", "goal_value"]
@@ -118,10 +118,9 @@ def goal_value(context: Context, sigma: Tensor) -> Tensor:
 class MatrixDesignObjective(DesignObjective):
     """Reach the goal in equilibrium while paying little (see the module docstring)."""
 
-    class Options(Options):
+    class Options(RampedPenalty):
         lam: float = Field(1.0, ge=0, description="final weight of the payments made")
         lam_start: float = Field(0.1, ge=0, description="weight of the payments made at the start of training")
-        ramp: float = Field(0.5, ge=0, le=1, description="fraction of training over which lam ramps up")
 
     minimize: ClassVar[bool] = False
     report_change: ClassVar[bool] = True
@@ -136,8 +135,7 @@ class MatrixDesignObjective(DesignObjective):
 
     def loss(self, context: Context, intervention: Tensor, eq: Equilibrium, progress: float
              ) -> tuple[Tensor, dict[str, float]]:
-        o = self.options
-        lam = linear_ramp(progress, o.lam_start, o.lam, o.ramp)
+        lam = self.options.weight(progress)
         goal = goal_value(context, eq.sigma).mean()
         paid = payments_made(context, intervention, eq.sigma).mean()
         return -(goal - lam * paid), {"goal": float(goal.detach()), "paid": float(paid.detach()), "lam": lam}

@@ -2,7 +2,7 @@
 
 from did_core.hookspecs import hookimpl
 from did_core.registry import Registry
-from did_core.tasks import Task
+from did_core.tasks import Task, paper_profile, quick_profile
 from did_stackelberg.commitment import CommitmentObjective, CommitmentSampler
 from did_stackelberg.design_commitment import CommitmentInstances
 from did_stackelberg.design_matrix import MatrixDesignInstances
@@ -15,11 +15,8 @@ COMMITMENT = Task(
     generator=CommitmentGenerator,
     description="commit the leader to a mixed strategy that the followers' equilibrium makes worth the most",
     size_axis="actions",
-    train_profiles={
-        # measured (README): 600 x 256 games reach 0.951 of the strong Stackelberg value, 600 x 128 0.949
-        "quick": {"steps": 600, "batch_size": 256, "lr": 3e-3, "warmup_steps": 20, "eval_contexts": 256},
-        "paper": {"steps": 20000, "batch_size": 256, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
-    },
+    # measured (README): 600 x 256 games reach 0.951 of the strong Stackelberg value, 600 x 128 0.949
+    train_profiles={"quick": quick_profile(steps=600, batch_size=256), "paper": paper_profile(batch_size=256)},
     polish_budget=400,
     instances=CommitmentInstances(),
 )
@@ -30,16 +27,14 @@ MATRIX_DESIGN = Task(
     generator=PaymentGenerator,
     description="promise payments per cell so that the followers' equilibrium reaches a goal at little cost",
     size_axis="actions",
-    train_profiles={
-        "quick": {"steps": 300, "batch_size": 64, "lr": 3e-3, "warmup_steps": 20, "eval_contexts": 256},
-        "paper": {"steps": 20000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 500, "eval_contexts": 1024},
-    },
+    train_profiles={"quick": quick_profile(), "paper": paper_profile()},
     polish_budget=1000,
     instances=MatrixDesignInstances(),
 )
 
 
 def _command(argv: list[str]) -> int:
+    """commitments against the strong Stackelberg value on held-out games"""
     from did_stackelberg.report import main
 
     return main(argv)

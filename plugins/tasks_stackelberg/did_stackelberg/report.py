@@ -29,8 +29,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from did_core.concepts import Concept
+from did_core.console import ArgumentParser, fail, nonempty
 from did_core.equilibria import Epsilon
-from did_core.plugins import create, exact_block_for
+from did_core.plugins import create, exact_block_for, get_concept
 from did_core.tasks import Context, index_context
 from did_stackelberg.commitment import CommitmentObjective, CommitmentSampler, induced_games, leader_utility
 from did_stackelberg.design_commitment import optimise_commitment
@@ -38,7 +40,7 @@ from did_stackelberg.design_commitment import optimise_commitment
 __all__ = ["main", "commitment_report"]
 
 
-def _values(block: Any, context: Context, x: Tensor, concept: str, eps: Epsilon, chunk: int = 128) -> Tensor:
+def _values(block: Any, context: Context, x: Tensor, concept: Concept, eps: Epsilon, chunk: int = 128) -> Tensor:
     """Leader utilities ``[B]`` of commitments ``x [B, L]`` under ``block``'s equilibria."""
     out = []
     for start in range(0, x.shape[0], chunk):
@@ -49,7 +51,7 @@ def _values(block: Any, context: Context, x: Tensor, concept: str, eps: Epsilon,
     return torch.cat(out)
 
 
-def commitment_report(context: Context, commitments: dict[str, Tensor], block: Any, concept: str, eps: Epsilon,
+def commitment_report(context: Context, commitments: dict[str, Tensor], block: Any, concept: Concept, eps: Epsilon,
                       sizes: Tensor) -> dict[str, Any]:
     """Per source: mean utility, mean ratio to the SSE, and the ratio per size (contexts with SSE > 0 only);
     ``per_context``: the SSE and every source's utility for each context, beside each other."""
@@ -68,8 +70,6 @@ def commitment_report(context: Context, commitments: dict[str, Tensor], block: A
 
 
 def _parser() -> argparse.ArgumentParser:
-    from did_core.cli import ArgumentParser, nonempty
-
     p = ArgumentParser(prog="did stackelberg", description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", nargs="?", type=nonempty,
                    help="a trained run of task commitment (omit: uniform and optimised only)")
@@ -87,8 +87,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """``did stackelberg``; returns the exit code (a user error: one line, 2)."""
-    from did_core.cli import fail
-
     args = _parser().parse_args(argv)
     if args.contexts < 1 or args.optimise_steps < 0 or not args.lr > 0:
         return fail(f"need --contexts >= 1, --optimise-steps >= 0 and --lr > 0, got {args.contexts}, "
@@ -126,8 +124,9 @@ def main(argv: list[str]) -> int:
             commitments["generator"] = torch.cat([generator(index_context(context, slice(s, s + 128))).double()
                                                   for s in range(0, args.contexts, 128)])
     if args.optimise_steps > 0:
-        commitments["optimised"] = optimise_commitment(context, block, concept, eps, args.optimise_steps, args.lr)
-    report = commitment_report(context, commitments, block, concept, eps, sampler.size_of(context))
+        commitments["optimised"] = optimise_commitment(context, block, get_concept(concept), eps, args.optimise_steps,
+                                                        args.lr)
+    report = commitment_report(context, commitments, block, get_concept(concept), eps, sampler.size_of(context))
     report.update(concept=concept, eps=eps.value, relative_eps=eps.relative, seed=args.seed,
                   block=exact or exact_block_for(concept))
     if args.json:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from did_core.grouping import size_groups
-from did_core.plugins import create
+from did_core.plugins import create, get_concept
 from did_core.tasks import index_context
 from did_stackelberg import CommitmentGenerator, CommitmentObjective, CommitmentSampler
 from did_stackelberg.commitment import feasible_strategy, induced_games, leader_utility
@@ -87,7 +87,7 @@ def test_objective_baseline_value_and_loss():
     x0 = objective.baseline_intervention(context)
     assert torch.allclose(x0.sum(dim=1), torch.ones(5)) and (x0[~context["leader_mask"]] == 0).all()
     games, mask = objective.induce(context, x0)
-    eq = create("blocks", "exact_newton")(games.double(), mask, concept="cce", eps=0.05)
+    eq = create("blocks", "exact_newton")(games.double(), mask, concept=get_concept("cce"), eps=0.05)
     value = objective.value(context, x0, eq)
     loss, scalars = objective.loss(context, x0, eq, 0.5)
     assert float(loss) == pytest.approx(-float(value.mean()))
@@ -141,7 +141,7 @@ def test_two_followers_train_end_to_end():
     objective = CommitmentObjective()
     games, mask = objective.induce(context, x)
     assert games.shape == (4, 2, 3, 3)
-    eq = create("blocks", "exact_newton")(games.double(), mask, concept="cce", eps=0.05)
+    eq = create("blocks", "exact_newton")(games.double(), mask, concept=get_concept("cce"), eps=0.05)
     loss, _ = objective.loss(context, x, eq, 0.0)
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in generator.parameters())

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from did_core.equilibria import Epsilon
-from did_core.plugins import create
+from did_core.plugins import create, get_concept
 from did_stackelberg import MatrixDesignObjective, MatrixDesignSampler, PaymentGenerator
 from did_stackelberg.matrix_design import goal_value, payments, payments_made
 
@@ -66,10 +66,10 @@ def test_dominance_promises_are_never_due():
     x[0, 0, 0, 0], x[0, 1, 1, 1] = 4.0, 4.0 + 1.0
     objective = MatrixDesignObjective()
     games, mask = objective.induce(context, x)
-    eq = create("blocks", "exact_newton")(games, mask, concept="cce", eps=Epsilon(0.01, relative=False))
+    eq = create("blocks", "exact_newton")(games, mask, concept=get_concept("cce"), eps=Epsilon(0.01, relative=False))
     assert float(eq.sigma[0, 0, 1]) >= 0.95
     assert float(payments_made(context, x, eq.sigma)) <= 0.06
-    baseline = create("blocks", "exact_newton")(MT.unsqueeze(0), concept="cce", eps=Epsilon(0.01, relative=False))
+    baseline = create("blocks", "exact_newton")(MT.unsqueeze(0), concept=get_concept("cce"), eps=Epsilon(0.01, relative=False))
     assert float(goal_value(context, baseline.sigma)) < 0.7
 
 
@@ -78,7 +78,7 @@ def test_objective_loss_ramps_the_payment_weight():
     objective = MatrixDesignObjective(lam=1.0, lam_start=0.0, ramp=0.5)
     x = torch.full((1, 2, 2, 2), 0.5, dtype=torch.float64)
     games, mask = objective.induce(context, x)
-    eq = create("blocks", "exact_newton")(games, mask, concept="cce", eps=0.05)
+    eq = create("blocks", "exact_newton")(games, mask, concept=get_concept("cce"), eps=0.05)
     _, start = objective.loss(context, x, eq, 0.0)
     _, middle = objective.loss(context, x, eq, 0.25)
     loss, end = objective.loss(context, x, eq, 0.9)

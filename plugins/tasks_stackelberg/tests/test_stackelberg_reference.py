@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from did_core.equilibria import Epsilon
-from did_core.plugins import create
+from did_core.plugins import create, get_concept
 from did_stackelberg.reference import edge_search, edge_values, me_best_response, strong_stackelberg
 
 LEADER = np.array([[20.0, 0, 0], [30, 10, 0], [0, 0, 5]])
@@ -98,7 +98,7 @@ def test_me_best_response_matches_the_exact_block():
     u = torch.randn(16, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     ours = me_best_response(u, 0.05)
     block = create("blocks", "exact_newton")
-    eq = block(u.unsqueeze(1), concept="cce", eps=Epsilon(0.05, relative=False))
+    eq = block(u.unsqueeze(1), concept=get_concept("cce"), eps=Epsilon(0.05, relative=False))
     assert torch.allclose(ours, eq.sigma, atol=1e-7)
     regret = u.amax(dim=1) - (ours * u).sum(dim=1)
     assert float(regret.max()) <= 0.05 + 1e-9

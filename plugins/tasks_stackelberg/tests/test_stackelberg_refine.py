@@ -13,7 +13,7 @@ import torch
 from did_stackelberg import CommitmentGenerator, CommitmentSampler
 from did_stackelberg.commitment import payoff_scale
 from did_core.equilibria import Epsilon
-from did_core.plugins import create
+from did_core.plugins import create, get_concept
 from did_stackelberg.refine import ascend, eps_best_response, logit_followers, surrogate_value
 
 
@@ -135,7 +135,7 @@ def test_eps_best_response_is_the_exact_blocks_answer(eps):
     games = games.masked_fill(~mask.unsqueeze(1), 0.0)
     flat_mask = mask.repeat_interleave(2, dim=0).unsqueeze(1)  # [B K, 1, A]
     flat = games.reshape(10, 1, 4)
-    exact = create("blocks", "exact_newton")(flat, flat_mask, concept="cce", eps=eps).sigma.view(5, 2, 4)
+    exact = create("blocks", "exact_newton")(flat, flat_mask, concept=get_concept("cce"), eps=eps).sigma.view(5, 2, 4)
     tolerance = eps.per_player(flat, flat_mask).view(5, 2)
     ours = eps_best_response(games, mask, tolerance)
     assert torch.allclose(ours, exact, atol=1e-6) and (ours[~mask.unsqueeze(1).expand_as(ours)] == 0).all()

@@ -1,4 +1,5 @@
-"""What ``did train --help`` shows: each option's default for the run a command line makes, and the task profiles.
+"""The options of ``did train``: one flag per config field, the config a command line makes, and what
+``did train --help`` shows (each option's default for the run a command line makes, and the task profiles).
 
 Plain ``did train --help`` shows the generic defaults (those of
 :class:`~did_core.config.TrainConfig`) and, after the options, what the quick and
@@ -6,7 +7,8 @@ paper profiles of every installed task change. Once a command line names a task
 (``--task``, or a ``--config`` file or ``--resume`` run that does), each option shows
 the value that run would use: the generic default with the task's profile applied,
 then the file and the flags, labelled where it does not come from the generic
-defaults.
+defaults. The help and the command read the same sources (:func:`config_sources`),
+so the defaults shown are those the run would get.
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ import shutil
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, get_args
 
-from did_core.config import PROFILES, RECORDED, TrainConfig, generic_default, profile_settings, resolve_train_config
-from did_core.files import YamlError, YamlRefused, parse_yaml, shown
+from did_core import distributed
+from did_core.config import (PROFILES, RECORDED, ConfigError, TrainConfig, generic_default, load_yaml,
+                             profile_settings, resolve_train_config)
+from did_core.console import yaml_value
+from did_core.distributed import World
+from did_core.plugins import registry
 from did_core.tasks import Task
 
-__all__ = ["RunDefaults", "run_defaults", "add_config_flags", "train_epilog"]
+__all__ = ["RunDefaults", "config_sources", "run_defaults", "add_config_flags", "train_epilog"]
 
 
 @dataclass(frozen=True)
@@ -35,18 +42,6 @@ class RunDefaults:
     origins: dict[str, str] = field(default_factory=dict)
 
 
-def _yaml_value(text: str) -> Any:
-    """A flag's value read as YAML (``3``, ``true``, ``{width: 64}``); text that is not YAML stays a string."""
-    from did_core.cli import nonempty  # an empty value (an unset shell variable) is refused, not read as null
-
-    try:
-        return parse_yaml(nonempty(text))
-    except YamlRefused as exc:  # a duplicate key, or aliases that repeat too much
-        raise argparse.ArgumentTypeError(f"{shown(text)} {exc}") from None
-    except YamlError:
-        return text
-
-
 def _shown(value: Any) -> str:
     """A value as it would be written on the command line (mappings in YAML flow style)."""
     if isinstance(value, Mapping):
@@ -54,12 +49,35 @@ def _shown(value: Any) -> str:
     return "unset" if value is None else str(value)
 
 
+def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in TrainConfig.model_fields if getattr(args, name, None) is not None}
+
+
+def config_sources(args: argparse.Namespace, world: World) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The flags a ``did train`` command sets and the mapping its ``--config`` file (or the run it resumes) holds.
+
+    Files are read by rank 0 only.
+    """
+    if args.resume:
+        for flag, value in (("--config", args.config), ("--run-dir", args.run_dir)):
+            if value:
+                raise ConfigError(f"{flag} cannot be combined with --resume: a resumed run keeps its directory "
+                                  f"and config")
+        run_path = Path(args.resume)
+
+        def stored() -> dict[str, Any]:
+            if not (run_path / "config.yaml").exists():
+                raise ConfigError(f"cannot resume: {run_path} has no config.yaml (not a run directory)")
+            return load_yaml(run_path / "config.yaml")
+
+        file_data = distributed.on_main(world, stored)
+    else:
+        file_data = distributed.on_main(world, lambda: load_yaml(Path(args.config)) if args.config else None)
+    return _train_flags(args), file_data
+
+
 def run_defaults(args: argparse.Namespace) -> RunDefaults:
     """What the ``did train`` command line ``args`` would run with (the generic defaults while it names no task)."""
-    from did_core.distributed import World
-    from did_core.plugins import registry
-    from did_core.train_cli import config_sources
-
     if not (args.task or args.config or args.resume):
         return RunDefaults()
     flags, file_data = config_sources(args, World())
@@ -95,10 +113,10 @@ def add_config_flags(parser: argparse.ArgumentParser, defaults: RunDefaults | No
                                                                          + (f" ({origin})" if origin else "")])
         text = "; ".join(s for s in shown if s) or None
         if info.annotation is bool:
-            parser.add_argument(flag, dest=name, nargs="?", const=True, default=None, type=_yaml_value, help=text)
+            parser.add_argument(flag, dest=name, nargs="?", const=True, default=None, type=yaml_value, help=text)
         else:
             choices = get_args(info.annotation) if str(info.annotation).startswith("typing.Literal") else None
-            parser.add_argument(flag, dest=name, default=None, type=_yaml_value if choices is None else str,
+            parser.add_argument(flag, dest=name, default=None, type=yaml_value if choices is None else str,
                                 choices=choices, help=text)
 
 
@@ -122,8 +140,6 @@ def _changes(task: Task, profile: str) -> dict[str, Any]:
 def train_epilog(defaults: RunDefaults) -> str:
     """The text after ``did train --help``'s options: where the defaults shown come from (and, generic, the
     profiles of every installed task)."""
-    from did_core.plugins import registry
-
     width = max(shutil.get_terminal_size().columns - 2, 40)
     if defaults.config is not None:
         cfg = defaults.config

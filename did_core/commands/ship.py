@@ -1,0 +1,45 @@
+"""``did ship RUN_DIR FOLDER``: export a finished, evaluated run as a generator shipped inside a task plugin
+(:func:`did_core.shipped.ship`: weights, config, report, model card, learning curve)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from did_core.console import ArgumentParser, Command, nonempty
+from did_core.files import read_text_file
+from did_core.hookspecs import hookimpl
+from did_core.registry import Registry
+from did_core.shipped import ship
+
+__all__ = ["build_parser", "main", "COMMAND"]
+
+
+def build_parser() -> ArgumentParser:
+    """The arguments of ``did ship``."""
+    p = ArgumentParser(prog="did ship")
+    p.add_argument("run_dir", help="a finished run directory with a report.json (did eval RUN)")
+    p.add_argument("folder", help="the shipped folder to write, e.g. plugins/tasks_inverse/did_inverse/shipped/cce")
+    p.add_argument("--notes", type=nonempty, metavar="FILE", help="Markdown added to the model card (e.g. the "
+                   "commands used and what more steps would buy)")
+    p.add_argument("--unfinished", action="store_true", help="ship the last checkpoint of a run that stopped "
+                   "before its last step (the model card shows the step)")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """``did ship RUN_DIR FOLDER [--notes FILE] [--unfinished]``."""
+    args: argparse.Namespace = build_parser().parse_args(argv)
+    notes = read_text_file(Path(args.notes), 1 << 20) if args.notes else ""
+    written = ship(Path(args.run_dir), Path(args.folder), notes, unfinished=args.unfinished)
+    print("written: " + ", ".join(str(p) for p in written))
+    return 0
+
+
+COMMAND = Command(main, "export a finished, evaluated run as a shipped generator (weights, config, report, model "
+                  "card, learning curve)", build_parser)
+
+
+@hookimpl
+def did_register_commands(register: Registry) -> None:
+    register.add("ship", COMMAND)

@@ -1,0 +1,122 @@
+"""How a task reads one problem instance from a file and shows what ``did design`` computes for it.
+
+A task offers ``did design TASK FILE`` by setting ``Task.instances`` to an
+:class:`InstanceFormat`: how its files are read (into a context of one), how an
+intervention is optimised for one instance (optional), and how interventions
+and joints are shown with the instance's own names. A file's names travel with
+its context as a :class:`NamedContext`; a context not read from a file gets
+numbered names (:meth:`InstanceFormat.names`).
+
+Shapes: a context is a batch of one (every tensor ``[1, ...]``); an intervention
+``[1, ...]`` as a generator returns it; a joint ``[A_1..A_N]`` cut to the real actions.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from did_core.concepts import Concept
+from did_core.console import format_joint
+from did_core.equilibria import Epsilon
+
+if TYPE_CHECKING:
+    from did_core.blocks import EquilibriumBlock
+
+__all__ = ["InstanceFormat", "NamedContext", "Optimiser", "numbered"]
+
+Context = dict[str, Tensor]
+
+#: A per-instance optimisation: ``(context, block, concept, eps, steps, lr) -> intervention [1, ...]``.
+Optimiser = Callable[[Context, "EquilibriumBlock", Concept, Epsilon, int, float], Tensor]
+
+
+class NamedContext(dict):
+    """A context of one read from an instance file (``dict[str, Tensor]``, every tensor ``[1, ...]``) that keeps
+    the names the file gives: ``players[p]`` and each player's ``actions[p][a]``."""
+
+    def __init__(self, context: Context, players: Sequence[str], actions: Sequence[Sequence[str]]) -> None:
+        super().__init__(context)
+        self.players = list(players)
+        self.actions = [list(a) for a in actions]
+
+
+def numbered(word: str, count: int) -> list[str]:
+    """``["word 1", ..., "word count"]``: names for what a file did not name."""
+    return [f"{word} {i + 1}" for i in range(count)]
+
+
+class InstanceFormat(ABC):
+    """How ``did design`` reads one instance of a task and shows what it computes.
+
+    The class attributes name things in the printed report: ``noun`` the
+    intervention (e.g. "contracts"), ``baseline`` the objective's baseline
+    intervention (e.g. "no contract"), ``value_name`` the objective's value (e.g.
+    "principal's utility"), ``method`` how :meth:`optimise` works; ``player_word`` and
+    ``action_word`` number the players and actions of a context no file named.
+    ``optimiser``, when set, is the task's per-instance optimisation (an
+    :data:`Optimiser`, declared as ``optimiser = staticmethod(function)``).
+    """
+
+    noun: ClassVar[str] = "intervention"
+    baseline: ClassVar[str] = "baseline intervention"
+    value_name: ClassVar[str] = "value"
+    method: ClassVar[str] = "per-instance optimisation"
+    player_word: ClassVar[str] = "player"
+    action_word: ClassVar[str] = "action"
+    optimiser: ClassVar[Optimiser | None] = None
+
+    @abstractmethod
+    def load(self, path: Path) -> Context:
+        """The instance in ``path`` as a batch of one context (every tensor ``[1, ...]``).
+
+        Malformed input raises ``ValueError`` with a one-line message naming the problem.
+        """
+
+    def optimise(self, context: Context, block: "EquilibriumBlock", concept: Concept, eps: Epsilon,
+                 steps: int, lr: float) -> Tensor | None:
+        """An intervention ``[1, ...]`` optimised for ``context`` through ``block`` (``steps`` steps of rate ``lr``).
+
+        The ``optimiser``'s answer; ``None`` when the task has none (then ``did design`` needs a generator:
+        ``--generator RUN`` or one the task ships).
+        """
+        optimiser = type(self).optimiser
+        return None if optimiser is None else optimiser(context, block, concept, eps, steps, lr)
+
+    def action_counts(self, context: Context) -> list[int]:
+        """Each player's real action count, for numbered names; default from the action mask ``[1, N, A_max]``."""
+        return [int(n) for n in context["mask"][0].sum(-1)]
+
+    def player_names(self, count: int) -> list[str]:
+        """Names of ``count`` players a file did not name; default ``player_word`` numbered from 1."""
+        return numbered(self.player_word, count)
+
+    def names(self, context: Context) -> tuple[list[str], list[list[str]]]:
+        """Player names and each player's action names: the file's (a :class:`NamedContext`), else numbered."""
+        if isinstance(context, NamedContext):
+            return context.players, context.actions
+        counts = self.action_counts(context)
+        return self.player_names(len(counts)), [numbered(self.action_word, n) for n in counts]
+
+    def describe(self, context: Context, intervention: Tensor) -> list[str]:
+        """Lines showing an intervention ``[1, ...]``; default: its entries, one line per last-axis row."""
+        x = intervention[0].detach().double()
+        if x.dim() <= 1:
+            return ["  ".join(f"{float(v):.4f}" for v in x.reshape(-1))]
+        lines = [f"shape {list(x.shape)} (rows: the last axis)"]
+        for index in torch.cartesian_prod(*[torch.arange(n) for n in x.shape[:-1]]).reshape(-1, x.dim() - 1).tolist():
+            lines.append(f"[{', '.join(map(str, index))}]  " + "  ".join(f"{float(v):.4f}" for v in x[tuple(index)]))
+        return lines
+
+    def describe_joint(self, context: Context, sigma: Tensor) -> list[str]:
+        """Lines showing a joint ``[A_1..A_N]`` (real actions only); default: actions numbered from 1."""
+        return format_joint(sigma.detach().double()).splitlines()
+
+    def summary(self, context: Context) -> dict[str, Any]:
+        """JSON-ready facts about the instance added to ``--json`` output (e.g. names); default none."""
+        return {}
