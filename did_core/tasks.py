@@ -161,6 +161,17 @@ class DesignObjective(Configurable, ABC):
         """Which entries of an intervention are real (for the local polish); ``None``: all."""
         return None
 
+    def linear_value(self, context: Context, intervention: Tensor) -> tuple[Tensor, Tensor] | None:
+        """:meth:`value` as a linear function of the joint, or ``None`` (default) when it is not one.
+
+        **Returns:** ``(c, const)``, ``c [B, A_1..A_N]`` in the induced game's joint shape and
+        ``const [B]``, such that ``value(context, intervention, eq) == (c * eq.sigma).flatten(1).sum(1) + const``
+        for every joint ``eq.sigma`` (``c`` may be anything on padded joint actions). With it, the value's worst
+        and best end over the whole eps-equilibrium set are linear programs
+        (:mod:`did_core.equilibrium_range`, docs/mathematics.md, section 8).
+        """
+        return None
+
     def bound(self, context: Context) -> Tensor | None:
         """A value per context ``[B]`` that no intervention can beat, or ``None`` (default) when the task knows none.
 
@@ -170,11 +181,12 @@ class DesignObjective(Configurable, ABC):
         """
         return None
 
-    def extra_plots(self, parts: Any, solve: Callable[[Context, Tensor], Equilibrium], folder: Path) -> list[Path]:
+    def extra_plots(self, sampler: ContextSampler, generator: "nn.Module",
+                    solve: Callable[[Context, Tensor], Equilibrium], folder: Path) -> list[Path]:
         """Task-specific figures written into ``folder`` by ``did eval --plots``; default none.
 
-        ``parts`` holds the run's sampler and generator; ``solve(context, x)`` solves the
-        induced games with the exact block.
+        ``sampler`` and ``generator`` are the run's; ``solve(context, x)`` solves the induced games with the
+        exact block.
         """
         return []
 

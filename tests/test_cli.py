@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -184,7 +185,8 @@ def test_an_unknown_command_is_one_line_listing_the_known_ones(capsys):
     code, out, err = run(capsys, "slove", "game.json")
     assert (code, out) == (2, "") and err.count("\n") == 1
     assert err.startswith("did: error: unknown command 'slove'; known: ")
-    assert err.split("known: ", 1)[1].split("\n")[0].split(", ") == registry("commands").names()
+    known = err.split("known: ", 1)[1].split("\n")[0].split(" (DID_LOAD_PLUGINS=")[0]  # the hint, when restricted
+    assert known.split(", ") == registry("commands").names()
 
 
 def test_help_lists_every_registered_command_with_its_description(capsys):
@@ -197,7 +199,7 @@ def test_help_lists_every_registered_command_with_its_description(capsys):
         assert f"\n  {entry.name} " in text, entry.name
         if entry.provider == "did-core":
             assert entry.value.description.split()[0] in text and entry.value.parser is not None
-    assert "  solve        the eps-ME (C)CE of one game" in text
+    assert re.search(r"\n  solve +the eps-ME \(C\)CE of one game\n", text)
     assert main([]) == 2 and capsys.readouterr().out == text  # no command given: the same listing
     assert set(_flags_of(build_parser())) == {e.name for e in registry("commands") if hasattr(e.value, "parser")}
 

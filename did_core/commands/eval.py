@@ -245,7 +245,7 @@ def _plots(run: RunDir, out: Path | None, plan: _Plan, report: dict[str, Any]) -
         written.append(training_curves(run.metrics(), folder / "training_curves.png"))
     parts = plan.parts
     exact = create("blocks", plan.cfg.exact_block)
-    written += parts.objective.extra_plots(parts, lambda c, x: parts.scorer(exact).solve(c, x), folder)
+    written += parts.objective.extra_plots(parts.sampler, parts.generator, parts.scorer(exact).solve, folder)
     return written
 
 

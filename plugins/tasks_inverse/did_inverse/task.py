@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
-from torch import Tensor
+from torch import Tensor, nn
 
 from did_core.blocks import Equilibrium
 from did_core.equilibria import kl_divergence
@@ -135,11 +135,12 @@ class InverseObjective(DesignObjective):
         jm = joint_mask(mask, [a_max] * n_players).unsqueeze(1)
         return jm.expand(-1, n_players, *jm.shape[2:])
 
-    def extra_plots(self, parts: Any, solve: Callable[[Context, Tensor], Equilibrium], folder: Path) -> list[Path]:
+    def extra_plots(self, sampler: ContextSampler, generator: nn.Module,
+                    solve: Callable[[Context, Tensor], Equilibrium], folder: Path) -> list[Path]:
         """3 x 2 games on the 2-simplex of player 1's marginal: target, equilibrium set, ME joint."""
         from did_inverse.simplex import simplex_figure
 
-        return [simplex_figure(parts.sampler, parts.generator, self, solve, folder / "inverse_simplex.png")]
+        return [simplex_figure(sampler, generator, self, solve, folder / "inverse_simplex.png")]
 
     def baseline_intervention(self, context: Context) -> Tensor:
         mask = context["mask"]
