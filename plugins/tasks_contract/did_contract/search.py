@@ -45,9 +45,12 @@ block flags unconverged never counts. Contexts are solved in size groups cropped
 to their real actions and outcomes (:mod:`did_core.grouping`): padding changes no
 answer, only the cost. :func:`search_budget` says what a call spends.
 
-Measured (CCE, relative eps 0.05, ``exact_newton``, 64 paper-profile contexts of
-seed 777, 200 steps): screening alone +0.048, with ascent +0.068; random search
-(2000 random contracts per context, ascent from the best 12) +0.069.
+Measured (relative eps 0.05, ``exact_newton``, 64 paper-profile contexts of seed
+777, 200 steps; ``python benchmarks/per_instance.py --task contract --concept cce|ce``):
+CCE +0.068 (screening alone +0.046; the former ascent from 4 value-share starts
++0.053; random search, 2000 random contracts per context and ascent from the best
+12, +0.069), CE +0.044 (former +0.031, random search +0.041). On 256 contexts
+(``--contexts 256``): CCE +0.111, CE +0.095. Twice the starts (8 + 4): +0.113 there.
 
 Shapes: a context holds ``costs [B, N, A..A]``, ``transitions [B, A..A, M]``,
 ``values [B, M]``, ``mask [B, N, A]``, ``outcome_mask [B, M]``; contracts are ``[B, N, M]``.
@@ -110,9 +113,10 @@ class SearchBudget:
         return self.screened + self.contexts * self.starts * (self.steps + 1 if self.steps else 0)
 
     def describe(self) -> str:
-        """One line, e.g. ``"screened 211 contracts, then ascent from the best 6 x 200 steps: 1417 block solves"``."""
+        """One line, e.g. ``"screened 142 contracts, then ascent from the best 6 x 200 steps: 1348 block solves"``."""
         contexts = f" for {self.contexts} contexts" if self.contexts != 1 else ""
-        ascent = f"ascent from the best {self.starts} x {self.steps} steps" if self.steps and self.starts else "no ascent"
+        ascent = (f"ascent from the best {self.starts} x {self.steps} steps" if self.solves > self.screened
+                  else "no ascent")
         return f"screened {self.screened} contracts{contexts}, then {ascent}: {self.solves} block solves"
 
 
