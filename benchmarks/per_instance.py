@@ -29,7 +29,6 @@ timed against anything else; the seconds are those of this machine.
 from __future__ import annotations
 
 import argparse
-import inspect
 import shlex
 import sys
 import time
@@ -73,14 +72,6 @@ def _groups(sizes: torch.Tensor, count: int = 4) -> list[tuple[int, int]]:
     return [(a, min(a + width - 1, high)) for a in range(low, high + 1, width)]
 
 
-def _takes_start(optimiser: Any) -> bool:
-    """Whether a task's per-instance optimiser accepts an extra start (``start=`` keyword)."""
-    try:
-        return "start" in inspect.signature(optimiser).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk: int) -> dict[str, Any]:
     """The measurement for the generator in ``folder`` (a run directory or a shipped folder): a JSON-ready dict
     with the settings, the budget and one row per size group (see :func:`table`).
@@ -95,24 +86,21 @@ def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk
         raise ValueError(f"{folder} has no checkpoint")
     run.load_model(parts.generator, state)
     instances = parts.task.instances
-    optimiser = None if instances is None else type(instances).optimiser
-    if optimiser is None:
+    if instances is None or type(instances).optimiser is None:
         raise ValueError(f"task {cfg.task!r} has no per-instance optimisation (Task.instances / "
                          f"InstanceFormat.optimiser)")
     block = create("blocks", cfg.exact_block)
     context = _double(parts.sampler.sample(contexts, torch.Generator().manual_seed(seed)))
     x, x0 = generate(parts, context, chunk)
     objective = parts.objective
-    with_start = _takes_start(optimiser)
     started = time.perf_counter()
     optimised = []
     for first in range(0, contexts, chunk):
         part = index_context(context, slice(first, first + chunk))
-        extra = {"start": x[first:first + chunk].double()} if with_start else {}
-        optimised.append(optimiser(part, block, parts.concept, parts.eps, steps, lr, **extra).detach())
+        start = x[first:first + chunk].double()
+        optimised.append(instances.optimise(part, block, parts.concept, parts.eps, steps, lr, start=start).detach())
     seconds = time.perf_counter() - started
-    describe = getattr(instances, "describe_budget", None)
-    budget = describe(context, steps, **({"start": x} if with_start else {})) if describe else None
+    budget = instances.describe_budget(context, steps, start=x)
     scorer = parts.scorer(block)
     values = {name: scorer.values(context, intervention.double(), chunk)[0]
               for name, intervention in (("baseline", x0), ("generator", x), ("per-instance", torch.cat(optimised)))}
@@ -131,7 +119,7 @@ def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk
         "task": cfg.task, "concept": cfg.concept, "profile": cfg.profile, "eps": cfg.eps,
         "relative_eps": not cfg.absolute_eps, "exact_block": cfg.exact_block, "contexts": contexts, "seed": seed,
         "generator": str(folder), "generator_steps": int(state.get("step", 0)), "steps": steps, "lr": lr,
-        "generator_start": with_start, "seconds": round(seconds, 1), "budget": budget,
+        "generator_start": instances.takes_start, "seconds": round(seconds, 1), "budget": budget,
         "metric": objective.metric_name if objective.report_change else "value",
         "report_change": bool(objective.report_change), "size_axis": parts.task.size_axis, "rows": rows,
     }

@@ -60,7 +60,9 @@ class InstanceFormat(ABC):
     "principal's utility"), ``method`` how :meth:`optimise` works; ``player_word`` and
     ``action_word`` number the players and actions of a context no file named.
     ``optimiser``, when set, is the task's per-instance optimisation (an
-    :data:`Optimiser`, declared as ``optimiser = staticmethod(function)``).
+    :data:`Optimiser`, declared as ``optimiser = staticmethod(function)``); ``takes_start``
+    says it also accepts ``start=``, an intervention to search from (e.g. a generator's
+    output), so that ``did design`` refines a generator's answer rather than replacing it.
     """
 
     noun: ClassVar[str] = "intervention"
@@ -70,6 +72,7 @@ class InstanceFormat(ABC):
     player_word: ClassVar[str] = "player"
     action_word: ClassVar[str] = "action"
     optimiser: ClassVar[Optimiser | None] = None
+    takes_start: ClassVar[bool] = False
 
     @abstractmethod
     def load(self, path: Path) -> Context:
@@ -79,14 +82,23 @@ class InstanceFormat(ABC):
         """
 
     def optimise(self, context: Context, block: "EquilibriumBlock", concept: Concept, eps: Epsilon,
-                 steps: int, lr: float) -> Tensor | None:
-        """An intervention ``[1, ...]`` optimised for ``context`` through ``block`` (``steps`` steps of rate ``lr``).
+                 steps: int, lr: float, start: Tensor | None = None) -> Tensor | None:
+        """An intervention ``[B, ...]`` optimised for ``context`` through ``block`` (``steps`` steps of rate ``lr``),
+        also from ``start [B, ...]`` where the optimiser ``takes_start``.
 
         The ``optimiser``'s answer; ``None`` when the task has none (then ``did design`` needs a generator:
         ``--generator RUN`` or one the task ships).
         """
         optimiser = type(self).optimiser
-        return None if optimiser is None else optimiser(context, block, concept, eps, steps, lr)
+        if optimiser is None:
+            return None
+        extra = {"start": start} if start is not None and self.takes_start else {}
+        return optimiser(context, block, concept, eps, steps, lr, **extra)
+
+    def describe_budget(self, context: Context, steps: int, start: Tensor | None = None) -> str | None:
+        """What :meth:`optimise` spends on ``context`` with ``steps`` steps, in one line (printed by ``did design``
+        and the per-instance benchmark); default ``None``: not described."""
+        return None
 
     def action_counts(self, context: Context) -> list[int]:
         """Each player's real action count, for numbered names; default from the action mask ``[1, N, A_max]``."""

@@ -60,12 +60,12 @@ class ContractInstances(InstanceFormat):
     method = (f"per-instance search (bonus and linear contracts screened, then gradient ascent from the best "
               f"{KEEP + KEEP_EARNED})")
     player_word = "agent"
-    #: :func:`did_contract.search.optimise_contracts`: contracts ``[B, N, M]``; keyword options such as
-    #: ``start`` (one more contract to screen, e.g. a generator's output) go to the function itself.
+    #: :func:`did_contract.search.optimise_contracts`: contracts ``[B, N, M]``; ``start`` is one more contract
+    #: to screen (e.g. a generator's output).
     optimiser = staticmethod(optimise_contracts)
+    takes_start = True
 
-    @staticmethod
-    def describe_budget(context: Context, steps: int, start: Tensor | None = None) -> str:
+    def describe_budget(self, context: Context, steps: int, start: Tensor | None = None) -> str:
         """What :meth:`optimise` spends on ``context`` with ``steps`` steps, in one line, e.g. ``"screened 211
         contracts, then ascent from the best 6 x 200 steps: 1417 block solves"``."""
         return search_budget(context, steps, start=start).describe()

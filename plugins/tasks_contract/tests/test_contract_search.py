@@ -120,5 +120,5 @@ def test_the_budget_counts_every_solve(newton):
     assert budget.solves == counting.games
     _, valid, names = screening_candidates(context)
     assert budget.screened == int(valid.sum()) + 5 and len(names) == valid.shape[1]
-    line = ContractInstances.describe_budget(load_problem(EXAMPLE).context, 200)
+    line = ContractInstances().describe_budget(load_problem(EXAMPLE).context, 200)
     assert line.startswith("screened ") and line.endswith(" block solves") and "best 6 x 200 steps" in line
