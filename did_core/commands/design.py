@@ -81,6 +81,9 @@ def build_parser() -> ArgumentParser:
                         "the concept, if any, else per-instance optimisation)")
     parser.add_argument("--optimise", "--optimize", dest="optimise", action="store_true",
                         help="per-instance optimisation even when the task ships a generator")
+    parser.add_argument("--fast", action="store_true",
+                        help="the generator's answer alone (where the task's per-instance search can start from "
+                        "it, did design refines it by default)")
     parser.add_argument("--unguarded", action="store_true",
                         help="keep the intervention even where the exact block says it is worse than none")
     parser.add_argument("--polish", type=int, metavar="BUDGET",
@@ -159,6 +162,8 @@ def _flag_problem(args: argparse.Namespace) -> str | None:
         return f"--polish BUDGET must be >= 1 function evaluation, got {args.polish}"
     if args.optimise and args.generator:
         return "--optimise and --generator exclude each other: the intervention comes from one of them"
+    if args.optimise and args.fast:
+        return "--optimise and --fast exclude each other: --fast keeps the generator's answer as it is"
     return None
 
 
@@ -179,7 +184,11 @@ def _design(args: argparse.Namespace, task: Task, instances: InstanceFormat) -> 
             raise ValueError(f"task {args.task} has no per-instance optimisation: give --generator RUN, "
                              f"a trained run of task {args.task}")
         why = "asked for" if args.optimise else f"task {args.task} ships no generator for {concept.name}"
-        source = f"{instances.method} through {exact}, {args.steps} steps, lr {args.lr:g} ({why})"
+        source = _searched(instances, exact, args, context, why)
+    elif instances.takes_start and not args.fast:
+        start = x.detach().double()
+        x = instances.optimise(context, blocks[exact], concept, eps, args.steps, args.lr, start=start)
+        source = _searched(instances, exact, args, context, f"from the {source}, refined; --fast: it alone", start)
     x = x.detach()
     x = x.double() if x.is_floating_point() else x
     found = _Design(context, objective, concept, eps, exact, source, x, None, None, {})
@@ -191,6 +200,14 @@ def _design(args: argparse.Namespace, task: Task, instances: InstanceFormat) -> 
     optional = tuple(name for name in blocks if name != exact and (cfg is None or name != cfg.block))
     found.report = {**failed, **design_report(objective, context, found.x, blocks, concept, eps, optional)}
     return found
+
+
+def _searched(instances: InstanceFormat, exact: str, args: argparse.Namespace, context: Context, why: str,
+              start: Tensor | None = None) -> str:
+    """The source line of a per-instance search: its method, block, steps and rate, why it ran, and its budget."""
+    budget = instances.describe_budget(context, args.steps, start=start)
+    return (f"{instances.method} through {exact}, {args.steps} steps, lr {args.lr:g} ({why})"
+            + (f"; {budget}" if budget else ""))
 
 
 def _generated(args: argparse.Namespace, task: Task,

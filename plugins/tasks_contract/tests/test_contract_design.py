@@ -115,12 +115,19 @@ def test_design_with_run_dir(tmp_path, capsys):
     sampler = ContractSampler(**cfg.sampler_options)
     generator = ContractGenerator(sampler, **cfg.generator_options)
     run.save_checkpoint({"model": generator.state_dict()})
-    # --unguarded: the untrained generator's own contracts (the guard may replace them by no contract).
+    # --unguarded --fast: the untrained generator's own contracts (the guard may replace them by no contract).
     code, out, err = _run(capsys, "contract", EXAMPLE, "--run-dir", run.path, "--block", "exact_newton", "--json",
-                          "--unguarded")
+                          "--unguarded", "--fast")
     assert code == 0, err
     report = json.loads(out)
     assert report["source"].startswith("generator of")
+    # By default the search starts from the generator's answer too: never worse than it, and it says so.
+    code, out, err = _run(capsys, "contract", EXAMPLE, "--run-dir", run.path, "--block", "exact_newton", "--json",
+                          "--unguarded")
+    refined = json.loads(out)
+    assert code == 0 and f"from the generator of {run.path}, refined" in refined["source"]
+    assert (refined["blocks"]["exact_newton"]["value_with"]
+            >= report["blocks"]["exact_newton"]["value_with"] - 1e-9)
     assert report["concept"] == cfg.concept and report["eps"] == cfg.eps
     assert cfg.block in report["blocks"] and "exact_newton" in report["blocks"]
     with torch.no_grad():
