@@ -12,6 +12,9 @@ per game size:
 * polished (optional): Nelder-Mead (scipy) on each context's intervention,
   started from the generator's output, each evaluation solving the equilibrium
   with that block, scored under that block and under the exact block;
+* range (optional): the worst and best value over each context's whole
+  eps-equilibrium set for the generator and the baseline, and the worst-case
+  guard (:mod:`did_core.equilibrium_range`, docs/mathematics.md, section 8);
 * convergence: per block and phase (evaluation, polish), the games solved and
   those the block flagged unconverged (:mod:`did_core.convergence`; the blocks'
   warnings are silenced and counted instead).
@@ -41,8 +44,9 @@ from did_core.components import Components, build_components
 from did_core.config import TrainConfig
 from did_core.convergence import SolveTally, counting
 from did_core.distributed import World
+from did_core.equilibrium_range import ContextRanges, context_ranges, linear_form
 from did_core.plugins import create
-from did_core.results import BlockResult, PolishedResult, summarise
+from did_core.results import BlockResult, PolishedResult, summarise, summarise_range
 from did_core.runs import Progress
 from did_core.scoring import context_to
 from did_core.tasks import Context, context_size, index_context
@@ -114,18 +118,22 @@ def _held_out(parts: Components, contexts: int, seed: int, chunk: int, world: Wo
 
 def evaluate_generator(cfg: TrainConfig, parts: Components, blocks: list[str], contexts: int, seed: int,
                        chunk: int = 64, polish: "PolishSettings | None" = None,
-                       world: World | None = None) -> dict[str, BlockResult]:
+                       world: World | None = None, ranges: bool = False) -> dict[str, BlockResult]:
     """Score ``parts.generator`` on ``contexts`` held-out contexts drawn with ``seed``, under every block of
     ``blocks``: one :class:`~did_core.results.BlockResult` per block (its ``as_dict()`` is the stored form).
 
     The guard keeps the generator's intervention where the exact block (``cfg.exact_block`` if evaluated,
-    else the last block) says it beats the baseline. With a ``world`` of several ranks (default: the process
-    group, if any) every rank must call this alike; each computes its share and every rank returns the whole
-    result.
+    else the last block) says it beats the baseline. ``ranges``: also the range of the value over each context's
+    eps-equilibrium set and the worst-case guard (``BlockResult.range``; the objective must have a
+    ``linear_value``, else :class:`~did_core.equilibrium_range.RangeError` before anything is solved). With a
+    ``world`` of several ranks (default: the process group, if any) every rank must call this alike; each computes
+    its share and every rank returns the whole result.
     """
     world = world or distributed.current()
     objective = parts.objective
     held = _held_out(parts, contexts, seed, chunk, world)
+    if ranges:  # an objective without a linear form fails now, before any solve
+        linear_form(objective, index_context(held.context, slice(0, 1)), held.x[:1])
     solvers = {n: block_named(cfg, parts, n) for n in blocks}
     (values, baselines), tallies = _sharded_values(parts, solvers, held.context, [held.x, held.x0], chunk, world)
     exact = cfg.exact_block if cfg.exact_block in values else blocks[-1]
@@ -143,10 +151,24 @@ def evaluate_generator(cfg: TrainConfig, parts: Components, blocks: list[str], c
             bound=None if bound is None else summarise(objective, bound.detach().double().cpu(), baselines[name],
                                                        held.sizes),
             convergence={"evaluation": tallies[name]})
+    if ranges:
+        found = _sharded_ranges(parts, held, chunk, world)
+        for name in blocks:
+            result[name].range = summarise_range(objective, found, values[name], baselines[name], held.sizes)
     if polish is not None:
         for name in blocks:
             _polish_result(cfg, parts, held, solvers[name], name, exact, baselines, polish, chunk, world, result)
     return result
+
+
+def _sharded_ranges(parts: Components, held: _HeldOut, chunk: int, world: World) -> ContextRanges:
+    """The ranges of the generator's and the baseline's interventions on every held-out context: this rank's
+    chunks solved here (two LPs per context and intervention), gathered on every rank. The ranges do not depend on
+    a block: they are computed once for all."""
+    mine = distributed.chunk_share(context_size(held.context), chunk, world)
+    own = (context_ranges(parts.objective, index_context(held.context, mine), held.x[mine], held.x0[mine],
+                          parts.concept, parts.eps, first=mine.start) if mine.stop > mine.start else None)
+    return ContextRanges.cat([g for g in distributed.gather(world, own) if g is not None])
 
 
 def _polish_result(cfg: TrainConfig, parts: Components, held: _HeldOut, block: EquilibriumBlock, name: str,

@@ -175,6 +175,15 @@ class ContractObjective(DesignObjective):
     def value(self, context: Context, intervention: Tensor, eq: Equilibrium) -> Tensor:
         return principal_utility(context, self.feasible(intervention), eq.sigma)
 
+    def linear_value(self, context: Context, intervention: Tensor) -> tuple[Tensor, Tensor]:
+        """``U = sum_a sigma(a) c(a)``, ``c(a) = sum_w P(w|a) (v(w) - sum_i t_i(w))``: ``c [B, A..]``, constant 0."""
+        transitions = context["transitions"]
+        dtype = torch.promote_types(intervention.dtype, transitions.dtype)
+        net = context["values"].to(dtype) - self.feasible(intervention).to(dtype).sum(dim=1)  # [B, M]
+        view = (net.shape[0], *[1] * (transitions.dim() - 2), net.shape[1])
+        coefficients = (transitions.to(dtype) * net.reshape(view)).sum(dim=-1)
+        return coefficients, coefficients.new_zeros(coefficients.shape[0])
+
     def loss(self, context: Context, intervention: Tensor, eq: Equilibrium, progress: float
              ) -> tuple[Tensor, dict[str, float]]:
         lam = self.options.weight(progress)

@@ -183,6 +183,11 @@ class SchedulingObjective(DesignObjective):
         makespan = context["makespan"].to(eq.sigma.dtype)
         return (eq.sigma * makespan).flatten(1).sum(dim=1)
 
+    def linear_value(self, context: Context, intervention: Tensor) -> tuple[Tensor, Tensor]:
+        """``E_sigma M``: the makespan ``[B, M..]`` is the coefficient of every joint action, constant 0."""
+        makespan = context["makespan"]
+        return makespan, makespan.new_zeros(makespan.shape[0])
+
     def taxes_paid(self, context: Context, intervention: Tensor, eq: Equilibrium) -> Tensor:
         """Expected total tax ``E_sigma sum_i x_i`` per context."""
         taxes = self.taxes(context, intervention).to(eq.sigma.dtype).sum(dim=1)

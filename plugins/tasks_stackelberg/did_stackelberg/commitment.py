@@ -202,6 +202,15 @@ class CommitmentObjective(DesignObjective):
     def value(self, context: Context, intervention: Tensor, eq: Equilibrium) -> Tensor:
         return leader_utility(context, feasible_strategy(context, intervention), eq.sigma)
 
+    def linear_value(self, context: Context, intervention: Tensor) -> tuple[Tensor, Tensor]:
+        """``sum_a sigma(a) c(a)`` with ``c(a) = sum_l x_l u_L(l, a)`` (``x`` projected), constant 0."""
+        x = feasible_strategy(context, intervention)
+        leader = context["leader"]
+        dtype = torch.promote_types(x.dtype, leader.dtype)
+        n = leader.dim() - 2
+        coefficients = (x.to(dtype).reshape(*x.shape, *[1] * n) * leader.to(dtype)).sum(dim=1)
+        return coefficients, coefficients.new_zeros(coefficients.shape[0])
+
     def loss(self, context: Context, intervention: Tensor, eq: Equilibrium, progress: float
              ) -> tuple[Tensor, dict[str, float]]:
         utility = self.value(context, intervention, eq).mean()

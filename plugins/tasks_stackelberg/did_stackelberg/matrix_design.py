@@ -133,6 +133,13 @@ class MatrixDesignObjective(DesignObjective):
     def value(self, context: Context, intervention: Tensor, eq: Equilibrium) -> Tensor:
         return goal_value(context, eq.sigma) - self.options.lam * payments_made(context, intervention, eq.sigma)
 
+    def linear_value(self, context: Context, intervention: Tensor) -> tuple[Tensor, Tensor]:
+        """``sum_a sigma(a) (goal(a) - lam sum_i x_i(a))``: ``c [B, A..A]``, constant 0."""
+        goal = context["goal"]
+        dtype = torch.promote_types(intervention.dtype, goal.dtype)
+        coefficients = goal.to(dtype) - self.options.lam * payments(context, intervention).to(dtype).sum(dim=1)
+        return coefficients, coefficients.new_zeros(coefficients.shape[0])
+
     def loss(self, context: Context, intervention: Tensor, eq: Equilibrium, progress: float
              ) -> tuple[Tensor, dict[str, float]]:
         lam = self.options.weight(progress)

@@ -1,0 +1,74 @@
+"""The makespan over the eps-equilibrium set (docs/mathematics.md, section 8): the linear form, and the
+worst-case guard's promise on held-out contexts of the shipped generator."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from did_core.components import build_components
+from did_core.config import load_yaml, resolve_train_config
+from did_core.equilibrium_range import context_ranges, linear_value_error, random_joints, value_range
+from did_core.evaluate import evaluate_generator
+from did_core.plugins import create, get_concept
+from did_core.registry import UnknownNameError
+from did_core.runs import RunDir
+from did_core.shipped import shipped_folder
+from did_scheduling import SchedulingObjective, SchedulingSampler
+
+
+def exact_block():
+    try:
+        return create("blocks", "exact_newton")
+    except UnknownNameError:
+        pytest.skip("no exact block installed (did-plugins-exact-cvx)")
+
+
+@pytest.mark.parametrize("players", [2, 3])
+@pytest.mark.parametrize("concept", ["cce", "ce"])
+def test_the_makespan_is_linear_in_the_joint(players, concept):
+    context = SchedulingSampler(n_players=players, min_machines=2, max_machines=4).sample(
+        6, torch.Generator().manual_seed(players))
+    objective = SchedulingObjective()
+    x = -torch.rand(context["utilities"].shape, generator=torch.Generator().manual_seed(1))
+    games, mask = objective.induce(context, x)
+    eq = exact_block()(games.double(), mask, concept=get_concept(concept), eps=0.05)
+    assert float(linear_value_error(objective, context, x, eq).max()) < 1e-12
+    sigma = random_joints(eq, torch.Generator().manual_seed(2))
+    assert float(linear_value_error(objective, context, x, eq, sigma).max()) < 1e-12
+    worst, best = value_range(objective, context, x, get_concept(concept), 0.05)
+    me = objective.value(context, x, eq).double()
+    assert bool((best <= me + 1e-8).all()) and bool((me <= worst + 1e-8).all())  # minimised: worst is the larger
+
+
+def _shipped_on_small_contexts(concept: str):
+    """The shipped generator's config and components, its sampler cut to 2..4 machines (the generator is
+    equivariant: it answers any size)."""
+    folder = shipped_folder("scheduling", concept)
+    raw = load_yaml(folder / "config.yaml")
+    raw["sampler_options"] = {**raw.get("sampler_options", {}), "min_machines": 2, "max_machines": 4}
+    cfg = resolve_train_config({}, raw)
+    parts = build_components(cfg)
+    run = RunDir(folder)
+    run.load_model(parts.generator, run.load_checkpoint())
+    return cfg, parts
+
+
+@pytest.mark.parametrize("concept", ["cce", "ce"])
+def test_the_worst_case_guard_is_never_worse_than_the_baselines_worst_case_on_held_out_contexts(concept):
+    exact_block()
+    cfg, parts = _shipped_on_small_contexts(concept)
+    context = parts.sampler.sample(48, torch.Generator().manual_seed(4321))
+    with torch.no_grad():
+        x, x0 = parts.generator(context), parts.objective.baseline_intervention(context)
+    ranges = context_ranges(parts.objective, context, x, x0, parts.concept, parts.eps)
+    keep = ranges.keep(parts.objective)
+    guarded = torch.where(keep.view(-1, *[1] * (x.dim() - 1)), x, x0)
+    # the promise, re-measured from scratch on the guarded interventions: never worse than the baseline's worst
+    worst, _ = value_range(parts.objective, context, guarded, parts.concept, parts.eps)
+    assert bool((worst <= ranges.baseline_worst + 1e-9).all())  # minimised: worse is larger
+    assert bool(keep.any())  # the shipped taxes shorten the worst-case makespan somewhere
+    result = evaluate_generator(cfg, parts, [cfg.exact_block], contexts=48, seed=4321, ranges=True)
+    r = result[cfg.exact_block].range
+    assert r.kept_share == pytest.approx(float(keep.double().mean()))
+    assert r.guarded_worst.metric <= r.without_worst.metric + 1e-12
