@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -266,3 +267,26 @@ def test_evaluation_refuses_a_range_for_an_objective_that_is_not_linear_before_s
     cfg = resolve_train_config(TINY)
     with pytest.raises(RangeError, match="not linear in the joint"):
         evaluate_generator(cfg, build_components(cfg), [cfg.exact_block], contexts=4, seed=0, ranges=True)
+
+
+def _ranged_evaluation(rank: int, barrier, out: str) -> None:
+    """Evaluate with ranges in chunks of 4 (8 contexts: one chunk per rank of two); rank 0 writes the result."""
+    cfg = resolve_train_config(TINY)
+    torch.manual_seed(0)  # the generator's initial weights, alike on every process
+    parts = replace(build_components(cfg), objective=LinearToy())
+    result = evaluate_generator(cfg, parts, [cfg.exact_block], contexts=8, seed=5, chunk=4, ranges=True)
+    if rank == 0:
+        stored = result[cfg.exact_block].as_dict()
+        Path(out).write_text(json.dumps({"range": stored["range"], "world_size": stored["world_size"]}))
+
+
+def test_sharded_ranges_are_the_single_process_ranges(tmp_path):
+    import distributed_helpers
+
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OMP_NUM_THREADS", "1")
+        distributed_helpers.run_groups((1, _ranged_evaluation, (str(one),)), (2, _ranged_evaluation, (str(two),)))
+    a, b = json.loads(one.read_text()), json.loads(two.read_text())
+    assert (a["world_size"], b["world_size"]) == (1, 2)
+    assert a["range"] == b["range"]  # bit for bit
