@@ -41,6 +41,7 @@ from torch import Tensor
 from did_core.blocks import Equilibrium
 from did_core.concepts import Concept
 from did_core.equilibria import Epsilon, constraints
+from did_core.games import check_games
 from did_core.tasks import Context, DesignObjective, context_size, index_context
 
 __all__ = ["RangeError", "ContextRanges", "linear_form", "value_range", "context_ranges", "worst_case_keep",
@@ -48,6 +49,9 @@ __all__ = ["RangeError", "ContextRanges", "linear_form", "value_range", "context
 
 #: HiGHS's primal and dual feasibility tolerances (its defaults are 1e-7).
 LP_TOLERANCE = 1e-9
+
+#: The most bytes of dense constraint rows formed at once (games whose rows are larger are formed one at a time).
+DENSE_BYTES = 2 ** 27
 
 #: The worst-case guard keeps an intervention only when its worst case beats the baseline's by more than this
 #: (relative to ``max(1, |baseline's worst case|)``): two worst cases equal up to the LPs' round-off are a tie,
@@ -124,8 +128,9 @@ def _ends(gains: np.ndarray, eps: np.ndarray, c: np.ndarray) -> tuple[float, flo
 def value_range(objective: DesignObjective, context: Context, x: Tensor, concept: Concept,
                 eps: Epsilon | float, chunk: int = 16, first: int = 0) -> tuple[Tensor, Tensor]:
     """The worst and best value ``[B]`` (float64, CPU) of the objective over the eps-equilibrium set of each game
-    that ``x [B, ...]`` induces in ``context`` under ``concept``: two LPs per context (HiGHS), built ``chunk``
-    contexts at a time.
+    that ``x [B, ...]`` induces in ``context`` under ``concept``: two LPs per context (HiGHS) on its real rows
+    and joint actions, the games induced ``chunk`` contexts at a time and their rows formed as many games at a
+    time as fit in :data:`DENSE_BYTES`.
 
     ``worst`` is the end worse for the designer (``objective.minimize``: the larger). Raises
     :class:`RangeError` for an objective without :meth:`~did_core.tasks.DesignObjective.linear_value`, and for a
@@ -138,17 +143,22 @@ def value_range(objective: DesignObjective, context: Context, x: Tensor, concept
         c, const = linear_form(objective, part, xs)
         with torch.no_grad():
             games, mask = objective.induce(part, xs)
-            cons = constraints(games.detach().double(), mask, concept, eps)
-            gains, row_eps = cons.gains.cpu().numpy(), cons.eps.detach().cpu().numpy()
-        rows, joint = cons.rows.cpu().numpy(), cons.joint.cpu().numpy()
-        c_np = c.numpy()
-        for b in range(gains.shape[0]):
-            low, high, why = _ends(gains[b][rows[b]][:, joint[b]], row_eps[b][rows[b]], c_np[b][joint[b]])
-            if why is not None:
-                raise RangeError(f"context {first + start + b}: no range over its eps-equilibrium set under concept "
-                                 f"{concept.name} ({why}); the set may be empty at this tolerance")
-            lows.append(low + float(const[b]))
-            highs.append(high + float(const[b]))
+            games = games.detach().double()
+            cons = constraints(games, check_games(games, mask), concept, eps)  # the block's checks and mask
+            op = cons.operator
+            step = max(1, DENSE_BYTES // max(1, 8 * op.n_rows * op.joints))  # games whose dense rows fit
+            for first_game in range(0, games.shape[0], step):
+                batch = torch.arange(first_game, min(first_game + step, games.shape[0]), device=games.device)
+                dense = op.rows(torch.arange(op.n_rows, device=games.device).expand(len(batch), -1), batch)
+                for i, b in enumerate(batch.tolist()):
+                    rows, joint = cons.rows[b], cons.joint[b]
+                    low, high, why = _ends(dense[i][rows][:, joint].cpu().numpy(), cons.eps[b, rows].cpu().numpy(),
+                                           c[b][joint.cpu()].numpy())
+                    if why is not None:
+                        raise RangeError(f"context {first + start + b}: no range over its eps-equilibrium set under "
+                                         f"concept {concept.name} ({why}); the set may be empty at this tolerance")
+                    lows.append(low + float(const[b]))
+                    highs.append(high + float(const[b]))
     low_t, high_t = torch.tensor(lows, dtype=torch.float64), torch.tensor(highs, dtype=torch.float64)
     return (high_t, low_t) if objective.minimize else (low_t, high_t)
 

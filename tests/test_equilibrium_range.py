@@ -147,6 +147,17 @@ def test_the_range_is_the_independent_lp(case, concept, eps):
         assert float(best[b]) == pytest.approx(high + 0.5, abs=1e-7)
 
 
+def test_rows_formed_one_game_at_a_time_give_the_same_range(monkeypatch):
+    import did_core.equilibrium_range as module
+
+    context = _context(CASES["2x3 padded"], seed=2)
+    x = torch.zeros_like(context["base"])
+    batched = value_range(WeightedGame(), context, x, get_concept("ce"), 0.05)
+    monkeypatch.setattr(module, "DENSE_BYTES", 1)
+    one_by_one = value_range(WeightedGame(), context, x, get_concept("ce"), 0.05)
+    assert all(torch.equal(a, b) for a, b in zip(batched, one_by_one))
+
+
 def test_minimise_makes_the_larger_end_the_worst():
     context = _context(CASES["2x2x2"], seed=3)
     x = torch.zeros_like(context["base"])
