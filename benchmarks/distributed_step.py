@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from did_core.runs import OutputRefused, atomic_write_text, output_file
+
 
 def worker(args: argparse.Namespace) -> None:
     """One measurement on this process (or on every rank of torchrun's group); rank 0 writes ``--json``."""
@@ -96,6 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.out:
+        try:  # before the measurement: a missing folder, a device or a run's folder is refused now
+            output_file(Path(args.out))
+        except OutputRefused as exc:
+            parser.error(str(exc))
     if args.warmup < 1 or args.steps < 1:
         parser.error("--warmup and --steps must be >= 1")
     if args.worker:
@@ -133,8 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     text = "\n".join(["# Data-parallel training step", "", head, "", f"    {command.strip()}", "", *rows, ""])
     print(text)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        atomic_write_text(args.out, text)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,6 +46,7 @@ import torch
 from did_core.equilibria import Epsilon, constraints
 from did_core.games import embedded_games, full_mask
 from did_core.implicit import implicit_vjp
+from did_core.runs import OutputRefused, atomic_write_text, output_file
 from did_exact_cvx import EcosBlock, NewtonBlock, solve_game
 from did_exact_cvx.newton import tune_cpu_allocator
 
@@ -310,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="leave glibc malloc alone (default: did_exact_cvx.newton.tune_cpu_allocator())")
     parser.add_argument("--out", default=None, help="also write the table as Markdown to this file")
     args = parser.parse_args(argv)
+    if args.out:
+        try:  # before the measurement: a missing folder, a device or a run's folder is refused now
+            output_file(Path(args.out))
+        except OutputRefused as exc:
+            parser.error(str(exc))
     if args.quick:
         args.ecos_games, args.layers_games, args.repeats = min(args.ecos_games, 4), min(args.layers_games, 1), 1
     if args.threads:
@@ -337,10 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     print(environment(args, layers_ok))
     if args.out:
         command = "python benchmarks/exact_block.py " + " ".join(sys.argv[1:] if argv is None else argv)
-        with open(args.out, "w") as fh:
-            fh.write("# Exact blocks: ECOS, cvxpylayers and the batched Newton block\n\n")
-            fh.write(f"Command: `{command.strip()}`\n\n{environment(args, layers_ok)}\n\n")
-            fh.write(render(rows, markdown=True) + "\n\n" + LEGEND)
+        atomic_write_text(Path(args.out), "# Exact blocks: ECOS, cvxpylayers and the batched Newton block\n\n"
+                          f"Command: `{command.strip()}`\n\n{environment(args, layers_ok)}\n\n"
+                          + render(rows, markdown=True) + "\n\n" + LEGEND)
         print(f"wrote {args.out}")
     return 0
 

@@ -35,7 +35,7 @@ from did_core.scoring import context_to
 from did_core.config import load_yaml, resolve_train_config
 from did_core.evaluate import generate
 from did_core.plugins import create
-from did_core.runs import RunDir, atomic_write_text
+from did_core.runs import OutputRefused, RunDir, atomic_write_text, output_file
 from did_core.tasks import index_context
 
 
@@ -109,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, help="also write the table (with the command and machine) here")
     args = p.parse_args(argv)
+    if args.out:
+        try:  # before the measurement: a missing folder, a device or a run's folder is refused now
+            output_file(Path(args.out))
+        except OutputRefused as exc:
+            p.error(str(exc))
     torch.set_num_threads(args.threads)
     rows = [row for run in args.runs for row in compare_run(run, args.contexts, args.seed, args.reference,
                                                                args.followers)]

@@ -26,6 +26,7 @@ import torch
 from did_core.equilibria import Epsilon, constraints, dual_objective, kl_divergence
 from did_core.games import normal_games
 from did_core.plugins import exact_block_for, registry
+from did_core.runs import OutputRefused, atomic_write_text, output_file
 from did_deb_marris import DebMarrisBlock
 
 EPS = 0.05
@@ -107,6 +108,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--out", help="write the tables as Markdown here")
     args = parser.parse_args()
+    if args.out:
+        try:  # before the measurement: a missing folder, a device or a run's folder is refused now
+            output_file(Path(args.out))
+        except OutputRefused as exc:
+            parser.error(str(exc))
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -147,8 +153,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+        atomic_write_text(Path(args.out), text)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import torch
 from did_core.config import TrainConfig, resolve_train_config
 from did_core.grouping import grouped
 from did_core.plugins import registry
+from did_core.runs import OutputRefused, atomic_write_text, output_file
 from did_core.components import build_components
 from did_core.scoring import context_to
 
@@ -130,6 +131,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference-steps", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the table (Markdown) here too")
     args = parser.parse_args(argv)
+    if args.out:
+        try:  # before the measurement: a missing folder, a device or a run's folder is refused now
+            output_file(Path(args.out))
+        except OutputRefused as exc:
+            parser.error(str(exc))
     torch.set_num_threads(args.threads)
     if args.reference:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -164,8 +170,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{args.batch}, {args.groups} size groups, mean of {args.steps} steps after one warm-up "
                 f"({args.reference_steps} for the reference).\n\n"
                 f"    python benchmarks/training_step.py {' '.join(argv if argv is not None else sys.argv[1:])}\n\n")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("# Training step\n\n" + meta + "\n".join(lines) + "\n")
+        atomic_write_text(args.out, "# Training step\n\n" + meta + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,11 @@ per game size:
   those the block flagged unconverged (:mod:`did_core.convergence`; the blocks'
   warnings are silenced and counted instead).
 
+Before any work, :func:`check_held_out` estimates from a few contexts the memory
+and time of evaluating the whole set and refuses one over its bound
+(:class:`did_core.bounds.TooLarge`). The polish's worker processes leave Ctrl-C to
+this process, which ends every one of them when it is interrupted.
+
 In a process group (torchrun) every rank calls :func:`evaluate_generator`: the
 held-out contexts are dealt out to the ranks in whole chunks and the polish's
 contexts one by one (:mod:`did_core.distributed`), the results are gathered on
@@ -29,9 +34,12 @@ computed as one process computes it). Only ``world_size`` differs.
 from __future__ import annotations
 
 import multiprocessing
-import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +48,7 @@ from torch import Tensor
 
 from did_core import distributed
 from did_core.blocks import EquilibriumBlock
+from did_core.bounds import GIB, TooLarge, available_cores, duration, memory_limit
 from did_core.components import Components, build_components
 from did_core.config import TrainConfig
 from did_core.convergence import SolveTally, counting
@@ -51,7 +60,8 @@ from did_core.runs import Progress
 from did_core.scoring import context_to
 from did_core.tasks import Context, context_size, index_context
 
-__all__ = ["evaluate_generator", "generate", "PolishSettings", "polish_seconds", "block_named"]
+__all__ = ["evaluate_generator", "generate", "PolishSettings", "polish_seconds", "block_named", "check_held_out",
+           "HELD_OUT_OVERHEAD", "MAX_EVALUATION_SECONDS"]
 
 
 def block_named(cfg: TrainConfig, parts: Components, name: str) -> EquilibriumBlock:
@@ -70,6 +80,55 @@ def generate(parts: Components, context: Context, chunk: int = 64) -> tuple[Tens
             xs.append(parts.generator(part).cpu())
             x0s.append(parts.objective.baseline_intervention(part).cpu())
     return torch.cat(xs), torch.cat(x0s)
+
+
+#: Held-out contexts take, with their interventions and the evaluation's working tensors, about this many times the
+#: bytes of the contexts and interventions alone (measured peaks: 3.5 to 5.5 times on the inverse task).
+HELD_OUT_OVERHEAD = 5
+#: An evaluation estimated to take longer than this (in seconds) is refused.
+MAX_EVALUATION_SECONDS = 24 * 3600
+#: Contexts drawn to estimate an evaluation's memory and time.
+_ESTIMATE_SAMPLE = 16
+
+
+def _nbytes(*tensors: Any) -> int:
+    return sum(t.nelement() * t.element_size() for t in tensors if isinstance(t, Tensor))
+
+
+def check_held_out(cfg: TrainConfig, parts: Components, blocks: list[str], contexts: int, flag: str,
+                   chunk: int = 64, world: World | None = None) -> None:
+    """Refuse (a one-line :class:`~did_core.bounds.TooLarge` naming ``flag``) an evaluation of ``contexts``
+    held-out contexts under ``blocks`` whose memory or time is over its bound, before it starts.
+
+    A sample of a few contexts is drawn, generated for and solved under every block: its
+    tensors' bytes times :data:`HELD_OUT_OVERHEAD` per context, times ``contexts``, must
+    stay within :func:`did_core.bounds.memory_limit` (half this machine's memory: every
+    rank holds the whole set), and its solve time per context, times ``contexts`` shared
+    by the ranks, within :data:`MAX_EVALUATION_SECONDS`.
+    """
+    world = world or distributed.current()
+    sample = min(contexts, _ESTIMATE_SAMPLE)
+    context = parts.sampler.sample(sample, torch.Generator().manual_seed(0))
+    x, x0 = generate(parts, context, chunk)
+    each = HELD_OUT_OVERHEAD * (_nbytes(*context.values()) + _nbytes(x, x0)) / sample
+    limit = memory_limit()
+    if each * contexts > limit:
+        raise TooLarge(f"{contexts} held-out contexts would take about {each * contexts / GIB:.3g} GiB with their "
+                       f"evaluation ({each:.0f} bytes a context), over {limit / GIB:.1f} GiB, half of this machine's "
+                       f"memory: at most {int(limit // each)} fit; lower {flag}")
+    with torch.no_grad(), counting():  # timing only: the evaluation counts its own games
+        start = time.perf_counter()
+        for name in blocks:
+            scorer = parts.scorer(block_named(cfg, parts, name))
+            for intervention in (x, x0):
+                scorer.values(context, intervention, chunk)
+        each_s = (time.perf_counter() - start) / sample
+    seconds = each_s * contexts / world.size
+    if seconds > MAX_EVALUATION_SECONDS:
+        most = int(MAX_EVALUATION_SECONDS * world.size // each_s)
+        raise TooLarge(f"evaluating {contexts} held-out contexts under {', '.join(blocks)} would take about "
+                       f"{duration(seconds)} ({1000 * each_s:.2g} ms a context), over the bound of "
+                       f"{duration(MAX_EVALUATION_SECONDS)}: at most {most} fit; lower {flag}")
 
 
 def _concat(parts: list[Tensor | None]) -> Tensor:
@@ -195,15 +254,22 @@ class PolishSettings:
     workers: int = 0
 
     def worker_count(self, world: World | None = None) -> int:
-        """``workers``, else this node's CPUs shared among its ranks (at most 8 per rank)."""
+        """``workers``, else the cores this process may use shared among this node's ranks (at most 8 per
+        rank)."""
         local = (world or World()).local_size
-        return self.workers or max(1, min((os.cpu_count() or 1) // local, 8))
+        return self.workers or max(1, min(available_cores() // local, 8))
 
 
 _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(config: dict[str, Any]) -> None:
+    """A pool worker's start: SIGINT ignored (Ctrl-C is the parent's, which ends the workers), then the parts."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _load_worker(config)
+
+
+def _load_worker(config: dict[str, Any]) -> None:
     torch.set_num_threads(1)
     cfg = TrainConfig(**config)
     _WORKER["cfg"] = cfg
@@ -219,6 +285,52 @@ def _polish_job(args: tuple[Context, Tensor, str, int]) -> tuple[Tensor, SolveTa
         blocks[block_name] = block_named(cfg, parts, block_name)
     tally = SolveTally()
     return parts.scorer(blocks[block_name]).polish(context, x, budget, tally), tally
+
+
+@contextmanager
+def _polished(cfg: TrainConfig, jobs: list[Any], workers: int) -> Iterator[Iterator[tuple[Tensor, SolveTally]]]:
+    """The results of ``_polish_job`` on ``jobs`` in order: in this process (one worker) or in a pool of
+    ``workers`` processes.
+
+    The workers ignore SIGINT (a Ctrl-C at a terminal reaches all of them) and are
+    forked with it ignored, so none prints a traceback; when the caller stops early (an
+    interrupt, an error) the pending jobs are cancelled and every worker is terminated
+    and joined before the exception goes on, so none is left running.
+    """
+    if workers == 1:
+        _load_worker(cfg.model_dump())
+        yield map(_polish_job, jobs)
+        return
+    # fork is cheap and keeps the plugins this process loaded; a process that initialised CUDA must spawn.
+    method = "spawn" if torch.cuda.is_initialized() else "fork"
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                               initializer=_init_worker, initargs=(cfg.model_dump(),))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+    try:
+        results = pool.map(_polish_job, jobs)  # starts the workers: they are born ignoring SIGINT
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    try:
+        yield results
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown()
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel the pool's pending jobs and end its workers now (a worker's running job is abandoned)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public accessor for them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(5)
 
 
 def polish_seconds(cfg: TrainConfig, parts: Components, context: Context, blocks: list[str], contexts: int,
@@ -266,25 +378,14 @@ def polish_all(cfg: TrainConfig, context: Context, x: Tensor, block_name: str, s
     out: list[Tensor] = []
     tally = SolveTally()
     workers = min(settings.worker_count(world), max(len(jobs), 1))
-    if workers == 1:
-        _init_worker(cfg.model_dump())
-        results: Any = map(_polish_job, jobs)
-        pool = None
-    else:
-        # fork is cheap and keeps the plugins this process loaded; a process that initialised CUDA must spawn.
-        method = "spawn" if torch.cuda.is_initialized() else "fork"
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                                   initializer=_init_worker, initargs=(cfg.model_dump(),))
-        results = pool.map(_polish_job, jobs)
     try:
-        for polished, counted in results:
-            out.append(polished)
-            tally += counted
-            if progress is not None:
-                progress.update(len(out), {})
+        with _polished(cfg, jobs, workers) as results:
+            for polished, counted in results:
+                out.append(polished)
+                tally += counted
+                if progress is not None:
+                    progress.update(len(out), {})
     finally:
-        if pool is not None:
-            pool.shutdown()
         if progress is not None:
             progress.close()
     gathered = distributed.gather(world, (torch.cat(out) if out else None, tally))

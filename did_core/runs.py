@@ -9,6 +9,12 @@ A write the file system refuses (no permission, a read-only file system, a full
 disk) is an :class:`UnwritableFile` naming the file and the reason, and leaves
 no partial file behind; :meth:`RunDir.acquire` finds an unwritable directory
 before a command starts its work.
+
+Every file a command writes where the user says (``did eval --out``, ``did ship``'s
+folder, a benchmark's ``--out``) goes through one check, :func:`output_file` (a
+folder: :func:`output_folder`), before any work: its directory exists, it is not a
+directory, device, FIFO or socket, and it is not inside a run directory or a shipped
+generator's folder (:func:`run_holding`) unless the command's ``--force`` says so.
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ import io
 import json
 import math
 import os
+import shutil
+import stat
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,7 +36,8 @@ from typing import Any, TextIO
 import torch
 import yaml
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "json_text", "RunDir", "RunDirError", "UnwritableFile",
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_files", "json_text", "RunDir", "RunDirError",
+           "UnwritableFile", "OutputRefused", "output_file", "output_folder", "run_holding", "publish_folder",
            "Progress", "new_run_path"]
 
 
@@ -37,6 +47,10 @@ class RunDirError(ValueError):
 
 class UnwritableFile(ValueError):
     """A file or folder the file system will not write (no permission, read-only, full): path and reason."""
+
+
+class OutputRefused(ValueError):
+    """A path a command was told to write that it will not write (see :func:`output_file`); one line."""
 
 
 def _unwritable(what: str, path: Path, exc: OSError) -> UnwritableFile:
@@ -78,6 +92,24 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise _unwritable("write", path, exc) from None
 
 
+def atomic_write_files(files: dict[Path, bytes]) -> None:
+    """Write several files, each as :func:`atomic_write_bytes` does; every one is staged and synced before the
+    first is replaced, so a refused write (a full disk) leaves all of them as they were."""
+    staged: dict[Path, Path] = {}
+    try:
+        for path, data in files.items():
+            staged[Path(path)] = _staged(Path(path), data)
+        for path in list(staged):
+            try:
+                os.replace(staged[path], path)
+            except OSError as exc:
+                raise _unwritable("write", path, exc) from None
+            del staged[path]
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -92,6 +124,108 @@ def atomic_write_text(path: Path, text: str) -> None:
 def json_text(obj: Any) -> str:
     """``obj`` as the indented JSON of a run's files, with a final newline."""
     return json.dumps(obj, indent=2, sort_keys=False) + "\n"
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular file is, in a word or two."""
+    for test, word in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return word
+    return "not a regular file"
+
+
+def run_holding(path: Path) -> Path | None:
+    """The run directory or shipped generator's folder that is ``path`` or holds it (``None``: there is none).
+
+    A folder is one when it holds a ``checkpoint.pt`` (every run that trained a step,
+    every shipped folder), or a ``config.yaml`` with the ``.lock`` of a run being
+    written (:meth:`RunDir.acquire`).
+    """
+    for folder in (Path(os.path.abspath(path)), *Path(os.path.abspath(path)).parents):
+        if (folder / RunDir.CHECKPOINT).is_file() or ((folder / RunDir.CONFIG).is_file()
+                                                      and (folder / RunDir.LOCK).exists()):
+            return folder
+    return None
+
+
+def _check_parent(path: Path, flag: str) -> None:
+    parent = path.parent
+    if not parent.is_dir():
+        raise OutputRefused(f"{flag} {path}: directory {parent} does not exist" if not parent.exists()
+                            else f"{flag} {path}: {parent} is not a directory")
+
+
+def output_file(path: Path, flag: str = "--out", force: bool = False) -> Path:
+    """``path`` checked as a file a command may write (``flag`` names it in a message), before any work is done.
+
+    Refused (an :class:`OutputRefused`): a missing or non-directory parent (no folder is
+    created); a path that exists and is not a regular file (a directory, a device such as
+    ``/dev/full``, a FIFO: it would be replaced by a file); and, unless ``force``, a path
+    inside a run directory or a shipped generator's folder (:func:`run_holding`), whose
+    files belong to ``did train``, ``did eval`` and ``did ship``.
+    """
+    path = Path(path)
+    _check_parent(path, flag)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise _unwritable("write", path, exc) from None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise OutputRefused(f"{flag} {path} is {_kind(mode)}, not a regular file; name a file to write")
+    holder = None if force else run_holding(path.parent)
+    if holder is not None:
+        raise OutputRefused(f"{flag} {path} is inside {holder}, a run directory or shipped generator whose files "
+                            f"did train, did eval and did ship write; choose a path outside it (--force writes "
+                            f"there anyway)")
+    return path
+
+
+def output_folder(path: Path, flag: str, force: bool = False) -> Path:
+    """``path`` checked as a folder a command may create or replace: its parent exists, it is a directory if it
+    exists, and, unless ``force``, no run directory or shipped folder holds its parent (an
+    :class:`OutputRefused` otherwise). Whether an existing folder may be replaced is the caller's to decide."""
+    path = Path(path)
+    _check_parent(path, flag)
+    if path.exists() and not path.is_dir():
+        raise OutputRefused(f"{flag} {path} exists and is not a directory")
+    holder = None if force else run_holding(path.parent)
+    if holder is not None:
+        raise OutputRefused(f"{flag} {path} is inside {holder}, a run directory or shipped generator; choose a "
+                            f"folder outside it (--force writes there anyway)")
+    return path
+
+
+def publish_folder(dest: Path, fill: Callable[[Path], None]) -> None:
+    """Create or replace the folder ``dest`` as a whole: ``fill`` writes its files into a new temporary folder
+    beside it, which then takes its place (the folder it replaces is removed after).
+
+    Until ``fill`` has returned nothing at ``dest`` changes; if it raises, the temporary
+    folder is removed. An existing ``dest`` is checked by the caller (:func:`output_folder`).
+    """
+    dest = Path(dest)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.new-", dir=dest.parent))
+    except OSError as exc:
+        raise _unwritable("create a folder in", dest.parent, exc) from None
+    old: Path | None = None
+    try:
+        os.chmod(staging, 0o777 & ~_umask())  # the mode a folder made by mkdir would get, not mkdtemp's 0700
+        fill(staging)
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+            os.rename(dest, old / dest.name)
+        os.rename(staging, dest)
+    except OSError as exc:
+        if old is not None and not dest.exists():
+            os.rename(old / dest.name, dest)  # put the previous folder back
+        raise _unwritable("write", dest, exc) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def new_run_path(root: Path, label: str) -> Path:

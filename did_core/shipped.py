@@ -15,11 +15,18 @@ subfolder is a small, read-only run directory that ``did eval --shipped`` and
 * ``MODEL_CARD.md`` and ``learning_curve.png``  written by :func:`ship`.
 
 ``did ship RUN FOLDER`` writes such a subfolder from a finished run that has a report.
+Before anything is written it checks the destination (not the run, not inside it,
+not holding it; its parent exists; an existing folder that is not empty only with
+``--force``, and only when it is a shipped folder: exactly the files above), the run,
+and the optional dependency of the learning curve (matplotlib); then it writes the
+folder whole (:func:`did_core.runs.publish_folder`: a temporary folder beside it that
+takes its place), so a failure leaves the destination as it was.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +34,19 @@ import torch
 
 from did_core.components import build_task_parts
 from did_core.config import load_yaml, resolve_train_config
-from did_core.plots import training_curves
+from did_core.plots import require_matplotlib, training_curves
 from did_core.plugins import get_task
 from did_core.report import markdown_table
-from did_core.runs import RunDir, atomic_write_bytes, atomic_write_text, json_text
+from did_core.runs import OutputRefused, RunDir, json_text, output_folder, publish_folder
 
-__all__ = ["ShippedError", "shipped_folder", "shipped_concepts", "ship", "model_card"]
+__all__ = ["ShippedError", "shipped_folder", "shipped_concepts", "check_destination", "ship", "model_card",
+           "SHIPPED_FILES"]
 
 CARD = "MODEL_CARD.md"
 CURVE = "learning_curve.png"
+#: The files of a shipped folder (the learning curve only where the run logged metrics).
+SHIPPED_FILES: tuple[str, ...] = (RunDir.CHECKPOINT, RunDir.CONFIG, RunDir.METRICS, "report.json", "report.md", CARD,
+                                  CURVE)
 
 
 class ShippedError(ValueError):
@@ -115,13 +126,48 @@ def model_card(config: dict[str, Any], report: dict[str, Any], state: dict[str, 
     return "\n".join(lines)
 
 
-def ship(run_path: Path, dest: Path, notes: str = "", unfinished: bool = False) -> list[Path]:
+def check_destination(run_path: Path, dest: Path, force: bool = False) -> None:
+    """Refuse (a one-line :class:`~did_core.runs.OutputRefused`), before anything is read or written, a
+    destination ``dest`` that ``did ship`` of the run ``run_path`` must not write.
+
+    Refused: the run itself, a folder inside it or one that holds it; a folder whose parent
+    does not exist, or a path that is not a folder; a folder inside another run directory or
+    shipped folder (unless ``force``); an existing folder that is not empty, unless ``force``
+    and it is a shipped folder (it holds exactly :data:`SHIPPED_FILES`, the curve optional).
+    """
+    run, target = Path(os.path.abspath(run_path)), Path(os.path.abspath(dest))
+    if target == run or run in target.parents:
+        raise OutputRefused(f"FOLDER {dest} is {'the run' if target == run else 'inside the run'} {run_path}: a "
+                            f"shipped folder goes elsewhere (e.g. the task plugin's shipped/CONCEPT)")
+    if target in run.parents:
+        raise OutputRefused(f"FOLDER {dest} holds the run {run_path}: a shipped folder goes elsewhere (e.g. the "
+                            f"task plugin's shipped/CONCEPT)")
+    output_folder(dest, "FOLDER", force=force)
+    held = sorted(p.name for p in dest.iterdir()) if dest.is_dir() else []
+    if not held:
+        return
+    if not force:
+        raise OutputRefused(f"FOLDER {dest} is not empty; --force replaces it if it is a shipped folder")
+    required = set(SHIPPED_FILES) - {CURVE}
+    foreign = [name for name in held if name not in SHIPPED_FILES or not (dest / name).is_file()]
+    missing = sorted(required - set(held))
+    if foreign or missing:
+        why = (f"it holds {', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}, not a shipped generator's"
+               if foreign else f"it lacks {', '.join(missing)}")
+        raise OutputRefused(f"FOLDER {dest} is not a shipped folder ({why}); --force replaces only a folder that "
+                            f"holds exactly {', '.join(SHIPPED_FILES)}")
+
+
+def ship(run_path: Path, dest: Path, notes: str = "", unfinished: bool = False, force: bool = False) -> list[Path]:
     """Write the shipped form of the run ``run_path`` into the folder ``dest``; returns the files written.
 
     The run needs a checkpoint at its last step (``unfinished``: any checkpoint; the model card
     then shows the step it stopped at) and a ``report.json`` from ``did eval`` of that checkpoint.
+    Everything is checked before anything is written (:func:`check_destination`, with ``force``
+    to replace a shipped folder), and the folder is written whole, so a failure changes nothing.
     """
 
+    check_destination(run_path, dest, force)
     run = RunDir(run_path)
     if not run.file("config.yaml").is_file():
         raise ShippedError(f"{run_path} is not a run directory (no config.yaml)")
@@ -140,19 +186,29 @@ def ship(run_path: Path, dest: Path, notes: str = "", unfinished: bool = False) 
     if int(report["meta"].get("trained_steps", config.get("steps", 0))) != int(state.get("step", 0)):
         raise ShippedError(f"{run.file('report.json')} evaluated another checkpoint than the run's last "
                            f"(step {state.get('step')}): run did eval {run_path} again")
+    metrics = run.metrics()
+    if metrics:
+        require_matplotlib()  # the learning curve: found missing before anything is written
 
-    dest.mkdir(parents=True, exist_ok=True)
     kept = {"model": state["model"], "step": int(state["step"]),
             **{k: state[k] for k in ("elapsed_s", "hardware") if k in state}}
     buffer = io.BytesIO()
     torch.save(kept, buffer)
-    atomic_write_bytes(dest / RunDir.CHECKPOINT, buffer.getvalue())
-    atomic_write_text(dest / "config.yaml", run.file("config.yaml").read_text())
-    atomic_write_text(dest / RunDir.METRICS, json_text(run.metrics()))
-    atomic_write_text(dest / "report.json", json_text(report))
-    atomic_write_text(dest / "report.md", markdown_table(report) + "\n")
-    atomic_write_text(dest / CARD, model_card(config, report, kept, notes))
-    written = [dest / n for n in (RunDir.CHECKPOINT, "config.yaml", RunDir.METRICS, "report.json", "report.md", CARD)]
-    if run.metrics():
-        written.append(training_curves(run.metrics(), dest / CURVE))
-    return written
+    files = {RunDir.CHECKPOINT: buffer.getvalue(),
+             RunDir.CONFIG: run.file("config.yaml").read_bytes(),
+             RunDir.METRICS: json_text(metrics).encode(),
+             "report.json": json_text(report).encode(),
+             "report.md": (markdown_table(report) + "\n").encode(),
+             CARD: model_card(config, report, kept, notes).encode()}
+
+    def fill(folder: Path) -> None:
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        if metrics:
+            training_curves(metrics, folder / CURVE)
+        for name in os.listdir(folder):  # on disk before the folder takes its place
+            with open(folder / name, "rb") as handle:
+                os.fsync(handle.fileno())
+
+    publish_folder(dest, fill)
+    return [dest / name for name in (*files, *([CURVE] if metrics else []))]

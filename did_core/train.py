@@ -31,7 +31,7 @@ from did_core.components import Components, build_components
 from did_core.config import TrainConfig, generic_default
 from did_core.distributed import World
 from did_core.equilibria import constraints
-from did_core.evaluate import evaluate_generator
+from did_core.evaluate import check_held_out, evaluate_generator
 from did_core.files import shown
 from did_core.grouping import grouped
 from did_core.loop import LoopSettings, Schedule, StepFn, TrainingLoop
@@ -134,8 +134,10 @@ def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, B
 
     Everything is validated before the run directory is touched: names and options
     (building the components), that they work together (:func:`check_components`),
-    and that the directory is free (a new run) or holds this run with the same
-    config (:func:`check_resume`). The directory is locked while the run lasts.
+    that a batch fits the blocks (:func:`check_sizes`) and the held-out evaluation this
+    machine (:func:`did_core.evaluate.check_held_out`), and that the directory is free (a
+    new run) or holds this run with the same config (:func:`check_resume`). The directory
+    is locked while the run lasts.
 
     In a process group (torchrun) every rank calls this with the same arguments:
     each builds and checks the components, rank 0 alone checks, locks and writes
@@ -154,6 +156,7 @@ def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, B
         parts = build_components(cfg)
         check_components(parts, cfg)
         check_sizes(parts, cfg)
+        check_held_out(cfg, parts, _eval_blocks(cfg), cfg.eval_contexts, "--eval-contexts", world=world)
         return parts
 
     parts = distributed.together(world, build)
@@ -175,6 +178,11 @@ def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, B
     finally:
         if world.is_main:
             run.release()
+
+
+def _eval_blocks(cfg: TrainConfig) -> list[str]:
+    """The blocks of the held-out evaluation at the end of training: the training block and the exact block."""
+    return list(dict.fromkeys([cfg.block, cfg.exact_block]))
 
 
 def rank_step(cfg: TrainConfig, parts: Components, rng: torch.Generator, world: World) -> StepFn:
@@ -219,8 +227,8 @@ def _train(cfg: TrainConfig, parts: Components, run: RunDir, resume: bool, world
     rng = torch.Generator().manual_seed(cfg.seed)
     TrainingLoop(run, parts.generator, rank_step(cfg, parts, rng, world), loop_settings(cfg), rng,
                  world=world).run(resume=resume)
-    blocks = list(dict.fromkeys([cfg.block, cfg.exact_block]))
-    result = evaluate_generator(cfg, parts, blocks, contexts=cfg.eval_contexts, seed=cfg.eval_seed, world=world)
+    result = evaluate_generator(cfg, parts, _eval_blocks(cfg), contexts=cfg.eval_contexts, seed=cfg.eval_seed,
+                                world=world)
     if world.is_main:
         run.write_json("eval.json", {name: block.as_dict() for name, block in result.items()})
     return result

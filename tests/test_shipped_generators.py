@@ -37,6 +37,7 @@ def shipping(monkeypatch, tmp_path):
     from did_core.plugins import registry
 
     folder = tmp_path / "shipped"
+    folder.mkdir(exist_ok=True)  # did ship creates the concept's folder, not its parent
     tasks = registry("tasks")
     entry = tasks.get(toys.TOY_TASK)
     monkeypatch.setitem(tasks._entries, toys.TOY_TASK,
@@ -58,6 +59,7 @@ def test_ship_writes_a_small_weights_only_folder_with_a_model_card(trained, tmp_
     notes = tmp_path / "notes.md"
     notes.write_text("Trained for a test.\n")
     dest = tmp_path / "shipped" / concept
+    dest.parent.mkdir()  # did ship creates the concept's folder, not its parent
     assert main(["ship", str(run), str(dest), "--notes", str(notes)]) == 0
     names = {p.name for p in dest.iterdir()}
     assert {"checkpoint.pt", "config.yaml", "metrics.json", "report.json", "report.md", "MODEL_CARD.md",
@@ -93,7 +95,7 @@ def test_eval_shipped_equals_eval_of_the_run_and_writes_nothing_into_the_folder(
 @pytest.mark.parametrize("argv, expected", [
     (["eval"], "give a run directory or --shipped TASK"),
     (["eval", "RUN", "--shipped", toys.TOY_TASK], "give a run directory or --shipped TASK"),
-    (["eval", "RUN", "--concept", "ce"], "--concept and --out go with --shipped"),
+    (["eval", "RUN", "--concept", "ce"], "--concept, --out and --force go with --shipped"),
     (["eval", "--shipped", toys.TOY_TASK, "--concept", "ce"], "has no shipped generator for concept ce"),
     (["eval", "--shipped", toys.TOY_TASK, "--plots"], "needs --out"),
     (["eval", "--shipped", "no_such_task"], "no_such_task"),

@@ -4,6 +4,14 @@ and JSON: the generator under each block, guarded, optionally polished, with plo
 Under torchrun every rank evaluates its share of the contexts; rank 0 alone reads
 and writes the run (holding its lock while it evaluates) and prints. ``--from-json``
 reprints the stored table without evaluating.
+
+A shipped generator's folder is only read (no lock, no file). ``--out FILE.json``
+writes ``FILE.json`` and ``FILE.md``, each checked before any work
+(:func:`did_core.runs.output_file`): not a device, FIFO or directory, in a folder
+that exists, and not inside a run directory or shipped folder unless ``--force``.
+The held-out set's memory and time (:func:`did_core.evaluate.check_held_out`) and
+the polish's workers (at most the cores this process may use) are bounded before
+the evaluation starts.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from did_core import distributed
 from did_core.components import Components, build_components
 from did_core.config import ConfigError, TrainConfig, load_yaml, resolve_train_config
 from did_core.console import ArgumentParser, Command, fail, nonempty
-from did_core.evaluate import PolishSettings, evaluate_generator, polish_seconds
+from did_core.bounds import available_cores
+from did_core.evaluate import PolishSettings, check_held_out, evaluate_generator, polish_seconds
 from did_core.files import MIB, read_json_file
 from did_core.hookspecs import hookimpl
 from did_core.plots import per_size_bars, require_matplotlib, training_curves
@@ -28,7 +37,7 @@ from did_core.plugins import DEFAULT_CONCEPT, create, get_concept, registry
 from did_core.registry import Registry
 from did_core.report import build_report, markdown_table
 from did_core.results import convergence_note
-from did_core.runs import RunDir, atomic_write_text, json_text
+from did_core.runs import OutputRefused, RunDir, atomic_write_files, json_text, output_file, output_folder
 from did_core.shipped import shipped_folder
 
 __all__ = ["build_parser", "main", "evaluate_command", "COMMAND"]
@@ -42,8 +51,10 @@ def build_parser() -> ArgumentParser:
                    help="evaluate the generator that TASK's plugin ships (instead of a run directory)")
     p.add_argument("--concept", type=nonempty, help=f"with --shipped: which concept's generator (default "
                    f"{DEFAULT_CONCEPT})")
-    p.add_argument("--out", type=nonempty, metavar="FILE.json", help="write the report here (with --shipped; "
-                   "a shipped generator's own folder is never written)")
+    p.add_argument("--out", type=nonempty, metavar="FILE.json", help="write the report here as FILE.json and "
+                   "FILE.md (with --shipped; a shipped generator's own folder is never written)")
+    p.add_argument("--force", action="store_true", help="let --out write inside a run directory or a shipped "
+                   "generator's folder")
     p.add_argument("--contexts", type=int, help="held-out contexts (default: the run's eval_contexts)")
     p.add_argument("--seed", "--eval-seed", dest="seed", type=int,
                    help="held-out seed (default: the run's eval_seed)")
@@ -90,10 +101,13 @@ def evaluate_command(args: argparse.Namespace, world: distributed.World) -> int:
     problem = _number_problem(args)
     if problem:
         return fail(problem)
+    try:
+        out = _out_path(args)
+    except OutputRefused as exc:
+        return fail(str(exc))
     plan = _plan(args, world, run)
     if world.is_main:
         _announce(run, plan, world)
-    out = Path(args.out) if args.out else None
     done = _evaluate(args, world, run, out, plan)
     if done is None:  # not rank 0: it has done its share
         return 0
@@ -115,8 +129,8 @@ def _source_problem(args: argparse.Namespace) -> str | None:
     """Why the flags naming what to evaluate, and where to write, do not go together (``None``: they do)."""
     if (args.run_dir is None) == (args.shipped is None):
         return "give a run directory or --shipped TASK (one of them)"
-    if args.shipped is None and (args.concept or args.out):
-        return "--concept and --out go with --shipped TASK (a run directory's report goes into the run)"
+    if args.shipped is None and (args.concept or args.out or args.force):
+        return "--concept, --out and --force go with --shipped TASK (a run directory's report goes into the run)"
     if args.shipped is not None and args.plots and not args.out:
         return "--plots with --shipped needs --out FILE.json (the plots go next to it)"
     return None
@@ -130,9 +144,32 @@ def _number_problem(args: argparse.Namespace) -> str | None:
         return "--blocks names no block (give a comma-separated list, or leave it out for the defaults)"
     if args.workers is not None and args.workers < 1:
         return f"--workers must be >= 1, got {args.workers}"
+    if args.workers is not None and args.workers > available_cores():
+        return (f"--workers {args.workers} is more than the {available_cores()} CPU core(s) this process may use: "
+                f"refused (not capped); give at most {available_cores()}, or leave it out for one per core")
     if args.polish_budget is not None and args.polish_budget < 1:
         return f"--polish-budget must be >= 1, got {args.polish_budget}"
     return None
+
+
+def _out_path(args: argparse.Namespace) -> Path | None:
+    """``--out FILE.json`` checked, with ``FILE.md`` beside it and, with ``--plots``, the folder ``FILE-plots``
+    (:func:`did_core.runs.output_file`); ``None`` without ``--out``."""
+    if not args.out:
+        return None
+    out = Path(args.out)
+    if out.suffix != ".json" or out.name == ".json":
+        raise OutputRefused(f"--out {out} must name a FILE.json: the report is written as JSON to FILE.json and as "
+                            f"Markdown to FILE.md")
+    output_file(out, force=args.force)
+    output_file(out.with_suffix(".md"), "--out's Markdown", force=args.force)
+    if args.plots:
+        output_folder(_plots_folder(out), "--out's plots folder", force=args.force)
+    return out
+
+
+def _plots_folder(out: Path) -> Path:
+    return out.parent / f"{out.stem}-plots"
 
 
 def _run_of(args: argparse.Namespace) -> RunDir:
@@ -178,6 +215,7 @@ def _plan(args: argparse.Namespace, world: distributed.World, run: RunDir) -> _P
             registry("blocks").get(name)
         if args.plots and world.is_main:
             require_matplotlib()
+        check_held_out(cfg, parts, blocks, args.contexts or cfg.eval_contexts, "--contexts", world=world)
         return cfg, parts, blocks
 
     cfg, parts, blocks = distributed.together(world, prepare)
@@ -204,9 +242,10 @@ def _evaluate(args: argparse.Namespace, world: distributed.World, run: RunDir, o
               plan: _Plan) -> tuple[Any, dict[str, Any], str] | None:
     """Evaluate (every rank its share) and, on rank 0, write the report; rank 0 gets the result, the report and
     its table, the other ranks ``None``. Rank 0 holds the run's lock meanwhile (not while a ``did train``, or
-    another ``did eval``, writes it) unless the report goes to ``--out``."""
+    another ``did eval``, writes it), unless it evaluates a shipped generator (whose folder is only read)."""
     cfg = plan.cfg
-    if out is None:
+    writes_run = args.shipped is None
+    if writes_run:
         distributed.on_main(world, run.acquire)
     try:
         result = evaluate_generator(cfg, plan.parts, plan.blocks, contexts=plan.contexts, seed=plan.seed,
@@ -218,7 +257,7 @@ def _evaluate(args: argparse.Namespace, world: distributed.World, run: RunDir, o
         table = markdown_table(report)
         _write_report(args, run, out, report, table)
     finally:
-        if world.is_main and out is None:
+        if world.is_main and writes_run:
             run.release()
     return result, report, table
 
@@ -227,8 +266,7 @@ def _write_report(args: argparse.Namespace, run: RunDir, out: Path | None, repor
                   table: str) -> None:
     """The report as JSON and Markdown: to ``--out``, or into the run (never into a shipped generator's folder)."""
     if out is not None:
-        atomic_write_text(out, json_text(report))
-        atomic_write_text(out.with_suffix(".md"), table + "\n")
+        atomic_write_files({out: json_text(report).encode(), out.with_suffix(".md"): (table + "\n").encode()})
     elif args.shipped is None and run.replace_keeping_previous({"report.json": json_text(report),
                                                                  "report.md": table + "\n"}):
         # The previous report stays readable next to the new one (and in place if the new one cannot be written).
@@ -238,7 +276,7 @@ def _write_report(args: argparse.Namespace, run: RunDir, out: Path | None, repor
 
 def _plots(run: RunDir, out: Path | None, plan: _Plan, report: dict[str, Any]) -> list[Path]:
     """``--plots``: the per-size bars, the training curves and the task's own plots, next to the report."""
-    folder = out.parent / f"{out.stem}-plots" if out is not None else run.file("plots")
+    folder = _plots_folder(out) if out is not None else run.file("plots")
     folder.mkdir(exist_ok=True)
     written = [per_size_bars(report, folder / "per_size.png")]
     if run.metrics():

@@ -1,5 +1,6 @@
 """``did ship RUN_DIR FOLDER``: export a finished, evaluated run as a generator shipped inside a task plugin
-(:func:`did_core.shipped.ship`: weights, config, report, model card, learning curve)."""
+(:func:`did_core.shipped.ship`: weights, config, report, model card, learning curve), after checking the
+destination (:func:`did_core.shipped.check_destination`; ``--force`` replaces a shipped folder)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import argparse
 from pathlib import Path
 
 from did_core.console import ArgumentParser, Command, nonempty
-from did_core.files import read_text_file
+from did_core.files import UnreadableFile, read_text_file
 from did_core.hookspecs import hookimpl
 from did_core.registry import Registry
-from did_core.shipped import ship
+from did_core.shipped import check_destination, ship
 
 __all__ = ["build_parser", "main", "COMMAND"]
 
@@ -24,14 +25,20 @@ def build_parser() -> ArgumentParser:
                    "commands used and what more steps would buy)")
     p.add_argument("--unfinished", action="store_true", help="ship the last checkpoint of a run that stopped "
                    "before its last step (the model card shows the step)")
+    p.add_argument("--force", action="store_true", help="replace FOLDER when it is a shipped folder already (it "
+                   "holds exactly the shipped files), or write it inside a run directory or shipped folder")
     return p
 
 
 def main(argv: list[str]) -> int:
-    """``did ship RUN_DIR FOLDER [--notes FILE] [--unfinished]``."""
+    """``did ship RUN_DIR FOLDER [--notes FILE] [--unfinished] [--force]``."""
     args: argparse.Namespace = build_parser().parse_args(argv)
-    notes = read_text_file(Path(args.notes), 1 << 20) if args.notes else ""
-    written = ship(Path(args.run_dir), Path(args.folder), notes, unfinished=args.unfinished)
+    check_destination(Path(args.run_dir), Path(args.folder), args.force)  # before the notes are even read
+    try:
+        notes = read_text_file(Path(args.notes), 1 << 20) if args.notes else ""
+    except UnreadableFile as exc:
+        raise UnreadableFile(f"--notes {args.notes}: {exc}") from None
+    written = ship(Path(args.run_dir), Path(args.folder), notes, unfinished=args.unfinished, force=args.force)
     print("written: " + ", ".join(str(p) for p in written))
     return 0
 

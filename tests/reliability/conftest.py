@@ -3,6 +3,8 @@ of a ``did`` console script that sees the toy plugin."""
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,20 @@ def toy_site(tmp_path_factory) -> Path:
     """A ``PYTHONPATH`` folder declaring the toys (tests/toys.py) an installed plugin (see
     :func:`run_helpers.console_env`)."""
     return distributed_helpers.toy_site(tmp_path_factory.mktemp("toy_site"))
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """``read_only(folder)``: every file created (or opened for writing) under ``folder`` fails from then on as on a
+    read-only file system (``EROFS``), also for root, whom permissions do not stop."""
+    real_open = os.open
+
+    def refuse_under(folder: Path) -> None:
+        def open_(path, flags, *args, **kwargs):
+            if str(path).startswith(str(folder)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            return real_open(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", open_)
+
+    return refuse_under

@@ -2,7 +2,8 @@
 
 Three ways a write is refused: a run directory without write permission
 (``chmod 0o555``; skipped as root, whom permissions do not stop), a read-only file
-system (``EROFS`` from every file creation under the run, simulated), and a full
+system (``EROFS`` from every file creation under the run, simulated by the fixture
+``read_only`` of conftest.py), and a full
 disk (``ENOSPC`` when a file is synced, simulated). The commands run in this
 process through ``main(argv)``.
 """
@@ -60,22 +61,6 @@ def test_a_read_only_run_directory_is_refused_before_any_work(run, config, tmp_p
     finally:
         run.chmod(0o755)
     assert snapshot(run) == before
-
-
-@pytest.fixture
-def read_only(monkeypatch):
-    """Make every file created (or opened for writing) under a folder fail as on a read-only file system."""
-    real_open = os.open
-
-    def refuse_under(folder: Path) -> None:
-        def open_(path, flags, *args, **kwargs):
-            if str(path).startswith(str(folder)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
-                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
-            return real_open(path, flags, *args, **kwargs)
-
-        monkeypatch.setattr(os, "open", open_)
-
-    return refuse_under
 
 
 def test_a_read_only_file_system_is_one_line(run, config, tmp_path, capsys, read_only):

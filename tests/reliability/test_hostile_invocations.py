@@ -141,6 +141,9 @@ TRAIN = [
     ["train", "--task", "toy_task", "--run-dir", "game.json"],
     ["train", "--task", "toy_task", "--run-dir", ""],
     ["train", "--resume", ""],
+    ["train", "--task", "toy_task", "--lr", "inf"],
+    ["train", "--task", "toy_task", "--eps", "nan"],
+    ["train", "--task", "toy_task", "--eval-contexts", "10000000000000"],
 ]
 
 EVAL = [
@@ -162,6 +165,9 @@ EVAL = [
     ["eval", "run", "--from-json"],
     ["eval", "bad_report.json", "--from-json"],
     ["eval", "garbage.json", "--from-json"],
+    ["eval", "run", "--contexts", "10000000000000"],
+    ["eval", "run", "--polish", "--workers", "100000"],
+    ["eval", "run", "--out", "report.json"],
 ]
 
 DESIGN = [
