@@ -9,6 +9,8 @@ command raises into one line on stderr and an exit code:
   the file system will not write): ``did: error: ...``, exit 2, nothing changed on disk;
 * under torchrun, another rank's failure: exit 1 (the failing rank reports it);
 * Ctrl-C: exit 130;
+* standard output closed by its reader (``did ... | head -1``): no message, exit 141 (128 + SIGPIPE, what the
+  shell reports for a command a closed pipe ends);
 * anything else is a bug: ``did: error: WHERE: Type: message``, WHERE naming the plugin
   whose code raised it (or the core's function), exit 1; ``DID_TRACEBACK=1`` adds the
   traceback.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import shutil
 import sys
 import textwrap
@@ -45,13 +48,33 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = warning_line
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return _dispatch(argv)
+        code = _dispatch(argv)
+        sys.stdout.flush()  # a reader that is gone shows here, not in the interpreter's flush at exit
+        return code
+    except BrokenPipeError:
+        return _pipe_closed()
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - every error is one line; a bug says where it was raised
         code = report_error(exc)
         return code if code is not None else report_bug(exc, origin(exc))
+
+
+#: The exit code when standard output's reader has gone: 128 + SIGPIPE, as the shell reports a command a closed pipe
+#: ends (``yes | head -1``).
+PIPE_CLOSED = 141
+
+
+def _pipe_closed() -> int:
+    """Standard output's reader has gone (``did ... | head -1``): stop quietly with :data:`PIPE_CLOSED`."""
+    try:  # what is left in the buffer goes nowhere, so the interpreter's last flush raises nothing
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor behind sys.stdout (a test's capture)
+        pass
+    return PIPE_CLOSED
 
 
 def _dispatch(argv: list[str]) -> int:

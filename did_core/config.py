@@ -5,7 +5,8 @@ unknown or invalid field is rejected the same way from both, in one line.
 Profiles come from the task: its ``train_profiles`` (trainer fields) and each
 component's ``PROFILES`` (its own options). The concept must be a registered
 one; an unnamed block or exact block is the preferred exact block for the
-concept (by declared capabilities), and the resolved name is what is stored.
+concept (by declared capabilities), and the resolved name is what is stored. The
+exact block must be one: a learned block there is refused.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from did_core.files import UnreadableFile, YamlError, parse_yaml, read_text_file, shown
-from did_core.plugins import DEFAULT_CONCEPT, component_factory, exact_block_for, get_concept, registry
+from did_core.plugins import (DEFAULT_CONCEPT, component_factory, exact_block_for, exact_block_named, get_concept,
+                              registry)
 from did_core.tasks import Task, options_error
 
 __all__ = ["TrainConfig", "load_yaml", "resolve_train_config", "profile_settings", "generic_default", "ConfigError",
@@ -35,9 +37,9 @@ class ConfigError(ValueError):
 
 
 class TrainConfig(BaseModel):
-    """Every option of ``did train``."""
+    """Every option of ``did train``; every number finite (``inf`` or ``nan`` is refused as any invalid value)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     task: str = Field(description="task name: its sampler, loss and default generator")
     block: str | None = Field(None, description="equilibrium block the generator trains through (default: the "
@@ -167,6 +169,7 @@ def resolve_train_config(flags: dict[str, Any], file_data: dict[str, Any] | None
     for key in ("block", "exact_block"):
         if not merged.get(key):
             merged[key] = exact_block_for(concept)
+    exact_block_named(str(merged["exact_block"]), concept, "exact_block (--exact-block)")
     try:
         return TrainConfig(**_merge(defaults, merged))
     except ValidationError as exc:

@@ -24,6 +24,8 @@ from torch import Tensor
 from did_core.concepts import Concept
 from did_core.console import format_joint
 from did_core.equilibria import Epsilon
+from did_core.files import shown
+from did_core.instance_files import InstanceError
 
 if TYPE_CHECKING:
     from did_core.blocks import EquilibriumBlock
@@ -38,12 +40,29 @@ Optimiser = Callable[[Context, "EquilibriumBlock", Concept, Epsilon, int, float]
 
 class NamedContext(dict):
     """A context of one read from an instance file (``dict[str, Tensor]``, every tensor ``[1, ...]``) that keeps
-    the names the file gives: ``players[p]`` and each player's ``actions[p][a]``."""
+    the names the file gives: ``players[p]`` and each player's ``actions[p][a]``.
+
+    Names must tell players (and one player's actions) apart, however a format gathers
+    them (e.g. a leader's name and the followers' from two fields): a name given twice is
+    an :class:`~did_core.instance_files.InstanceError`.
+    """
 
     def __init__(self, context: Context, players: Sequence[str], actions: Sequence[Sequence[str]]) -> None:
         super().__init__(context)
         self.players = list(players)
         self.actions = [list(a) for a in actions]
+        _distinct(self.players, "players")
+        for name, own in zip(self.players, self.actions):
+            _distinct(own, f"the actions of {shown(name)}")
+
+
+def _distinct(names: list[str], what: str) -> None:
+    """Refuse a list of names with one given twice, naming it."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InstanceError(f"{what} must have distinct names: {shown(name)} is given twice")
+        seen.add(name)
 
 
 def numbered(word: str, count: int) -> list[str]:
@@ -63,6 +82,8 @@ class InstanceFormat(ABC):
     :data:`Optimiser`, declared as ``optimiser = staticmethod(function)``); ``takes_start``
     says it also accepts ``start=``, an intervention to search from (e.g. a generator's
     output), so that ``did design`` refines a generator's answer rather than replacing it.
+    ``example``, when set, is an instance file the plugin ships (package data): the
+    contract-test kit (:mod:`did_core.plugin_checks`) reads it and runs ``did design`` on it.
     """
 
     noun: ClassVar[str] = "intervention"
@@ -73,6 +94,7 @@ class InstanceFormat(ABC):
     action_word: ClassVar[str] = "action"
     optimiser: ClassVar[Optimiser | None] = None
     takes_start: ClassVar[bool] = False
+    example: ClassVar[Path | None] = None
 
     @abstractmethod
     def load(self, path: Path) -> Context:

@@ -12,6 +12,9 @@ It sits on the floor of the package (it imports nothing of ``did_core``), so tha
     >>> validate_options(CapOptions, "concept 'capped'", {"cap": 2})
     Traceback (most recent call last):
     ValueError: invalid options for concept 'capped': cap: Input should be less than or equal to 1
+    >>> validate_options(CapOptions, "concept 'capped'", {"cap": float("nan")})
+    Traceback (most recent call last):
+    ValueError: invalid options for concept 'capped': cap: Input should be a finite number
     >>> describe_options(CapOptions)
     'cap: float = 0.3'
 """
@@ -27,9 +30,10 @@ __all__ = ["Options", "options_error", "validate_options", "describe_options"]
 
 
 class Options(BaseModel):
-    """Base of every configurable object's options: unknown fields are rejected; the options are frozen."""
+    """Base of every configurable object's options: unknown fields are rejected, a float field refuses ``inf``
+    and ``nan`` (a subclass may allow them on a field: ``Field(allow_inf_nan=True)``); the options are frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def options_error(owner: str, error: ValidationError) -> ValueError:

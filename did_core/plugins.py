@@ -33,7 +33,7 @@ from did_core.registry import Registry, UnknownNameError, call_factory
 from did_core.tasks import Task
 
 __all__ = ["KINDS", "LoadedPlugin", "PluginState", "load_plugins", "registry", "create", "exact_block_for",
-           "get_concept", "concept_names", "DEFAULT_CONCEPT", "get_task", "component_factory"]
+           "exact_block_named", "get_concept", "concept_names", "DEFAULT_CONCEPT", "get_task", "component_factory"]
 
 #: hook suffix -> the singular noun used in messages.
 KINDS: dict[str, str] = {
@@ -220,6 +220,24 @@ def exact_block_for(concept: str) -> str:
         raise ValueError(f"no installed exact block supports concept {concept!r} "
                          f"(install did-plugins-exact-cvx, or name a block with --block)")
     return min(candidates, key=lambda c: (-c[0], c[1]))[1]
+
+
+def exact_block_named(name: str, concept: str, flag: str) -> str:
+    """``name`` when it is a registered block whose capabilities say exact and support ``concept``.
+
+    Where an exact block is required (the guard and evaluation of a run, ``did design``'s
+    block), a learned block or one without the concept is a one-line ``ValueError`` naming
+    ``flag`` and the exact blocks installed for the concept; an unknown name lists the known ones.
+    """
+    capabilities = capabilities_of(registry("blocks").get(name).value)
+    if capabilities.exact and capabilities.supports(concept):
+        return name
+    exact = [entry.name for entry in registry("blocks")
+             if capabilities_of(entry.value).exact and capabilities_of(entry.value).supports(concept)]
+    why = ("is not an exact block (it approximates the equilibrium)" if not capabilities.exact
+           else f"does not support concept {concept!r}")
+    raise ValueError(f"{flag} {name!r} {why}, and an exact block is needed there; exact blocks installed for "
+                     f"{concept}: {', '.join(exact) or 'none (install did-plugins-exact-cvx)'}")
 
 
 def get_concept(concept: "str | Concept", options: Mapping[str, Any] | None = None) -> Concept:

@@ -133,6 +133,11 @@ class CeOnlyBlock(UniformBlock):
     capabilities = Capabilities(exact=False, concepts=("ce",))
 
 
+class OtherExactBlock(LogitBlock):
+    name = "toy_logit_other"
+    capabilities = Capabilities(exact=True, preference=-1)
+
+
 FORMAT, FIXED = ToyFormat(), FixedFormat()
 
 
@@ -146,7 +151,7 @@ def toy_plugin(monkeypatch):
             register.add(name, Task(sampler=Sampler, objective=Objective, generator=Generator, instances=instances))
 
     def blocks(register):
-        for block in (LogitBlock, UniformBlock, BrokenBlock, CeOnlyBlock):
+        for block in (LogitBlock, UniformBlock, BrokenBlock, CeOnlyBlock, OtherExactBlock):
             register.add(block.name, block)
 
     module.did_register_tasks = hookimpl(tasks)
@@ -243,15 +248,22 @@ def test_text_report(instance, capsys):
 
 
 def test_block_concept_and_absolute_flags(instance, capsys):
-    code, out, err = _run(capsys, "toy", instance, "--block", "toy_uniform", "--concept", "ce", "--absolute",
+    code, out, err = _run(capsys, "toy", instance, "--block", "toy_logit_other", "--concept", "ce", "--absolute",
                           "--steps", 0, "--json")
     assert code == 0, err
     report = json.loads(out)
-    assert FORMAT.seen == ["toy_uniform"]
+    assert FORMAT.seen == ["toy_logit_other"]
     assert (report["concept"], report["relative_eps"]) == ("ce", False)
-    assert not report["blocks"]["toy_uniform"]["optional"]
+    assert not report["blocks"]["toy_logit_other"]["optional"]
     assert report["blocks"]["toy_ce"]["optional"]  # a non-exact block for ce
     assert "toy_logit" not in report["blocks"]  # another exact block replaced by --block
+
+
+def test_a_learned_block_is_refused_where_the_exact_block_goes(instance, capsys):
+    """--block is the exact block that optimises, guards and reports: a learned one was taken as exact."""
+    code, out, err = _run(capsys, "toy", instance, "--block", "toy_uniform", "--steps", 0)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "--block 'toy_uniform' is not an exact block" in err and "toy_logit, toy_logit_other" in err
 
 
 def test_run_dir_uses_the_generator_and_the_runs_settings(tmp_path, instance, capsys):

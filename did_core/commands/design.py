@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from torch import Tensor
 
 from did_core import shipped
 from did_core.blocks import EquilibriumBlock, capabilities_of
+from did_core.bounds import TooLarge, duration
 from did_core.components import build_task_parts
 from did_core.concepts import Concept
 from did_core.config import TrainConfig, load_yaml, resolve_train_config
@@ -56,18 +58,24 @@ from did_core.console import ArgumentParser, Command, fail, nonempty, yaml_mappi
 from did_core.equilibria import Epsilon
 from did_core.files import shown
 from did_core.hookspecs import hookimpl
+from did_core.instance_files import InstanceError
 from did_core.instance_format import InstanceFormat
-from did_core.plugins import DEFAULT_CONCEPT, create, exact_block_for, get_concept, get_task, registry
+from did_core.plugins import (DEFAULT_CONCEPT, create, exact_block_for, exact_block_named, get_concept, get_task,
+                              registry)
 from did_core.registry import Registry, call_factory
 from did_core.runs import RunDir
 from did_core.scoring import Scorer
 from did_core.tasks import Context, DesignObjective, Task
 
-__all__ = ["build_parser", "main", "design", "design_report", "GUARD_TOLERANCE", "COMMAND"]
+__all__ = ["build_parser", "main", "design", "design_report", "GUARD_TOLERANCE", "MAX_DESIGN_SECONDS", "COMMAND"]
 
 #: the guard replaces an intervention only when it is worse than the baseline by more than this
 #: (relative to ``max(1, |baseline value|)``): equal values up to round-off are not "worse".
 GUARD_TOLERANCE = 1e-9
+
+#: the per-instance optimisation (``--steps``) and the polish (``--polish BUDGET``) are each refused when estimated
+#: to take longer than this, in seconds.
+MAX_DESIGN_SECONDS = 3600.0
 
 
 def build_parser() -> ArgumentParser:
@@ -156,8 +164,8 @@ def design(args: argparse.Namespace) -> int:
 
 def _flag_problem(args: argparse.Namespace) -> str | None:
     """Why the flags do not go together (``None``: they do)."""
-    if args.steps < 0 or not args.lr > 0:
-        return f"--steps must be >= 0 and --lr > 0, got {args.steps} and {args.lr:g}"
+    if args.steps < 0 or not 0 < args.lr < math.inf:
+        return f"--steps must be >= 0 and --lr > 0 and finite, got {args.steps} and {args.lr:g}"
     if args.polish is not None and args.polish < 1:
         return f"--polish BUDGET must be >= 1 function evaluation, got {args.polish}"
     if args.optimise and args.generator:
@@ -170,14 +178,17 @@ def _flag_problem(args: argparse.Namespace) -> str | None:
 def _design(args: argparse.Namespace, task: Task, instances: InstanceFormat) -> _Design:
     """The instance read, its intervention (a run's or shipped generator's, else optimised), guarded and
     polished, and the report of every block."""
-    context = instances.load(Path(args.instance))
+    context = _loaded(instances, Path(args.instance))
     cfg, objective, x, source = _generated(args, task, context)
     concept = get_concept(args.concept or (cfg.concept if cfg else DEFAULT_CONCEPT),
                           args.concept_options or (cfg.concept_options if cfg and not args.concept else {}))
     eps = Epsilon(args.eps if args.eps is not None else (cfg.eps if cfg else 0.05),
                   relative=not (args.absolute or (cfg is not None and cfg.absolute_eps)))
-    exact = args.block or (cfg.exact_block if cfg else None) or exact_block_for(concept.name)
+    exact = (exact_block_named(args.block, concept.name, "--block") if args.block
+             else (cfg.exact_block if cfg else None) or exact_block_for(concept.name))
     blocks, failed = _blocks(exact, cfg, concept)
+    work = {"--steps": args.steps if x is None else 0, "--polish": args.polish or 0}
+    _check_time(objective, exact, blocks[exact], context, concept, eps, work)
     if x is None:
         x = instances.optimise(context, blocks[exact], concept, eps, args.steps, args.lr)
         if x is None:
@@ -208,6 +219,41 @@ def _searched(instances: InstanceFormat, exact: str, args: argparse.Namespace, c
     budget = instances.describe_budget(context, args.steps, start=start)
     return (f"{instances.method} through {exact}, {args.steps} steps, lr {args.lr:g} ({why})"
             + (f"; {budget}" if budget else ""))
+
+
+def _check_time(objective: DesignObjective, name: str, block: EquilibriumBlock, context: Context,
+                concept: Concept, eps: Epsilon, work: dict[str, int]) -> None:
+    """Refuse (:class:`~did_core.bounds.TooLarge`) a flag of ``work`` (flag -> solves it asks for: optimisation
+    steps, polish evaluations) estimated to take over :data:`MAX_DESIGN_SECONDS` on this instance, before it starts.
+
+    One solve of the instance under ``block`` is timed; a step of the optimisation is
+    counted as two (its forward and backward pass), an evaluation of the polish as one,
+    so the estimate is a lower bound. ``name`` is the block's, for the message.
+    """
+    if not any(work.values()):
+        return
+    start = time.perf_counter()
+    with torch.no_grad():
+        _solve(objective, block, context, objective.baseline_intervention(context), concept, eps)
+    each = max(time.perf_counter() - start, 1e-6)
+    for flag, count in work.items():
+        seconds = count * each * (2 if flag == "--steps" else 1)
+        if seconds > MAX_DESIGN_SECONDS:
+            most = int(MAX_DESIGN_SECONDS // (each * (2 if flag == "--steps" else 1)))
+            raise TooLarge(f"{flag} {count} would take at least about {duration(seconds)} on this instance (one "
+                           f"solve under {name} takes {1000 * each:.2g} ms), over the bound of "
+                           f"{duration(MAX_DESIGN_SECONDS)}: give {flag} {most} or fewer")
+
+
+def _loaded(instances: InstanceFormat, path: Path) -> Context:
+    """The instance in ``path``; an error that does not name the file yet (e.g. two players of one name, refused
+    by :class:`~did_core.instance_format.NamedContext`) is prefixed with it."""
+    try:
+        return instances.load(path)
+    except InstanceError as exc:
+        if str(path) in str(exc):
+            raise
+        raise InstanceError(f"{path}: {exc}") from None
 
 
 def _generated(args: argparse.Namespace, task: Task,

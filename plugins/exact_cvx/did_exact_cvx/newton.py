@@ -348,8 +348,8 @@ class NewtonBlock(DualSolverBlock):
 
     def __init__(self, tol: float = 1e-10, max_iter: int = 100, check_every: int = 3, on_failure: str = "warn",
                  warm_start: bool = False, max_memory_gb: float = 16.0) -> None:
-        if not (isinstance(tol, (int, float)) and tol > 0):
-            raise ValueError(f"tol must be a number > 0, got {shown(tol)}")
+        if isinstance(tol, bool) or not (isinstance(tol, (int, float)) and 0 < tol < math.inf):
+            raise ValueError(f"tol must be a finite number > 0, got {shown(tol)}")
         if not (isinstance(max_iter, int) and max_iter >= 0):
             raise ValueError(f"max_iter must be an int >= 0, got {shown(max_iter)}")
         if not (isinstance(check_every, int) and check_every >= 1):

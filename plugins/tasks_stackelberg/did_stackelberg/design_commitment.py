@@ -26,6 +26,7 @@ from did_core.concepts import Concept
 from did_core.blocks import EquilibriumBlock
 from did_core.console import joint_lines
 from did_core.equilibria import Epsilon
+from did_core.files import shown
 from did_core.tasks import Context, InstanceFormat, NamedContext, numbered
 from did_stackelberg.commitment import induced_games, leader_utility, sse_values
 from did_stackelberg.instances import InstanceError, array, names, padded, read_object
@@ -48,6 +49,9 @@ def load_commitment(path: Path) -> NamedContext:
     try:
         leader = names([data["leader"]], "leader", "player")[0]
         followers = names(data["followers"], "followers", "follower")
+        if leader in followers:
+            raise InstanceError(f"the leader's name {shown(leader)} is also a follower's: players need distinct "
+                                f"names")
         if len(followers) > 3:
             raise InstanceError(f"at most 3 followers are supported, got {len(followers)}")
         leader_actions = names(data["leader_actions"], "leader_actions", "action")
