@@ -61,7 +61,7 @@ from did_core.scoring import context_to
 from did_core.tasks import Context, context_size, index_context
 
 __all__ = ["evaluate_generator", "generate", "PolishSettings", "polish_seconds", "block_named", "check_held_out",
-           "HELD_OUT_OVERHEAD", "MAX_EVALUATION_SECONDS"]
+           "check_contexts_memory", "HELD_OUT_OVERHEAD", "MAX_EVALUATION_SECONDS"]
 
 
 def block_named(cfg: TrainConfig, parts: Components, name: str) -> EquilibriumBlock:
@@ -95,6 +95,39 @@ def _nbytes(*tensors: Any) -> int:
     return sum(t.nelement() * t.element_size() for t in tensors if isinstance(t, Tensor))
 
 
+@dataclass
+class _Sample:
+    """A few contexts drawn to estimate a larger set, their interventions, and the memory one context of the set
+    takes (its tensors' bytes times :data:`HELD_OUT_OVERHEAD`)."""
+
+    context: Context
+    x: Tensor
+    x0: Tensor
+    each: float
+
+
+def _sample(parts: Components, count: int, chunk: int = 64) -> _Sample:
+    size = min(count, _ESTIMATE_SAMPLE)
+    context = parts.sampler.sample(size, torch.Generator().manual_seed(0))
+    x, x0 = generate(parts, context, chunk)
+    return _Sample(context, x, x0, HELD_OUT_OVERHEAD * (_nbytes(*context.values()) + _nbytes(x, x0)) / size)
+
+
+def _check_memory(sample: _Sample, count: int, what: str, flag: str) -> None:
+    limit = memory_limit()
+    if sample.each * count > limit:
+        raise TooLarge(f"{count} {what} would take about {sample.each * count / GIB:.3g} GiB ({sample.each:.0f} "
+                       f"bytes a context), over {limit / GIB:.1f} GiB, half of this machine's memory: at most "
+                       f"{int(limit // sample.each)} fit; lower {flag}")
+
+
+def check_contexts_memory(parts: Components, count: int, what: str, flag: str) -> None:
+    """Refuse (a one-line :class:`~did_core.bounds.TooLarge` naming ``flag``) ``count`` contexts of ``parts``'
+    sampler (``what`` they are, e.g. "contexts of one batch") whose memory, estimated from a few, is over
+    :func:`did_core.bounds.memory_limit`, before they are drawn."""
+    _check_memory(_sample(parts, count), count, what, flag)
+
+
 def check_held_out(cfg: TrainConfig, parts: Components, blocks: list[str], contexts: int, flag: str,
                    chunk: int = 64, world: World | None = None) -> None:
     """Refuse (a one-line :class:`~did_core.bounds.TooLarge` naming ``flag``) an evaluation of ``contexts``
@@ -107,22 +140,15 @@ def check_held_out(cfg: TrainConfig, parts: Components, blocks: list[str], conte
     by the ranks, within :data:`MAX_EVALUATION_SECONDS`.
     """
     world = world or distributed.current()
-    sample = min(contexts, _ESTIMATE_SAMPLE)
-    context = parts.sampler.sample(sample, torch.Generator().manual_seed(0))
-    x, x0 = generate(parts, context, chunk)
-    each = HELD_OUT_OVERHEAD * (_nbytes(*context.values()) + _nbytes(x, x0)) / sample
-    limit = memory_limit()
-    if each * contexts > limit:
-        raise TooLarge(f"{contexts} held-out contexts would take about {each * contexts / GIB:.3g} GiB with their "
-                       f"evaluation ({each:.0f} bytes a context), over {limit / GIB:.1f} GiB, half of this machine's "
-                       f"memory: at most {int(limit // each)} fit; lower {flag}")
+    sample = _sample(parts, contexts, chunk)
+    _check_memory(sample, contexts, "held-out contexts with their evaluation", flag)
     with torch.no_grad(), counting():  # timing only: the evaluation counts its own games
         start = time.perf_counter()
         for name in blocks:
             scorer = parts.scorer(block_named(cfg, parts, name))
-            for intervention in (x, x0):
-                scorer.values(context, intervention, chunk)
-        each_s = (time.perf_counter() - start) / sample
+            for intervention in (sample.x, sample.x0):
+                scorer.values(sample.context, intervention, chunk)
+        each_s = (time.perf_counter() - start) / context_size(sample.context)
     seconds = each_s * contexts / world.size
     if seconds > MAX_EVALUATION_SECONDS:
         most = int(MAX_EVALUATION_SECONDS * world.size // each_s)

@@ -31,7 +31,7 @@ from did_core.components import Components, build_components
 from did_core.config import TrainConfig, generic_default
 from did_core.distributed import World
 from did_core.equilibria import constraints
-from did_core.evaluate import check_held_out, evaluate_generator
+from did_core.evaluate import check_contexts_memory, check_held_out, evaluate_generator
 from did_core.files import shown
 from did_core.grouping import grouped
 from did_core.loop import LoopSettings, Schedule, StepFn, TrainingLoop
@@ -94,12 +94,14 @@ def check_components(parts: Components, cfg: TrainConfig) -> None:
 
 
 def check_sizes(parts: Components, cfg: TrainConfig) -> None:
-    """Refuse, before anything is written, a run whose batches a block would refuse as too large (its size guard).
+    """Refuse, before anything is written, a run whose batches a block would refuse as too large (its size guard),
+    or whose batch of contexts alone would take over half this machine's memory.
 
     The games of one batch of ``cfg.batch_size`` contexts, padded as the sampler pads them
     (size groups pad less), are checked against the training block with a graph to
     backpropagate and against the exact block on a batch of the same size without one.
     """
+    check_contexts_memory(parts, cfg.batch_size, "contexts of one batch", "--batch-size")  # before drawing them
     context = context_to(parts.sampler.sample(cfg.batch_size, torch.Generator().manual_seed(0)), parts.device)
     with torch.no_grad():
         games, mask = parts.objective.induce(context, parts.generator(context))

@@ -144,6 +144,7 @@ TRAIN = [
     ["train", "--task", "toy_task", "--lr", "inf"],
     ["train", "--task", "toy_task", "--eps", "nan"],
     ["train", "--task", "toy_task", "--eval-contexts", "10000000000000"],
+    ["train", "--task", "toy_task", "--batch-size", "10000000000000"],
 ]
 
 EVAL = [

@@ -3,6 +3,7 @@ command must refuse: each is one ``did: error:`` line with exit 2 before any wor
 
 * held-out contexts (``did eval --contexts``, ``did train --eval-contexts``): their memory
   and time estimated from a few contexts, refused over half the machine's memory or a day;
+  a training batch (``--batch-size``) by its memory, before it is drawn;
 * ``did design --steps`` / ``--polish``: refused when one solve of the instance, timed,
   says they would take over an hour;
 * ``--workers`` beyond the cores this process may use: refused; Ctrl-C during the polish
@@ -59,8 +60,8 @@ def test_eval_refuses_held_out_contexts_beyond_memory(toy_run, capsys):
     """``did eval --shipped inverse --contexts 10000000`` allocated 22 GB and was killed."""
     before = snapshot(toy_run)
     assert main(["eval", str(toy_run), "--contexts", HUGE]) == 2
-    _one_error(capsys, f"{HUGE} held-out contexts would take about", "GiB", "half of this machine's memory",
-               "lower --contexts")
+    _one_error(capsys, f"{HUGE} held-out contexts with their evaluation would take about", "GiB",
+               "half of this machine's memory", "lower --contexts")
     assert snapshot(toy_run) == before
 
 
@@ -68,6 +69,14 @@ def test_train_refuses_held_out_contexts_beyond_memory_before_the_run_directory(
     """``did train ... --eval-contexts 10000000`` ran past any reasonable time."""
     assert main(["train", "--config", str(config), "--eval-contexts", HUGE, "--run-dir", str(tmp_path / "new")]) == 2
     _one_error(capsys, "lower --eval-contexts")
+    assert not (tmp_path / "new").exists()
+
+
+def test_train_refuses_a_batch_beyond_memory_before_drawing_it(config, tmp_path, capsys):
+    """The batch was drawn whole before the block's size guard could refuse it: an allocation failure, reported
+    as a bug of the task's sampler (exit 1)."""
+    assert main(["train", "--config", str(config), "--batch-size", HUGE, "--run-dir", str(tmp_path / "new")]) == 2
+    _one_error(capsys, f"{HUGE} contexts of one batch would take about", "lower --batch-size")
     assert not (tmp_path / "new").exists()
 
 
