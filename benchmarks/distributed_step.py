@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.out:
         try:  # before the measurement: a missing folder, a device or a run's folder is refused now
-            output_file(Path(args.out))
+            output_file(Path(args.out), force_flag=None)
         except OutputRefused as exc:
             parser.error(str(exc))
     if args.warmup < 1 or args.steps < 1:

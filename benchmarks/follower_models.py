@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.out:
         try:  # before the measurement: a missing folder, a device or a run's folder is refused now
-            output_file(Path(args.out))
+            output_file(Path(args.out), force_flag=None)
         except OutputRefused as exc:
             p.error(str(exc))
     torch.set_num_threads(args.threads)

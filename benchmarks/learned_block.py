@@ -110,7 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.out:
         try:  # before the measurement: a missing folder, a device or a run's folder is refused now
-            output_file(Path(args.out))
+            output_file(Path(args.out), force_flag=None)
         except OutputRefused as exc:
             parser.error(str(exc))
     if args.threads:

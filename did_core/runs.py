@@ -156,14 +156,15 @@ def _check_parent(path: Path, flag: str) -> None:
                             else f"{flag} {path}: {parent} is not a directory")
 
 
-def output_file(path: Path, flag: str = "--out", force: bool = False) -> Path:
+def output_file(path: Path, flag: str = "--out", force: bool = False, force_flag: str | None = "--force") -> Path:
     """``path`` checked as a file a command may write (``flag`` names it in a message), before any work is done.
 
     Refused (an :class:`OutputRefused`): a missing or non-directory parent (no folder is
     created); a path that exists and is not a regular file (a directory, a device such as
     ``/dev/full``, a FIFO: it would be replaced by a file); and, unless ``force``, a path
     inside a run directory or a shipped generator's folder (:func:`run_holding`), whose
-    files belong to ``did train``, ``did eval`` and ``did ship``.
+    files belong to ``did train``, ``did eval`` and ``did ship`` (the message offers
+    ``force_flag``, where the command has one).
     """
     path = Path(path)
     _check_parent(path, flag)
@@ -178,8 +179,8 @@ def output_file(path: Path, flag: str = "--out", force: bool = False) -> Path:
     holder = None if force else run_holding(path.parent)
     if holder is not None:
         raise OutputRefused(f"{flag} {path} is inside {holder}, a run directory or shipped generator whose files "
-                            f"did train, did eval and did ship write; choose a path outside it (--force writes "
-                            f"there anyway)")
+                            f"did train, did eval and did ship write; choose a path outside it"
+                            + (f" ({force_flag} writes there anyway)" if force_flag else ""))
     return path
 
 

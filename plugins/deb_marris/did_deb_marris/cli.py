@@ -19,7 +19,7 @@ import torch
 
 from did_core.loop import LoopSettings, Schedule, TrainingLoop
 from did_core.files import shown
-from did_core.runs import RunDir, atomic_write_text, new_run_path
+from did_core.runs import RunDir, atomic_write_text, new_run_path, output_file
 from did_deb_marris.network import DebMarrisNet, NetConfig
 
 if TYPE_CHECKING:
@@ -109,6 +109,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Entry point of ``did deb``."""
     args = _parser().parse_args(argv)
+    flag, name = {"export": ("OUT", "out"), "card": ("--out", "out"), "validate": ("--json", "json")}.get(
+        args.action, ("", ""))
+    if name and getattr(args, name):  # checked before any work: a device, a missing folder, a run's folder
+        output_file(Path(getattr(args, name)), flag, force_flag=None)
     actions = {"train": _train, "export": _export, "validate": _validate, "card": _card}
     return actions[args.action](args)
 
