@@ -79,6 +79,25 @@ def test_no_command_writes_in_a_shipped_folder(shipped, tmp_path, capsys, read_o
     assert json.loads((tmp_path / "r.json").read_text())["meta"]["contexts"] == 3
 
 
+def test_an_installed_shipped_generator_is_only_read(capsys, read_only):
+    """The same with a plugin's own shipped folder, on a file system that refuses every write under it."""
+    if "inverse" not in registry("tasks"):
+        pytest.skip("the task inverse is not loaded (did-plugins-inverse not installed, or left out by "
+                    "DID_LOAD_PLUGINS)")
+    from did_core.shipped import shipped_folder
+
+    folder = shipped_folder("inverse", "cce")
+    before = snapshot(folder)
+    read_only(folder)
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    for argv in (["eval", "--shipped", "inverse", "--contexts", "2"],
+                 ["design", "inverse", str(examples / "inverse_target.json")]):
+        code = main(argv)
+        out = capsys.readouterr()
+        assert code == 0 and "did: error" not in out.err, out.err
+    assert snapshot(folder) == before
+
+
 # ---------------------------------------------------------------------------------------- did eval --out FILE
 
 def _special(tmp_path: Path) -> dict[str, Path]:
