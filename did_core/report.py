@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from did_core.results import BlockResult
+from did_core.results import BlockResult, range_table
 
 __all__ = ["git_revision", "hardware_description", "build_report", "markdown_table"]
 
@@ -125,4 +125,5 @@ def markdown_table(report: dict[str, Any]) -> str:
         cells = [blocks[n]["per_size"].get(size) for n in names] + \
             [blocks[n]["bound"]["per_size"].get(size) for n in bounded]
         lines.append(f"| {size} | " + " | ".join(_cell(c) for c in cells) + " |")
-    return "\n".join(lines)
+    ranges = range_table(blocks)
+    return "\n".join(lines + ([] if ranges is None else ["", ranges]))

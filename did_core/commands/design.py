@@ -63,6 +63,7 @@ from did_core.instance_format import InstanceFormat
 from did_core.plugins import (DEFAULT_CONCEPT, create, exact_block_for, exact_block_named, get_concept, get_task,
                               registry)
 from did_core.registry import Registry, call_factory
+from did_core.equilibrium_range import instance_ranges, range_entry
 from did_core.runs import RunDir
 from did_core.scoring import Scorer
 from did_core.tasks import Context, DesignObjective, Task
@@ -108,6 +109,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--absolute", action="store_true", help="eps is absolute, not relative to the payoff scale")
     parser.add_argument("--steps", type=int, default=200, help="per-instance optimisation steps (default 200)")
     parser.add_argument("--lr", type=float, default=0.05, help="per-instance optimisation learning rate (default 0.05)")
+    parser.add_argument("--range", action="store_true", help="also the worst and best value over the whole "
+                        "eps-equilibrium set, without and with the intervention (tasks whose value is linear in the "
+                        "joint), and what the worst-case guard keeps")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -210,6 +214,11 @@ def _design(args: argparse.Namespace, task: Task, instances: InstanceFormat) -> 
         found.polish = {"block": exact, "budget": args.polish, "value_before": before, "value_after": after}
     optional = tuple(name for name in blocks if name != exact and (cfg is None or name != cfg.block))
     found.report = {**failed, **design_report(objective, context, found.x, blocks, concept, eps, optional)}
+    if args.range:
+        ranges = instance_ranges(objective, context, found.x, concept, eps)
+        for entry in found.report.values():
+            if "error" not in entry:
+                entry.update(range_entry(objective, ranges, entry["value_without"]))
     return found
 
 
@@ -332,6 +341,12 @@ def _print_block(instances: InstanceFormat, found: _Design, name: str, r: dict[s
     change = f", change {r['value_change']:+.4f}" if found.objective.report_change else ""
     print(f"  {instances.value_name}: {r['value_without']:.4f} ({instances.baseline}) -> {r['value_with']:.4f} "
           f"(with the {instances.noun}){change}; {better} is better")
+    if "range_with" in r:
+        (w0, b0), (w1, b1), guard = r["range_without"], r["range_with"], r["worst_case_guard"]
+        unit = f"{found.objective.metric_name}, " if found.objective.report_change else ""
+        print(f"  over the whole eps-equilibrium set ({unit}[worst, best]): [{w0:.4f}, {b0:.4f}] "
+              f"({instances.baseline}) -> [{w1:.4f}, {b1:.4f}] (with the {instances.noun}); the worst-case guard "
+              f"keeps the {guard['kept']}")
 
 
 def _one_line(exc: BaseException) -> str:

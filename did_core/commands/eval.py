@@ -60,6 +60,9 @@ def build_parser() -> ArgumentParser:
                    help="held-out seed (default: the run's eval_seed)")
     p.add_argument("--blocks", help="comma-separated block names (default: the run's block and exact block)")
     p.add_argument("--polish", action="store_true", help="also Nelder-Mead on each context's intervention")
+    p.add_argument("--range", action="store_true", help="also the worst and best value over each context's whole "
+                   "eps-equilibrium set (linear programs; tasks whose value is linear in the joint) and the "
+                   "worst-case guard")
     p.add_argument("--polish-budget", type=int, help="function evaluations per context (default: the task's)")
     p.add_argument("--workers", type=int, help="processes for the polish (default: CPU count)")
     p.add_argument("--plots", action="store_true", help="write PNG plots to RUN_DIR/plots (needs matplotlib)")
@@ -249,7 +252,7 @@ def _evaluate(args: argparse.Namespace, world: distributed.World, run: RunDir, o
         distributed.on_main(world, run.acquire)
     try:
         result = evaluate_generator(cfg, plan.parts, plan.blocks, contexts=plan.contexts, seed=plan.seed,
-                                    polish=plan.polish, world=world)
+                                    polish=plan.polish, world=world, ranges=args.range)
         if not world.is_main:
             return None
         report = build_report(cfg.task, cfg.model_dump(), result, plan.contexts, plan.seed, ["eval", *args.argv],

@@ -3,18 +3,24 @@ worst-case guard's promise on held-out contexts of the shipped generator."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
+from did_core.cli import main
 from did_core.components import build_components
 from did_core.config import load_yaml, resolve_train_config
 from did_core.equilibrium_range import context_ranges, linear_value_error, random_joints, value_range
+from did_core.equilibria import Epsilon
 from did_core.evaluate import evaluate_generator
 from did_core.plugins import create, get_concept
 from did_core.registry import UnknownNameError
 from did_core.runs import RunDir
 from did_core.shipped import shipped_folder
 from did_scheduling import SchedulingObjective, SchedulingSampler
+from did_scheduling.design import load_jobs
 
 
 def exact_block():
@@ -72,3 +78,38 @@ def test_the_worst_case_guard_is_never_worse_than_the_baselines_worst_case_on_he
     r = result[cfg.exact_block].range
     assert r.kept_share == pytest.approx(float(keep.double().mean()))
     assert r.guarded_worst.metric <= r.without_worst.metric + 1e-12
+
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "scheduling_two_jobs.json"
+
+
+def test_did_design_range_reports_both_ranges_in_the_metric(capsys):
+    """``did design --range --json``: per block ``range_without`` and ``range_with`` ([worst, best], a change of
+    the makespan from the untaxed equilibrium's), the same LP answer as :func:`value_range`, and the guard's pick."""
+    exact_block()
+    assert main(["design", "scheduling", str(EXAMPLE), "--optimise", "--steps", "3", "--block", "exact_newton",
+                 "--range", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    entry = report["blocks"]["exact_newton"]
+    (w0, b0), (w1, b1) = entry["range_without"], entry["range_with"]
+    assert w0 >= 0.0 >= b0 - 1e-9 and w1 >= entry["value_change"] - 1e-7 >= b1 - 1e-7  # ME inside, makespan: lower
+    context = load_jobs(EXAMPLE)
+    x = torch.tensor(report["intervention"], dtype=torch.float64).unsqueeze(0)
+    worst, best = value_range(SchedulingObjective(), context, x, get_concept("cce"), Epsilon(0.05))
+    assert w1 == pytest.approx(float(worst[0]) - entry["value_without"], abs=1e-9)
+    assert b1 == pytest.approx(float(best[0]) - entry["value_without"], abs=1e-9)
+    assert entry["worst_case_guard"]["kept"] == ("intervention" if w1 < w0 else "baseline")
+
+
+def test_did_eval_range_stores_the_ranges_and_refuses_a_task_without_a_linear_value(tmp_path, capsys):
+    exact_block()
+    out = tmp_path / "report.json"
+    assert main(["eval", "--shipped", "scheduling", "--contexts", "4", "--range", "--out", str(out)]) == 0
+    stored = json.loads(out.read_text())
+    entry = next(iter(stored["blocks"].values()))["range"]
+    assert entry["with"]["worst"]["contexts"] == 4 and "worst_case_guard" in entry
+    assert "eps-equilibrium set" in out.with_suffix(".md").read_text()
+    capsys.readouterr()
+    assert main(["eval", "--shipped", "inverse", "--contexts", "4", "--range", "--out", str(tmp_path / "i.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not linear in the joint" in err and not (tmp_path / "i.json").exists()
