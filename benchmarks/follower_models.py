@@ -30,12 +30,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from did_core.components import build_components
+from did_core.components import load_trained
 from did_core.scoring import context_to
-from did_core.config import load_yaml, resolve_train_config
 from did_core.evaluate import generate
 from did_core.plugins import create
-from did_core.runs import OutputRefused, RunDir, atomic_write_text, output_file
+from did_core.runs import OutputRefused, atomic_write_text, output_file
 from did_core.tasks import index_context
 
 
@@ -54,13 +53,7 @@ def solve_all(parts: Any, block: Any, context: dict[str, Tensor], x: Tensor, chu
 
 def compare_run(run_dir: Path, contexts: int, seed: int, reference: str, followers: list[str]) -> list[dict[str, Any]]:
     """One row per block for the run in ``run_dir`` (see the module docstring)."""
-    run = RunDir(run_dir)
-    cfg = resolve_train_config({}, load_yaml(run.file("config.yaml")))
-    state = run.load_checkpoint()
-    if state is None:
-        raise SystemExit(f"{run_dir} has no checkpoint")
-    parts = build_components(cfg)
-    parts.generator.load_state_dict(state["model"])
+    cfg, parts, _ = load_trained(run_dir)
     held_out = parts.sampler.sample(contexts, torch.Generator().manual_seed(seed))
     x, x0 = generate(parts, held_out)
     objective = parts.objective

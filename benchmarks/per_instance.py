@@ -37,11 +37,10 @@ from typing import Any
 
 import torch
 
-from did_core.components import build_components
-from did_core.config import load_yaml, resolve_train_config
+from did_core.components import load_trained
 from did_core.evaluate import generate
 from did_core.plugins import create
-from did_core.runs import RunDir, atomic_write_text, json_text
+from did_core.runs import atomic_write_text, json_text
 from did_core.shipped import ShippedError, shipped_folder
 from did_core.tasks import index_context
 
@@ -78,13 +77,7 @@ def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk
 
     A folder that is no run, or a task without per-instance optimisation, raises ``ValueError``.
     """
-    run = RunDir(folder)
-    cfg = resolve_train_config({}, load_yaml(run.file("config.yaml")))
-    parts = build_components(cfg)
-    state = run.load_checkpoint()
-    if state is None:
-        raise ValueError(f"{folder} has no checkpoint")
-    run.load_model(parts.generator, state)
+    cfg, parts, state = load_trained(folder)
     instances = parts.task.instances
     if instances is None or type(instances).optimiser is None:
         raise ValueError(f"task {cfg.task!r} has no per-instance optimisation (Task.instances / "

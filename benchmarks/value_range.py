@@ -37,12 +37,12 @@ from typing import Any
 
 import torch
 
-from did_core.components import Components, build_components
-from did_core.config import TrainConfig, load_yaml, resolve_train_config
+from did_core.components import Components, build_components, load_trained
+from did_core.config import TrainConfig, resolve_train_config
 from did_core.equilibrium_range import context_ranges, in_metric
 from did_core.evaluate import generate
 from did_core.plugins import create
-from did_core.runs import RunDir, atomic_write_text, json_text
+from did_core.runs import atomic_write_text, json_text
 from did_core.shipped import ShippedError, shipped_concepts, shipped_folder
 from did_core.tasks import index_context
 
@@ -66,13 +66,7 @@ def _parts(folder: Path | None, task: str, concept: str, profile: str) -> tuple[
     if folder is None:
         cfg = resolve_train_config({"task": task, "concept": concept, "profile": profile})
         return cfg, build_components(cfg), "per-instance optimisation"
-    run = RunDir(folder)
-    cfg = resolve_train_config({}, load_yaml(run.file("config.yaml")))
-    parts = build_components(cfg)
-    state = run.load_checkpoint()
-    if state is None:
-        raise ValueError(f"{folder} has no checkpoint")
-    run.load_model(parts.generator, state)
+    cfg, parts, _ = load_trained(folder)
     return cfg, parts, f"generator {folder}"
 
 

@@ -13,6 +13,7 @@ The config's names (task, components, block, concept) become objects here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,14 +22,15 @@ from torch import nn
 from did_core import distributed
 from did_core.blocks import EquilibriumBlock
 from did_core.concepts import Concept
-from did_core.config import TrainConfig
+from did_core.config import TrainConfig, load_yaml, resolve_train_config
 from did_core.equilibria import Epsilon
 from did_core.plugins import component_factory, create, get_concept, get_task, registry
 from did_core.registry import call_factory
+from did_core.runs import RunDir
 from did_core.scoring import Scorer
 from did_core.tasks import ContextSampler, DesignObjective, Task
 
-__all__ = ["Components", "build_task_parts", "build_components", "resolve_device"]
+__all__ = ["Components", "build_task_parts", "build_components", "load_trained", "resolve_device"]
 
 
 @dataclass
@@ -98,3 +100,19 @@ def build_components(cfg: TrainConfig, block_name: str | None = None) -> Compone
     registry("blocks").get(cfg.exact_block)  # an unknown evaluation block fails now, not after training
     return Components(task, sampler, objective, generator.to(device), block,
                       get_concept(cfg.concept, cfg.concept_options), Epsilon(cfg.eps, not cfg.absolute_eps), device)
+
+
+def load_trained(folder: Path) -> tuple[TrainConfig, Components, dict[str, Any]]:
+    """The config, the components (the generator's weights loaded, weights only) and the checkpoint of a run
+    directory or a shipped generator's folder, which is only read; a folder that is neither is a one-line
+    ``ValueError``."""
+    run = RunDir(Path(folder))
+    if not run.file("config.yaml").is_file():
+        raise ValueError(f"{folder} is not a run directory (no config.yaml)")
+    cfg = resolve_train_config({}, load_yaml(run.file("config.yaml")))
+    state = run.load_checkpoint()
+    if state is None:
+        raise ValueError(f"{folder} has no checkpoint")
+    parts = build_components(cfg)
+    run.load_model(parts.generator, state)
+    return cfg, parts, state
