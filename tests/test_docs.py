@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-import torch
 
+import toys
 from did_core.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,40 +26,52 @@ def _page(page: Path) -> str:
     return SNIPPET.sub(lambda m: (ROOT / m.group(1)).read_text().rstrip("\n"), page.read_text())
 
 
-def _examples(page: Path) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", _page(page), re.S)
+def _examples(page: Path) -> list[tuple[str, Path | None]]:
+    """A page's Python examples in order: each one's code and, for an included file, its path."""
+    out = []
+    for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.S):
+        included = SNIPPET.fullmatch(block.strip())
+        path = ROOT / included.group(1) if included else None
+        out.append((path.read_text() if path else block, path))
+    return out
+
+
+def _example_plugins(monkeypatch, stack: ExitStack) -> None:
+    """The three example plugins of examples/ installed for the rest of a test, as the plugin guide's reader has
+    them (pip install -e): their folders on the path, their hooks found as the entry points their pyprojects
+    declare."""
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python >= 3.11")
+    for folder in sorted((ROOT / "examples").glob("third_party_*")):
+        monkeypatch.syspath_prepend(str(folder))
+        project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
+        for name, module in project["entry-points"]["did"].items():
+            stack.enter_context(toys.installed(importlib.import_module(module), name, project["name"]))
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if "```python" in p.read_text()], ids=lambda p: p.name)
-def test_every_code_example_runs(page):
-    """The Python examples of a page run in order, in one namespace, as a reader would paste them."""
+def test_every_code_example_runs(page, monkeypatch):
+    """The Python examples of a page run in order, in one namespace, as a reader would paste them (an included
+    file runs with its ``__file__``); the plugin guide's with the example plugins installed."""
     namespace: dict = {}
-    for i, block in enumerate(_examples(page)):
-        exec(compile(block, f"{page.name}, example {i + 1}", "exec"), namespace)
+    with ExitStack() as stack:
+        if page.name == "plugins.md":
+            _example_plugins(monkeypatch, stack)
+        for i, (code, path) in enumerate(_examples(page)):
+            namespace.pop("__file__", None)
+            namespace.update({"__file__": str(path)} if path else {})
+            exec(compile(code, str(path) if path else f"{page.name}, example {i + 1}", "exec"), namespace)
 
 
 def test_plugin_guide_walks_through_every_file_of_the_example_plugins():
-    """The guide includes the example packages' files themselves (one copy of the code, never a diverging one)."""
+    """The guide includes the example packages' code and data themselves (one copy, never a diverging one): every
+    Python file, the example instance and the pyprojects of the block and the task."""
     text = (DOCS / "plugins.md").read_text()
     included = set(SNIPPET.findall(text))
     assert all((ROOT / path).is_file() for path in included)
-    modules = {str(p.relative_to(ROOT)) for p in ROOT.glob("examples/third_party_*/*.py")}
-    assert len(modules) == 3 and modules | {"examples/third_party_block/pyproject.toml"} <= included
-
-
-def test_plugin_guide_block_agrees_with_an_independent_solver():
-    """The guide's example block solves the same program as the independent reference solver."""
-    testing = pytest.importorskip("did_core.testing")
-    pytest.importorskip("cvxpy")
-    namespace: dict = {}
-    for block in _examples(DOCS / "plugins.md"):
-        exec(block, namespace)
-    games = torch.randn(2, 2, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
-    for concept in ("ce", "cce"):
-        eq = namespace["ScipyDualBlock"]()(games, concept=namespace["get_concept"](concept), eps=0.05)
-        for b in range(2):
-            reference = testing.reference_solve(games[b].numpy(), concept, 0.05)
-            assert float((eq.sigma[b] - torch.as_tensor(reference)).abs().max()) < 1e-5
+    files = {str(p.relative_to(ROOT)) for suffix in ("py", "json")
+             for p in ROOT.glob(f"examples/third_party_*/**/*.{suffix}") if "shipped" not in p.parts}
+    assert len(files) >= 7 and files | {"examples/third_party_block/pyproject.toml",
+                                        "examples/third_party_task/pyproject.toml"} <= included
 
 
 def test_docs_build_without_warnings(tmp_path):

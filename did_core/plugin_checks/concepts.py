@@ -74,7 +74,8 @@ def padding(concept: Concept) -> None:
         expect(bool(((op.owners >= -1) & (op.owners < op.n_players)).all()),
                f"{family.name}: owners holds {sorted(set(op.owners.tolist()))}, not players or -1")
         expect(largest(dense[~op.real]) == 0, f"{family.name}: a padded row is not zero")
-        expect(largest(dense.transpose(1, 2)[~op.joint]) == 0, f"{family.name}: a padded joint action has nonzero entries")
+        expect(largest(dense.transpose(1, 2)[~op.joint]) == 0,
+               f"{family.name}: a padded joint action has nonzero entries")
 
 
 def dual_layout(concept: Concept) -> None:

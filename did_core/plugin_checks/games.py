@@ -22,8 +22,8 @@ from did_core.equilibria import Epsilon, constraints
 from did_core.games import joint_mask
 from did_core.plugin_checks.checks import NotApplicable
 
-__all__ = ["GameFamily", "FAMILIES", "PADDED", "NON_SQUARE", "THREE_PLAYER", "EPS", "MARGIN", "TRIES", "largest", "margins",
-           "with_equilibria"]
+__all__ = ["GameFamily", "FAMILIES", "PADDED", "NON_SQUARE", "THREE_PLAYER", "EPS", "MARGIN", "TRIES", "largest",
+           "margins", "with_equilibria"]
 
 #: The tolerance (relative, docs/mathematics.md, section 3.1) of every solve of the kit.
 EPS = Epsilon(0.05)

@@ -29,10 +29,10 @@ class ScipyDualBlock(DualSolverBlock):
     # than a batched solver, so a negative preference keeps any other installed exact block the default.
     capabilities = Capabilities(exact=True, devices=("cpu",), preference=-10)
 
-    def __init__(self, tol: float = 1e-12) -> None:  # options come through the factory: --block-options '{tol: ..}'
+    def __init__(self, tol: float = 1e-8) -> None:  # options come through the factory: --block-options '{tol: ..}'
         if tol <= 0:
             raise ValueError(f"tol must be > 0, got {tol}")
-        self.tol = tol
+        self.tol = tol  # the largest projected gradient of the dual accepted as converged
 
     def solve_dual(self, cons: Constraints, alpha0: Tensor | None) -> SolverOutput:
         # cons: the concept's constraints of the batch in float64 -- cons.gains [B, K, J] (the dense rows),
@@ -53,9 +53,12 @@ class ScipyDualBlock(DualSolverBlock):
 
             start = np.zeros(len(e)) if alpha0 is None else alpha0[b].cpu().numpy()[rows[b]]
             found = minimize(dual, start, jac=True, method="L-BFGS-B", bounds=[(0, None)] * len(e),
-                             options={"ftol": self.tol, "gtol": self.tol, "maxiter": 10_000})
+                             options={"ftol": 0.0, "gtol": self.tol, "maxiter": 10_000, "maxcor": 30})
             alpha[b, rows[b]] = found.x
-            converged[b] = found.success
+            # Converged: the projected gradient (each row's excess over its tolerance, and the slack of the rows
+            # with a positive dual) is within tol; L-BFGS-B may stop in a line search at the optimum itself.
+            projected = found.x - np.maximum(0.0, found.x - dual(found.x)[1])
+            converged[b] = np.abs(projected).max(initial=0.0) <= self.tol
         if not converged.all():  # flagged and warned about, never hidden
             warnings.warn(f"scipy_dual: {int((~converged).sum())} of {len(converged)} games did not converge",
                           NonConvergenceWarning, stacklevel=4)

@@ -8,7 +8,7 @@ name, version and entry points its ``pyproject.toml`` declares. Nothing in
 the joint (no joint action above a cap); the exact blocks solve it, checked
 against an independent solve of the same program (rows written with plain loops,
 Clarabel). In fresh processes ``did plugins`` lists the three, ``did solve --block
-scipy_dual`` gives the exact block's answer and ``did train --task coordination``
+scipy_dual`` gives the exact block's answer and ``did train --task cournot``
 trains and evaluates.
 """
 
@@ -102,14 +102,16 @@ def _reference_capped(game: np.ndarray, eps: float) -> np.ndarray:
 
 @pytest.mark.parametrize("folder", FOLDERS)
 def test_each_example_is_a_distribution_a_user_installs(folder):
-    """Its pyproject declares a range of did-core (torch never pinned), ships its module, and names an entry point
-    of the group ``did``; its README says how to install it."""
+    """Its pyproject declares a range of did-core (torch never pinned), ships its module or package, and names an
+    entry point of the group ``did``; its README says how to install it."""
     config = _project(folder)
     dependencies = config["project"]["dependencies"]
     assert len([d for d in dependencies if re.fullmatch(r"did-core>=[\d.]+,<[\d.]+", d)]) == 1
     assert not [d for d in dependencies if d.startswith("torch") and "==" in d]
-    modules = config["tool"]["setuptools"]["py-modules"]
-    assert all((EXAMPLES / folder / f"{module}.py").is_file() for module in modules)
+    setuptools = config["tool"]["setuptools"]
+    modules = setuptools.get("py-modules", []) + setuptools.get("packages", [])
+    assert modules and all((EXAMPLES / folder / f"{module}.py").is_file()
+                           or (EXAMPLES / folder / module / "__init__.py").is_file() for module in modules)
     assert set(config["project"]["entry-points"]["did"].values()) <= set(modules)
     assert f"pip install -e examples/{folder}" in (EXAMPLES / folder / "README.md").read_text()
 
@@ -135,7 +137,7 @@ def test_exact_blocks_solve_the_third_party_concept(site, block):
 def test_did_plugins_and_did_solve_in_a_fresh_process_find_the_examples(site, tmp_path):
     listed = _did("plugins").stdout
     for name in ("did-example-block", "scipy_dual", "did-example-concept", "capped_cce", "did-example-task",
-                 "coordination"):
+                 "cournot"):
         assert name in listed, name
     game = tmp_path / "chicken.json"
     game.write_text(json.dumps({"payoffs": classic_game("chicken").tolist()}))
@@ -150,10 +152,10 @@ def test_did_plugins_and_did_solve_in_a_fresh_process_find_the_examples(site, tm
 def test_did_train_in_a_fresh_process_trains_and_evaluates_the_example_task(site, tmp_path):
     """The example task trains through the preferred exact block and is evaluated also under the example block."""
     run = tmp_path / "run"
-    _did("train", "--task", "coordination", "--exact-block", "scipy_dual", "--steps", "2", "--batch-size", "4",
+    _did("train", "--task", "cournot", "--exact-block", "scipy_dual", "--steps", "2", "--batch-size", "4",
          "--eval-contexts", "4", "--generator-options", "{width: 4, depth: 1}", "--run-dir", str(run))
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["task"] == "coordination" and config["block"] == "exact_newton"
+    assert config["task"] == "cournot" and config["block"] == "exact_newton"
     assert config["exact_block"] == "scipy_dual" and config["lr"] == 3e-3  # the example's quick profile
     evaluation = json.loads((run / "eval.json").read_text())
     assert evaluation["scipy_dual"]["contexts"] == evaluation["exact_newton"]["contexts"] == 4
