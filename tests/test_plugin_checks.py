@@ -13,7 +13,6 @@ import torch
 
 import toys
 from did_core.blocks import Capabilities, Equilibrium, EquilibriumBlock
-from did_core.concepts import Concept
 from did_core.default_plugins.concepts import CoarseCorrelated
 from did_core.deviations import ActionDeviations
 from did_core.hookspecs import hookimpl
