@@ -71,6 +71,10 @@ class TrainConfig(BaseModel):
     warmup_steps: int = Field(20, ge=0)
     final_lr_fraction: float = Field(0.1, gt=0, le=1)
     grad_clip: float | None = Field(1.0, gt=0)
+    worst_case_weight: float = Field(0.0, ge=0, description="add this weight times the mean worst-case value over "
+                                     "the eps-equilibrium set (one LP per context, gradient by its duals; tasks "
+                                     "whose value is linear in the joint) to the loss; 0: maximum-entropy training "
+                                     "only, no LP solved")
     seed: int = 0
     device: str = Field("cpu", description="cpu, cuda, cuda:N or auto")
     threads: int | None = Field(1, gt=0, description="torch intra-op CPU threads: batched small games gain nothing "

@@ -30,6 +30,7 @@ maximum-entropy joint's makespan lies between them)::
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -40,12 +41,13 @@ from torch import Tensor
 
 from did_core.blocks import Equilibrium
 from did_core.concepts import Concept
-from did_core.equilibria import Epsilon, constraints
+from did_core.equilibria import Constraints, Epsilon, constraints
 from did_core.games import check_games
 from did_core.tasks import Context, DesignObjective, context_size, index_context
 
 __all__ = ["RangeError", "ContextRanges", "linear_form", "value_range", "context_ranges", "worst_case_keep",
-           "in_metric", "instance_ranges", "range_entry", "linear_value_error", "random_joints", "GUARD_TOLERANCE"]
+           "worst_case_value", "in_metric", "instance_ranges", "range_entry", "linear_value_error", "random_joints",
+           "GUARD_TOLERANCE"]
 
 #: HiGHS's primal and dual feasibility tolerances (its defaults are 1e-7).
 LP_TOLERANCE = 1e-9
@@ -108,21 +110,42 @@ def _double(value: Any) -> Any:
     return value.double() if value.is_floating_point() else value
 
 
-def _ends(gains: np.ndarray, eps: np.ndarray, c: np.ndarray) -> tuple[float, float, str | None]:
-    """``min`` and ``max`` of ``c . sigma`` over ``{sigma >= 0, sum sigma = 1, gains sigma <= eps}`` (real rows
-    and joints only; ``gains [K, J]``, ``eps [K]``, ``c [J]``), and why not (``None``: solved)."""
+def _solve(gains: np.ndarray, eps: np.ndarray, c: np.ndarray) -> Any:
+    """HiGHS's solution of ``min c . sigma`` over ``{sigma >= 0, sum sigma = 1, gains sigma <= eps}`` (real rows
+    and joints only; ``gains [K, J]``, ``eps [K]``, ``c [J]``): ``scipy.optimize.linprog``'s result, with the duals
+    ``ineqlin.marginals [K]`` (``d min / d eps <= 0``) and ``eqlin.marginals [1]``."""
     a_ub = csr_array(gains) if gains.shape[0] else None
     b_ub = eps if gains.shape[0] else None
     ones = np.ones((1, c.shape[0]))
     options = {"primal_feasibility_tolerance": LP_TOLERANCE, "dual_feasibility_tolerance": LP_TOLERANCE}
+    return linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=ones, b_eq=[1.0], bounds=(0, None), method="highs",
+                   options=options)
+
+
+def _ends(gains: np.ndarray, eps: np.ndarray, c: np.ndarray) -> tuple[float, float, str | None]:
+    """``min`` and ``max`` of ``c . sigma`` over ``{sigma >= 0, sum sigma = 1, gains sigma <= eps}`` (real rows
+    and joints only; ``gains [K, J]``, ``eps [K]``, ``c [J]``), and why not (``None``: solved)."""
     ends = []
     for sign in (1.0, -1.0):
-        res = linprog(sign * c, A_ub=a_ub, b_ub=b_ub, A_eq=ones, b_eq=[1.0], bounds=(0, None), method="highs",
-                      options=options)
+        res = _solve(gains, eps, sign * c)
         if res.status != 0:
             return np.nan, np.nan, f"HiGHS status {res.status}: {res.message}"
         ends.append(sign * float(res.fun))
     return ends[0], ends[1], None
+
+
+def _real_gains(cons: Constraints) -> Iterator[tuple[int, np.ndarray]]:
+    """Per game ``b`` of ``cons``: its dense rows ``D [K_b, J_b]`` (float64) on its real rows and real joint actions,
+    the rows formed as many games at a time as fit in :data:`DENSE_BYTES`."""
+    op = cons.operator
+    n_games = cons.eps.shape[0]
+    step = max(1, DENSE_BYTES // max(1, 8 * op.n_rows * op.joints))  # games whose dense rows fit
+    with torch.no_grad():
+        for first_game in range(0, n_games, step):
+            batch = torch.arange(first_game, min(first_game + step, n_games), device=cons.eps.device)
+            dense = op.rows(torch.arange(op.n_rows, device=cons.eps.device).expand(len(batch), -1), batch)
+            for i, b in enumerate(batch.tolist()):
+                yield b, dense[i][cons.rows[b]][:, cons.joint[b]].double().cpu().numpy()
 
 
 def value_range(objective: DesignObjective, context: Context, x: Tensor, concept: Concept,
@@ -145,22 +168,58 @@ def value_range(objective: DesignObjective, context: Context, x: Tensor, concept
             games, mask = objective.induce(part, xs)
             games = games.detach().double()
             cons = constraints(games, check_games(games, mask), concept, eps)  # the block's checks and mask
-            op = cons.operator
-            step = max(1, DENSE_BYTES // max(1, 8 * op.n_rows * op.joints))  # games whose dense rows fit
-            for first_game in range(0, games.shape[0], step):
-                batch = torch.arange(first_game, min(first_game + step, games.shape[0]), device=games.device)
-                dense = op.rows(torch.arange(op.n_rows, device=games.device).expand(len(batch), -1), batch)
-                for i, b in enumerate(batch.tolist()):
-                    rows, joint = cons.rows[b], cons.joint[b]
-                    low, high, why = _ends(dense[i][rows][:, joint].cpu().numpy(), cons.eps[b, rows].cpu().numpy(),
-                                           c[b][joint.cpu()].numpy())
-                    if why is not None:
-                        raise RangeError(f"context {first + start + b}: no range over its eps-equilibrium set under "
-                                         f"concept {concept.name} ({why}); the set may be empty at this tolerance")
-                    lows.append(low + float(const[b]))
-                    highs.append(high + float(const[b]))
+            for b, gains in _real_gains(cons):
+                rows, joint = cons.rows[b], cons.joint[b].cpu()
+                low, high, why = _ends(gains, cons.eps[b, rows].cpu().numpy(), c[b][joint].numpy())
+                if why is not None:
+                    raise RangeError(f"context {first + start + b}: no range over its eps-equilibrium set under "
+                                     f"concept {concept.name} ({why}); the set may be empty at this tolerance")
+                lows.append(low + float(const[b]))
+                highs.append(high + float(const[b]))
     low_t, high_t = torch.tensor(lows, dtype=torch.float64), torch.tensor(highs, dtype=torch.float64)
     return (high_t, low_t) if objective.minimize else (low_t, high_t)
+
+
+def worst_case_value(objective: DesignObjective, context: Context, x: Tensor, concept: Concept,
+                     eps: Epsilon | float, first: int = 0) -> Tensor:
+    """The worst end of :func:`value_range` ``[B]`` (float64, on ``x``'s device), differentiable in ``x``
+    (docs/mathematics.md, section 8, "Training for the worst case").
+
+    One LP per context (HiGHS) gives the worst joint ``sigma*`` and the multipliers ``lambda* >= 0`` of the rows
+    ``D sigma <= eps``; the value returned is the envelope-theorem surrogate
+
+        c . sigma* + const - s * lambda* . (eps - D sigma*)        (s = -1 when the objective is minimised, else 1)
+
+    with ``sigma*`` and ``lambda*`` constants and ``c``, ``const`` (:meth:`~did_core.tasks.DesignObjective.
+    linear_value`), ``D sigma*`` and ``eps`` (:func:`did_core.equilibria.constraints` of the induced game) functions
+    of ``x``. By complementary slackness its value is the LP's optimum; its gradient is the optimum's sensitivity
+    to ``c``, ``D`` and ``eps`` (where the LP is degenerate, one of its subgradients). The sum-to-one constraint
+    does not depend on ``x`` and adds nothing. Raises :class:`RangeError` as :func:`value_range` does.
+    """
+    form = objective.linear_value(_double(context), x.double())
+    if form is None:
+        raise RangeError(f"objective {type(objective).__name__} is not linear in the joint (its linear_value "
+                         f"returns None): it has no worst case over the equilibrium set")
+    c, const = form
+    c, const = c.reshape(c.shape[0], -1), const.reshape(-1)
+    games, mask = objective.induce(_double(context), x.double())
+    cons = constraints(games.double(), check_games(games.detach().double(), mask), concept, eps)
+    s = -1.0 if objective.minimize else 1.0  # worst = s * min_sigma (s c) . sigma + const
+    c_cpu = c.detach().cpu()
+    sigma = torch.zeros(c.shape, dtype=torch.float64)
+    lam = torch.zeros(cons.eps.shape, dtype=torch.float64)
+    for b, gains in _real_gains(cons):
+        rows, joint = cons.rows[b].cpu(), cons.joint[b].cpu()
+        res = _solve(gains, cons.eps[b, rows].detach().cpu().numpy(), s * c_cpu[b][joint].numpy())
+        if res.status != 0:
+            raise RangeError(f"context {first + b}: no worst case over its eps-equilibrium set under concept "
+                             f"{concept.name} (HiGHS status {res.status}: {res.message}); the set may be empty")
+        sigma[b, joint] = torch.from_numpy(res.x)
+        if gains.shape[0]:
+            lam[b, rows] = torch.from_numpy(-res.ineqlin.marginals)  # d min / d eps = -lambda
+    sigma, lam = sigma.to(c.device), lam.to(c.device)
+    slack = cons.eps - cons.operator.regrets(sigma)  # [B, K]: >= 0, and 0 where lambda > 0
+    return (c.double() * sigma).sum(dim=1) + const.double() - s * (lam * slack).sum(dim=1)
 
 
 def worst_case_keep(objective: DesignObjective, worst: Tensor, baseline_worst: Tensor) -> Tensor:

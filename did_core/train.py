@@ -31,6 +31,7 @@ from did_core.components import Components, build_components
 from did_core.config import TrainConfig, generic_default
 from did_core.distributed import World
 from did_core.equilibria import constraints
+from did_core.equilibrium_range import RangeError, linear_form, worst_case_value
 from did_core.evaluate import check_contexts_memory, check_held_out, evaluate_generator
 from did_core.files import shown
 from did_core.grouping import grouped
@@ -41,12 +42,12 @@ from did_core.runs import RunDir, RunDirError
 from did_core.scoring import context_to
 from did_core.tasks import Context, index_context
 
-__all__ = ["training_step", "train", "check_components", "check_sizes", "check_resume", "rank_step", "loop_settings",
-           "RESUME_FREE"]
+__all__ = ["training_step", "train", "check_components", "check_worst_case", "check_sizes", "check_resume",
+           "rank_step", "loop_settings", "RESUME_FREE"]
 
 
 def training_step(parts: Components, context: Context, progress: float, max_groups: int,
-                  min_saving: int = 0, share: float = 1.0) -> dict[str, float]:
+                  min_saving: int = 0, share: float = 1.0, worst_case_weight: float = 0.0) -> dict[str, float]:
     """Loss and backward pass of one batch, run as size groups; returns the logged scalars.
 
     Each group (:func:`did_core.grouping.grouped`) goes through generator, induced
@@ -57,6 +58,10 @@ def training_step(parts: Components, context: Context, progress: float, max_grou
     ``share`` scales both: a rank that holds ``B_r`` of a global batch of ``B``
     contexts passes ``B_r / B``, so that the sums over the ranks are the global
     batch's gradient and means.
+
+    ``worst_case_weight`` ``w > 0`` adds ``w`` times the group's mean worst-case value
+    (:func:`~did_core.equilibrium_range.worst_case_value`; minus it for an objective
+    maximised) to the loss and logs that mean as ``worst_case``.
     """
     totals: dict[str, float] = {}
     for group_weight, group in grouped(parts.sampler, context, max_groups, min_saving):
@@ -64,6 +69,10 @@ def training_step(parts: Components, context: Context, progress: float, max_grou
         x = parts.generator(group)
         eq = parts.scorer().solve(group, x)
         loss, scalars = parts.objective.loss(group, x, eq, progress)
+        if worst_case_weight:
+            worst = worst_case_value(parts.objective, group, x, parts.concept, parts.eps).mean()
+            loss = loss + worst_case_weight * (worst if parts.objective.minimize else -worst)
+            scalars["worst_case"] = float(worst.detach())
         (loss * weight).backward()
         scalars.update(loss=float(loss.detach()), violation=float(eq.info["violation"].mean()))
         for name, value in scalars.items():
@@ -91,6 +100,20 @@ def check_components(parts: Components, cfg: TrainConfig) -> None:
         raise ValueError(f"sampler {cfg.sampler_name!r}, loss {cfg.loss_name!r}, generator "
                          f"{cfg.generator_name!r} and block {cfg.block!r} do not work together: "
                          f"{type(exc).__name__}: {exc}") from None
+
+
+def check_worst_case(parts: Components, cfg: TrainConfig) -> None:
+    """Refuse a positive ``worst_case_weight`` for an objective whose value is not linear in the joint (it has no
+    worst case over the equilibrium set; :func:`~did_core.equilibrium_range.linear_form`)."""
+    if not cfg.worst_case_weight:
+        return
+    context = context_to(parts.sampler.sample(1, torch.Generator().manual_seed(0)), parts.device)
+    with torch.no_grad():
+        x = parts.generator(context)
+    try:
+        linear_form(parts.objective, context, x)
+    except RangeError as exc:
+        raise ValueError(f"--worst-case-weight {cfg.worst_case_weight}: {exc}") from None
 
 
 def check_sizes(parts: Components, cfg: TrainConfig) -> None:
@@ -157,6 +180,7 @@ def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, B
                              f"every process needs at least one context of each batch")
         parts = build_components(cfg)
         check_components(parts, cfg)
+        check_worst_case(parts, cfg)
         check_sizes(parts, cfg)
         check_held_out(cfg, parts, _eval_blocks(cfg), cfg.eval_contexts, "--eval-contexts", world=world)
         return parts
@@ -200,7 +224,7 @@ def rank_step(cfg: TrainConfig, parts: Components, rng: torch.Generator, world: 
     def step_fn(step: int, progress: float) -> dict[str, float]:
         context = index_context(parts.sampler.sample(cfg.batch_size, rng), mine)
         return training_step(parts, context_to(context, parts.device), progress, cfg.size_groups,
-                             cfg.group_min_saving, share)
+                             cfg.group_min_saving, share, cfg.worst_case_weight)
 
     return step_fn
 
