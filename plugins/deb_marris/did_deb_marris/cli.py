@@ -123,7 +123,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         run = RunDir(Path(args.resume))
         if not run.file("config.json").exists():
-            raise ValueError(f"did deb train: {args.resume} has no config.json to resume from")
+            raise ValueError(f"deb train: {args.resume} has no config.json to resume from")
         cfg = PretrainConfig(**run.read_json("config.json"))
         if args.max_minutes is not None:
             cfg.max_minutes = args.max_minutes
@@ -137,7 +137,7 @@ def _train(args: argparse.Namespace) -> int:
             if getattr(args, flag) is not None:
                 setattr(cfg, name, getattr(args, flag))
         if args.concept is None:
-            raise ValueError("did deb train: --concept ce|cce is required")
+            raise ValueError("deb train: --concept ce|cce is required")
         for flag, name in (("width", "width"), ("p2p_layers", "p2p_layers"), ("d2d_layers", "d2d_layers"),
                            ("row_scale", "row_scale")):
             if getattr(args, flag) is not None:
@@ -152,7 +152,7 @@ def _train(args: argparse.Namespace) -> int:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("did deb train: --device cuda but CUDA is not available")
+        raise ValueError("deb train: --device cuda but CUDA is not available")
     run.acquire()  # one writer per run directory, and a directory it can write in
     try:
         return _pretrain(args, cfg, run)
@@ -235,7 +235,7 @@ def _initial_state(source: str) -> tuple[dict, dict]:
     if path.is_dir():
         state = RunDir(path).load_checkpoint()
         if state is None or "deb_meta" not in state:
-            raise ValueError(f"did deb train: {source} holds no did deb train checkpoint")
+            raise ValueError(f"deb train: {source} holds no did deb train checkpoint")
         return state["model"], state["deb_meta"]
     net, meta = load_weights(path)
     return net.state_dict(), meta
@@ -252,7 +252,7 @@ def _export(args: argparse.Namespace) -> int:
     run = RunDir(Path(args.run_dir))
     state = run.load_checkpoint()
     if state is None or "deb_meta" not in state:
-        raise ValueError(f"did deb export: {args.run_dir} holds no did deb train checkpoint")
+        raise ValueError(f"deb export: {args.run_dir} holds no did deb train checkpoint")
     meta = dict(state["deb_meta"])
     net = DebMarrisNet(NetConfig(**meta["net"]))
     net.load_state_dict(state["model"])
