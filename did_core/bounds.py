@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 import os
 
-__all__ = ["TooLarge", "GIB", "MEMORY_SHARE", "machine_memory", "memory_limit", "available_cores", "duration"]
+__all__ = ["TooLarge", "GIB", "MEMORY_SHARE", "machine_memory", "memory_limit", "check_memory", "available_cores",
+           "duration"]
 
 GIB = float(1 << 30)
 
@@ -38,6 +39,16 @@ def machine_memory() -> int:
 def memory_limit() -> float:
     """The bytes one command's data may take: :data:`MEMORY_SHARE` of :func:`machine_memory`."""
     return MEMORY_SHARE * machine_memory()
+
+
+def check_memory(each: float, count: int, what: str, flag: str) -> None:
+    """Refuse, in one line naming ``flag``, ``count`` items (``what`` they are, e.g. "held-out contexts") of ``each``
+    bytes apiece whose total is over :func:`memory_limit`."""
+    limit = memory_limit()
+    if each * count > limit:
+        raise TooLarge(f"{count} {what} would take about {each * count / GIB:.3g} GiB ({each:.0f} bytes a context), "
+                       f"over {limit / GIB:.1f} GiB, half of this machine's memory: at most {int(limit // each)} fit; "
+                       f"lower {flag}")
 
 
 def available_cores() -> int:

@@ -48,7 +48,7 @@ from torch import Tensor
 
 from did_core import distributed
 from did_core.blocks import EquilibriumBlock
-from did_core.bounds import GIB, TooLarge, available_cores, duration, memory_limit
+from did_core.bounds import TooLarge, available_cores, check_memory, duration
 from did_core.components import Components, build_components
 from did_core.config import TrainConfig
 from did_core.convergence import SolveTally, counting
@@ -113,19 +113,11 @@ def _sample(parts: Components, count: int, chunk: int = 64) -> _Sample:
     return _Sample(context, x, x0, HELD_OUT_OVERHEAD * (_nbytes(*context.values()) + _nbytes(x, x0)) / size)
 
 
-def _check_memory(sample: _Sample, count: int, what: str, flag: str) -> None:
-    limit = memory_limit()
-    if sample.each * count > limit:
-        raise TooLarge(f"{count} {what} would take about {sample.each * count / GIB:.3g} GiB ({sample.each:.0f} "
-                       f"bytes a context), over {limit / GIB:.1f} GiB, half of this machine's memory: at most "
-                       f"{int(limit // sample.each)} fit; lower {flag}")
-
-
 def check_contexts_memory(parts: Components, count: int, what: str, flag: str) -> None:
     """Refuse (a one-line :class:`~did_core.bounds.TooLarge` naming ``flag``) ``count`` contexts of ``parts``'
     sampler (``what`` they are, e.g. "contexts of one batch") whose memory, estimated from a few, is over
     :func:`did_core.bounds.memory_limit`, before they are drawn."""
-    _check_memory(_sample(parts, count), count, what, flag)
+    check_memory(_sample(parts, count).each, count, what, flag)
 
 
 def check_held_out(cfg: TrainConfig, parts: Components, blocks: list[str], contexts: int, flag: str,
@@ -141,7 +133,7 @@ def check_held_out(cfg: TrainConfig, parts: Components, blocks: list[str], conte
     """
     world = world or distributed.current()
     sample = _sample(parts, contexts, chunk)
-    _check_memory(sample, contexts, "held-out contexts with their evaluation", flag)
+    check_memory(sample.each, contexts, "held-out contexts with their evaluation", flag)
     with torch.no_grad(), counting():  # timing only: the evaluation counts its own games
         start = time.perf_counter()
         for name in blocks:

@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from did_core.bounds import TooLarge, check_memory, duration
 from did_core.concepts import Concept
 from did_core.console import ArgumentParser, fail, nonempty
 from did_core.equilibria import Epsilon
+from did_core.evaluate import HELD_OUT_OVERHEAD, MAX_EVALUATION_SECONDS
 from did_core.plugins import create, exact_block_for, get_concept
 from did_core.tasks import Context, index_context
 from did_stackelberg.commitment import CommitmentObjective, CommitmentSampler, induced_games, leader_utility
@@ -85,6 +88,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_size(sampler: CommitmentSampler, contexts: int, probe: int = 8) -> None:
+    """Refuse, before drawing them, ``contexts`` held-out games (with their strong Stackelberg values, multiple LPs
+    each) whose memory or time, estimated from ``probe`` of them, is over its bound."""
+    count = min(contexts, probe)
+    started = time.perf_counter()
+    sample = sampler.sample(count, torch.Generator().manual_seed(0))
+    seconds = (time.perf_counter() - started) / count * contexts
+    check_memory(HELD_OUT_OVERHEAD * sum(t.element_size() * t.numel() for t in sample.values()) / count, contexts,
+                 "held-out games", "--contexts")
+    if seconds > MAX_EVALUATION_SECONDS:
+        raise TooLarge(f"--contexts {contexts}: drawing the games and their strong Stackelberg values would take "
+                       f"about {duration(seconds)}, over {duration(MAX_EVALUATION_SECONDS)}; lower --contexts")
+
+
 def main(argv: list[str]) -> int:
     """``did stackelberg``; returns the exit code (a user error: one line, 2)."""
     args = _parser().parse_args(argv)
@@ -116,6 +133,7 @@ def main(argv: list[str]) -> int:
             eps = Epsilon(cfg.eps, relative=not cfg.absolute_eps)
         exact = exact or cfg.exact_block
     sampler = CommitmentSampler(**{**options, "reference": True})
+    _check_size(sampler, args.contexts)
     context = sampler.sample(args.contexts, torch.Generator().manual_seed(args.seed))
     block = create("blocks", exact or exact_block_for(concept))
     commitments = {"uniform": CommitmentObjective().baseline_intervention(context)}

@@ -142,3 +142,16 @@ def test_a_trained_run_through_design_and_the_report(tmp_path, capsys):
     assert scored["eps"] == 0.03 and {"uniform", "generator"} <= set(scored)
     assert len(scored["per_context"]["generator"]) == 8
     assert main(["stackelberg", str(tmp_path / "nothing")]) == 2
+
+
+def test_stackelberg_refuses_more_held_out_games_than_fit_before_drawing_them(capsys, monkeypatch):
+    """``--contexts`` is bounded by memory and time, estimated from a few games, before the games are drawn."""
+    import did_stackelberg.report as report
+
+    assert main(["stackelberg", "--contexts", "100000000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "GiB" in err and "lower --contexts" in err
+    monkeypatch.setattr(report, "MAX_EVALUATION_SECONDS", 1e-6)  # any real count is now over the time bound
+    assert main(["stackelberg", "--contexts", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "strong Stackelberg values would take about" in err
