@@ -13,10 +13,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import Tensor
+
+from did_core.blocks import EquilibriumBlock
+from did_core.concepts import Concept
+from did_core.equilibrium_range import linear_value_error, random_joints, value_range
 from did_core.plugin_checks.commands import design_refusal
 from did_core.plugin_checks.reference import reference_rows, reference_scale, reference_solve
+from did_core.tasks import Context, DesignObjective
 
-__all__ = ["reference_rows", "reference_scale", "reference_solve", "assert_design_refuses"]
+__all__ = ["reference_rows", "reference_scale", "reference_solve", "assert_design_refuses", "assert_linear_value"]
 
 
 def assert_design_refuses(task: str, path: Path, content: Any, capsys: Any = None) -> None:
@@ -28,3 +35,19 @@ def assert_design_refuses(task: str, path: Path, content: Any, capsys: Any = Non
     """
     problem = design_refusal(task, path, content)
     assert problem is None, problem
+
+
+def assert_linear_value(objective: DesignObjective, context: Context, x: Tensor, block: EquilibriumBlock,
+                        concept: Concept, eps: float = 0.05, tol: float = 1e-12) -> None:
+    """An objective's ``linear_value`` is its ``value``: at the equilibria ``block`` finds for ``x [B, ...]`` and at
+    random joints on their support (within ``tol``), and the maximum-entropy value lies within the value's range
+    over the eps-equilibrium set (worst and best by linear programs)."""
+    games, mask = objective.induce(context, x)
+    eq = block(games.double(), mask, concept=concept, eps=eps)
+    assert float(linear_value_error(objective, context, x, eq).max()) < tol
+    sigma = random_joints(eq, torch.Generator().manual_seed(2))
+    assert float(linear_value_error(objective, context, x, eq, sigma).max()) < tol
+    worst, best = value_range(objective, context, x, concept, eps)
+    low, high = (best, worst) if objective.minimize else (worst, best)
+    me = objective.value(context, x, eq).double()
+    assert bool((low <= me + 1e-8).all()) and bool((me <= high + 1e-8).all())

@@ -9,10 +9,11 @@ import torch
 from did_contract.task import ContractObjective, ContractSampler
 from did_core.components import build_components
 from did_core.config import load_yaml, resolve_train_config
-from did_core.equilibrium_range import context_ranges, linear_value_error, random_joints, value_range
+from did_core.equilibrium_range import context_ranges, value_range
 from did_core.plugins import create, get_concept
 from did_core.registry import UnknownNameError
 from did_core.runs import RunDir
+from did_core.testing import assert_linear_value
 from did_core.shipped import shipped_folder
 
 
@@ -31,14 +32,7 @@ def test_the_principals_utility_is_linear_in_the_joint(players, same, concept):
     objective = ContractObjective()
     # negative entries too: limited liability counts them as 0, in the value and in the linear form alike
     x = torch.randn(6, players, 4, generator=torch.Generator().manual_seed(1))
-    games, mask = objective.induce(context, x)
-    eq = exact_block()(games.double(), mask, concept=get_concept(concept), eps=0.05)
-    assert float(linear_value_error(objective, context, x, eq).max()) < 1e-12
-    sigma = random_joints(eq, torch.Generator().manual_seed(2))
-    assert float(linear_value_error(objective, context, x, eq, sigma).max()) < 1e-12
-    worst, best = value_range(objective, context, x, get_concept(concept), 0.05)
-    me = objective.value(context, x, eq).double()
-    assert bool((worst <= me + 1e-8).all()) and bool((me <= best + 1e-8).all())  # maximised: worst is the smaller
+    assert_linear_value(objective, context, x, exact_block(), get_concept(concept))
 
 
 def test_the_worst_case_guard_is_never_worse_than_the_baselines_worst_case_on_held_out_contexts():

@@ -12,12 +12,13 @@ import torch
 from did_core.cli import main
 from did_core.components import build_components
 from did_core.config import load_yaml, resolve_train_config
-from did_core.equilibrium_range import context_ranges, linear_value_error, random_joints, value_range
+from did_core.equilibrium_range import context_ranges, value_range
 from did_core.equilibria import Epsilon
 from did_core.evaluate import evaluate_generator
 from did_core.plugins import create, get_concept
 from did_core.registry import UnknownNameError
 from did_core.runs import RunDir
+from did_core.testing import assert_linear_value
 from did_core.shipped import shipped_folder
 from did_scheduling import SchedulingObjective, SchedulingSampler
 from did_scheduling.design import load_jobs
@@ -37,14 +38,7 @@ def test_the_makespan_is_linear_in_the_joint(players, concept):
         6, torch.Generator().manual_seed(players))
     objective = SchedulingObjective()
     x = -torch.rand(context["utilities"].shape, generator=torch.Generator().manual_seed(1))
-    games, mask = objective.induce(context, x)
-    eq = exact_block()(games.double(), mask, concept=get_concept(concept), eps=0.05)
-    assert float(linear_value_error(objective, context, x, eq).max()) < 1e-12
-    sigma = random_joints(eq, torch.Generator().manual_seed(2))
-    assert float(linear_value_error(objective, context, x, eq, sigma).max()) < 1e-12
-    worst, best = value_range(objective, context, x, get_concept(concept), 0.05)
-    me = objective.value(context, x, eq).double()
-    assert bool((best <= me + 1e-8).all()) and bool((me <= worst + 1e-8).all())  # minimised: worst is the larger
+    assert_linear_value(objective, context, x, exact_block(), get_concept(concept))
 
 
 def _shipped_on_small_contexts(concept: str):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from did_core.equilibrium_range import linear_value_error, random_joints, value_range
+from did_core.testing import assert_linear_value
 from did_core.plugins import create, get_concept
 from did_core.registry import UnknownNameError
 from did_stackelberg.commitment import CommitmentObjective, CommitmentSampler
@@ -21,14 +21,7 @@ def exact_block():
 
 
 def _check(objective, context, x, concept):
-    games, mask = objective.induce(context, x)
-    eq = exact_block()(games.double(), mask, concept=get_concept(concept), eps=0.05)
-    assert float(linear_value_error(objective, context, x, eq).max()) < 1e-12
-    sigma = random_joints(eq, torch.Generator().manual_seed(2))
-    assert float(linear_value_error(objective, context, x, eq, sigma).max()) < 1e-12
-    worst, best = value_range(objective, context, x, get_concept(concept), 0.05)
-    me = objective.value(context, x, eq).double()
-    assert bool((worst <= me + 1e-8).all()) and bool((me <= best + 1e-8).all())  # maximised
+    assert_linear_value(objective, context, x, exact_block(), get_concept(concept))
 
 
 @pytest.mark.parametrize("followers", [1, 2])
