@@ -3,8 +3,8 @@
 ``did_core.equilibrium_range.worst_case_value`` against ``value_range`` (its value) and against central finite
 differences of ``value_range`` (its gradient, from the LP's duals) on small non-degenerate scheduling games with
 random taxes, for CCE and CE and for a minimised and a maximised objective; then the trainer's option
-``worst_case_weight``: 0 leaves the step bit-identical, a task without a linear form is refused in one line before
-anything is written, and a short run logs ``worst_case``.
+``worst_case_weight``: 0 leaves the step bit-identical and a short run logs ``worst_case`` (a task without a linear
+form is refused in one line before anything is written: tests/reliability/test_range_flags.py).
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ from did_core.equilibrium_range import value_range, worst_case_value
 from did_core.plugins import get_concept
 from did_core.scoring import context_to
 from did_core.train import build_components, training_step
+from did_scheduling import SchedulingObjective, SchedulingSampler
 
-did_scheduling = pytest.importorskip("did_scheduling")
-
-
-class MaximisedMakespan(did_scheduling.SchedulingObjective):
+class MaximisedMakespan(SchedulingObjective):
     """The makespan, maximised: its worst case is the lowest makespan over the set."""
 
     minimize: ClassVar[bool] = False
@@ -34,12 +32,12 @@ class MaximisedMakespan(did_scheduling.SchedulingObjective):
 
 def _instances(count: int = 4) -> dict[str, torch.Tensor]:
     """2 players on 2 or 3 machines (padded to 3), in float64."""
-    context = did_scheduling.SchedulingSampler(min_machines=2, max_machines=3).sample(
+    context = SchedulingSampler(min_machines=2, max_machines=3).sample(
         count, torch.Generator().manual_seed(1))
     return {k: v.double() if v.is_floating_point() else v for k, v in context.items()}
 
 
-@pytest.mark.parametrize("objective", [did_scheduling.SchedulingObjective(), MaximisedMakespan()],
+@pytest.mark.parametrize("objective", [SchedulingObjective(), MaximisedMakespan()],
                          ids=["minimised", "maximised"])
 @pytest.mark.parametrize("concept", ["cce", "ce"])
 def test_worst_case_value_and_gradient_match_the_lp(objective, concept):
@@ -83,15 +81,6 @@ def test_weight_zero_leaves_the_step_bit_identical():
     assert weighted["loss"] == pytest.approx(unset["loss"] + weighted["worst_case"])  # a minimised makespan: +w
     assert weighted["worst_case"] >= unset["makespan"] - 1e-6  # the worst end is no better than the ME joint's
     assert any(not torch.equal(a, b) for a, b in zip(grads_unset, grads_weighted))
-
-
-def test_a_task_without_a_linear_form_is_refused_in_one_line(tmp_path, capsys):
-    run = tmp_path / "run"
-    code = main(["train", "--task", "inverse", "--worst-case-weight", "1", "--steps", "2", "--run-dir", str(run)])
-    err = capsys.readouterr().err
-    assert code == 2 and "--worst-case-weight" in err and "not linear in the joint" in err
-    assert err.count("\n") == 1
-    assert not run.exists()
 
 
 def test_training_for_the_worst_case_logs_it(tmp_path):
