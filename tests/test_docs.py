@@ -13,6 +13,7 @@ import pytest
 
 import toys
 from did_core.cli import build_parser
+from did_core.plugins import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -51,7 +52,10 @@ def _example_plugins(monkeypatch, stack: ExitStack) -> None:
 @pytest.mark.parametrize("page", [p for p in PAGES if "```python" in p.read_text()], ids=lambda p: p.name)
 def test_every_code_example_runs(page, monkeypatch):
     """The Python examples of a page run in order, in one namespace, as a reader would paste them (an included
-    file runs with its ``__file__``); the plugin guide's with the example plugins installed."""
+    file runs with its ``__file__``); the plugin guide's with the example plugins installed. The pages are written
+    for a reader who installed the repository's plugins (the exact blocks among them)."""
+    if "exact_newton" not in registry("blocks"):
+        pytest.skip("the pages' examples use the exact blocks of did-plugins-exact-cvx, which are not loaded")
     namespace: dict = {}
     with ExitStack() as stack:
         if page.name == "plugins.md":
