@@ -24,13 +24,15 @@ from did_core.blocks import EquilibriumBlock
 from did_core.concepts import Concept
 from did_core.config import TrainConfig, load_yaml, resolve_train_config
 from did_core.equilibria import Epsilon
+from did_core.files import shown
 from did_core.plugins import component_factory, create, get_concept, get_task, registry
 from did_core.registry import call_factory
 from did_core.runs import RunDir
 from did_core.scoring import Scorer
 from did_core.tasks import ContextSampler, DesignObjective, Task
 
-__all__ = ["Components", "build_task_parts", "build_components", "load_trained", "resolve_device"]
+__all__ = ["Components", "build_task_parts", "build_components", "read_trained", "load_trained", "load_generator",
+           "resolve_device"]
 
 
 @dataclass
@@ -102,17 +104,36 @@ def build_components(cfg: TrainConfig, block_name: str | None = None) -> Compone
                       get_concept(cfg.concept, cfg.concept_options), Epsilon(cfg.eps, not cfg.absolute_eps), device)
 
 
-def load_trained(folder: Path) -> tuple[TrainConfig, Components, dict[str, Any]]:
-    """The config, the components (the generator's weights loaded, weights only) and the checkpoint of a run
-    directory or a shipped generator's folder, which is only read; a folder that is neither is a one-line
-    ``ValueError``."""
+def read_trained(folder: Path, task: str | None = None) -> tuple[TrainConfig, dict[str, Any]]:
+    """The resolved config and the checkpoint of a run directory or a shipped generator's folder (the same
+    layout), which is only read; a folder that is neither, a run of another task than ``task`` (when given) or
+    one without a checkpoint is a one-line ``ValueError``."""
     run = RunDir(Path(folder))
     if not run.file("config.yaml").is_file():
         raise ValueError(f"{folder} is not a run directory (no config.yaml)")
-    cfg = resolve_train_config({}, load_yaml(run.file("config.yaml")))
+    raw = load_yaml(run.file("config.yaml"))
+    if task is not None and raw.get("task") != task:
+        raise ValueError(f"{folder} is a run of task {shown(raw.get('task'))}, not {task!r}")
+    cfg = resolve_train_config({}, raw)
     state = run.load_checkpoint()
     if state is None:
-        raise ValueError(f"{folder} has no checkpoint")
+        raise ValueError(f"{folder} has no checkpoint to load")
+    return cfg, state
+
+
+def load_trained(folder: Path) -> tuple[TrainConfig, Components, dict[str, Any]]:
+    """The config, the components (the generator's weights loaded, weights only) and the checkpoint of a run
+    directory or a shipped generator's folder (:func:`read_trained`)."""
+    cfg, state = read_trained(folder)
     parts = build_components(cfg)
-    run.load_model(parts.generator, state)
+    RunDir(Path(folder)).load_model(parts.generator, state)
     return cfg, parts, state
+
+
+def load_generator(folder: Path, task: str) -> tuple[TrainConfig, DesignObjective, nn.Module]:
+    """The config, objective and trained generator (in eval mode) of a run of ``task`` or a shipped generator's
+    folder (:func:`read_trained`), without building a block."""
+    cfg, state = read_trained(folder, task)
+    _, _, objective, generator = build_task_parts(cfg)
+    RunDir(Path(folder)).load_model(generator, state)
+    return cfg, objective, generator.eval()

@@ -51,12 +51,11 @@ from torch import Tensor
 from did_core import shipped
 from did_core.blocks import EquilibriumBlock, capabilities_of
 from did_core.bounds import TooLarge, duration
-from did_core.components import build_task_parts
+from did_core.components import load_generator
 from did_core.concepts import Concept
-from did_core.config import TrainConfig, load_yaml, resolve_train_config
+from did_core.config import TrainConfig
 from did_core.console import ArgumentParser, Command, fail, nonempty, yaml_mapping
 from did_core.equilibria import Epsilon
-from did_core.files import shown
 from did_core.hookspecs import hookimpl
 from did_core.instance_files import InstanceError
 from did_core.instance_format import InstanceFormat
@@ -64,7 +63,6 @@ from did_core.plugins import (DEFAULT_CONCEPT, create, exact_block_for, exact_bl
                               registry)
 from did_core.registry import Registry, call_factory
 from did_core.equilibrium_range import instance_ranges, range_entry
-from did_core.runs import RunDir
 from did_core.scoring import Scorer
 from did_core.tasks import Context, DesignObjective, Task
 
@@ -372,19 +370,7 @@ def _from_run(folder: Path, task: str, context: Context) -> tuple[TrainConfig, D
     ``folder`` is a run directory or a shipped generator's folder (the same layout:
     ``config.yaml`` and ``checkpoint.pt``); it is only read.
     """
-    run = RunDir(folder)
-    if not run.file("config.yaml").is_file():
-        raise ValueError(f"{folder} is not a run directory (no config.yaml)")
-    raw = load_yaml(run.file("config.yaml"))
-    if raw.get("task") != task:
-        raise ValueError(f"{folder} is a run of task {shown(raw.get('task'))}, not {task!r}")
-    cfg = resolve_train_config({}, raw)
-    state = run.load_checkpoint()
-    if state is None:
-        raise ValueError(f"{folder} has no checkpoint to load")
-    _, _, objective, generator = build_task_parts(cfg)
-    run.load_model(generator, state)
-    generator.eval()
+    cfg, objective, generator = load_generator(folder, task)
     try:
         with torch.no_grad():
             x = generator(context)

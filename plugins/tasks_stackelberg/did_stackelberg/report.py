@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from did_core.bounds import TooLarge, check_memory, duration
+from did_core.components import load_generator
 from did_core.concepts import Concept
 from did_core.console import ArgumentParser, fail, nonempty
 from did_core.equilibria import Epsilon
@@ -112,22 +113,7 @@ def main(argv: list[str]) -> int:
     eps = Epsilon(0.003 if args.eps is None else args.eps, relative=not args.absolute)
     exact = args.block
     if args.run_dir:
-        from did_core.components import build_task_parts
-        from did_core.config import load_yaml, resolve_train_config
-        from did_core.runs import RunDir
-
-        run = RunDir(Path(args.run_dir))
-        if not run.file("config.yaml").is_file():
-            return fail(f"{args.run_dir} is not a run directory (no config.yaml)")
-        cfg = resolve_train_config({}, load_yaml(run.file("config.yaml")))
-        if cfg.task != "commitment":
-            return fail(f"{args.run_dir} is a run of task {cfg.task!r}, not 'commitment'")
-        state = run.load_checkpoint()
-        if state is None:
-            return fail(f"{args.run_dir} has no checkpoint to load")
-        _, _, _, generator = build_task_parts(cfg)
-        run.load_model(generator, state)
-        generator.eval()
+        cfg, _, generator = load_generator(Path(args.run_dir), "commitment")
         concept, options = cfg.concept, dict(cfg.sampler_options)
         if args.eps is None:
             eps = Epsilon(cfg.eps, relative=not cfg.absolute_eps)
