@@ -14,16 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import Field
 from torch import Tensor
 
 from did_core.blocks import EquilibriumBlock
-from did_core.concepts import Concept
+from did_core.concepts import Concept, ConstraintOperator, DenseOperator, StackedOperator
+from did_core.deviations import ActionDeviations
 from did_core.equilibrium_range import linear_value_error, random_joints, value_range
+from did_core.options import Options
 from did_core.plugin_checks.commands import design_refusal
 from did_core.plugin_checks.reference import reference_rows, reference_scale, reference_solve
 from did_core.tasks import Context, DesignObjective
 
-__all__ = ["reference_rows", "reference_scale", "reference_solve", "assert_design_refuses", "assert_linear_value"]
+__all__ = ["reference_rows", "reference_scale", "reference_solve", "assert_design_refuses", "assert_linear_value",
+           "CappedCCE"]
 
 
 def assert_design_refuses(task: str, path: Path, content: Any, capsys: Any = None) -> None:
@@ -51,3 +55,23 @@ def assert_linear_value(objective: DesignObjective, context: Context, x: Tensor,
     low, high = (best, worst) if objective.minimize else (worst, best)
     me = objective.value(context, x, eq).double()
     assert bool((low <= me + 1e-8).all()) and bool((me <= high + 1e-8).all())
+
+
+class CappedCCE(Concept):
+    """A concept for tests: the CCE rows, then ``sigma(a) <= cap`` for every joint action ``a`` (tolerance 0).
+
+    It has no per-player dual layout (its duals are flat), one option, and is infeasible when ``cap`` is below
+    one over the number of joint actions: what a third-party concept may be. Subclass it to register it under
+    another name.
+    """
+
+    name = "test_capped_cce"
+    description = "CCE with P(a) <= cap"
+
+    class Options(Options):
+        cap: float = Field(0.5, gt=0, le=1, description="the largest probability of a joint action")
+
+    def operator(self, games: Tensor, mask: Tensor) -> ConstraintOperator:
+        cce = ActionDeviations(games, mask)
+        cap = torch.eye(cce.joints, dtype=games.dtype, device=games.device) - self.options.cap
+        return StackedOperator([cce, DenseOperator.extra_rows(cce, cap.expand(cce.batch, -1, -1))])

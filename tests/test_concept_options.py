@@ -13,34 +13,22 @@ import types
 import pytest
 import torch
 import yaml
-from pydantic import Field
 
 import toys
 from did_core.cli import main
 from did_core.components import build_components
-from did_core.concepts import Concept, ConstraintOperator, DenseOperator, StackedOperator
 from did_core.config import ConfigError, TrainConfig, resolve_train_config
-from did_core.deviations import ActionDeviations
 from did_core.hookspecs import hookimpl
-from did_core.options import Options
 from did_core.plugins import get_concept
 from did_core.runs import RunDir
 from did_core.train import check_resume, train
+from did_core.testing import CappedCCE
 
 
-class CapCCE(Concept):
-    """CCE with ``sigma(a) <= cap`` for every joint action ``a``."""
+class CapCCE(CappedCCE):
+    """:class:`did_core.testing.CappedCCE` under this module's own name."""
 
     name = "test_option_cap"
-    description = "CCE with P(a) <= cap"
-
-    class Options(Options):
-        cap: float = Field(0.5, gt=0, le=1, description="the largest probability of a joint action")
-
-    def operator(self, games: torch.Tensor, mask: torch.Tensor) -> ConstraintOperator:
-        cce = ActionDeviations(games, mask)
-        cap = torch.eye(cce.joints, dtype=games.dtype, device=games.device) - self.options.cap
-        return StackedOperator([cce, DenseOperator.extra_rows(cce, cap.expand(cce.batch, -1, -1))])
 
 
 plugin = types.ModuleType("did_test_concept_options")

@@ -13,15 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pydantic import Field
 
-from did_core.concepts import Concept, ConstraintOperator, DenseOperator, StackedOperator
-from did_core.deviations import ActionDeviations
 from did_core.equilibria import Epsilon, constraints
 from did_core.games import full_mask
-from did_core.options import Options
 from did_core.plugins import create, registry
-from did_core.testing import reference_rows, reference_scale
+from did_core.testing import CappedCCE, reference_rows, reference_scale
 
 cp = pytest.importorskip("cvxpy", reason="the independent reference solves with cvxpy (did-core[testing])")
 
@@ -30,19 +26,11 @@ EPS = 0.05
 NON_SQUARE = Path(__file__).resolve().parents[1] / "examples" / "games" / "non_square.npy"
 
 
-class CapCCE(Concept):
-    """The CCE rows, then ``sigma(a) <= cap`` for every joint action ``a`` (tolerance 0); no layout."""
+class CapCCE(CappedCCE):
+    """:class:`did_core.testing.CappedCCE` under this module's own name: the CCE rows, then ``sigma(a) <= cap``
+    (tolerance 0); no layout."""
 
     name = "test_cap_cce"
-    description = "CCE with P(a) <= cap"
-
-    class Options(Options):
-        cap: float = Field(0.3, gt=0, le=1)
-
-    def operator(self, games: torch.Tensor, mask: torch.Tensor) -> ConstraintOperator:
-        cce = ActionDeviations(games, mask)
-        cap = torch.eye(cce.joints, dtype=games.dtype, device=games.device) - self.options.cap
-        return StackedOperator([cce, DenseOperator.extra_rows(cce, cap.expand(cce.batch, -1, -1))])
 
 
 def reference(game: np.ndarray, cap: float, eps: float = EPS) -> np.ndarray:

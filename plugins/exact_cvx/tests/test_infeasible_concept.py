@@ -12,33 +12,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from pydantic import Field
 
 from did_core.blocks import InfeasibleConcept
-from did_core.concepts import Concept, ConstraintOperator, DenseOperator, StackedOperator
 from did_core.equilibria import Epsilon, constraints
 from did_core.games import classic_game, full_mask
-from did_core.options import Options
-from did_core.plugins import get_concept
+from did_core.testing import CappedCCE
 from did_exact_cvx import EcosBlock, NewtonBlock
 from did_exact_cvx.newton import solve_dual_newton
 
 BLOCKS = {"exact_newton": NewtonBlock, "exact_cvx": EcosBlock}
 
 
-class CapCCE(Concept):
-    """The CCE rows, then ``sigma(a) <= cap`` for every joint action ``a``."""
+class CapCCE(CappedCCE):
+    """:class:`did_core.testing.CappedCCE` under this module's own name."""
 
     name = "test_cap"
-    description = "CCE with P(a) <= cap"
-
-    class Options(Options):
-        cap: float = Field(0.3, gt=0, le=1)
-
-    def operator(self, games: torch.Tensor, mask: torch.Tensor) -> ConstraintOperator:
-        cce = get_concept("cce").operator(games, mask)
-        cap = torch.eye(cce.joints, dtype=games.dtype, device=games.device) - self.options.cap
-        return StackedOperator([cce, DenseOperator.extra_rows(cce, cap.expand(cce.batch, -1, -1))])
 
 
 def _games(*names: str) -> torch.Tensor:
