@@ -288,11 +288,12 @@ def solve_dual_newton(op: ConstraintOperator | Tensor, rows: Tensor, eps: Tensor
     done = 0
     while True:
         logits = log_target - op.transpose(alpha)
-        sigma = torch.softmax(logits, dim=1)
+        log_z = torch.logsumexp(logits, dim=1, keepdim=True)
+        sigma = torch.exp(logits - log_z)
         regrets = op.regrets(sigma)
         grad = eps - regrets
         kkt = kkt_residual(alpha, grad, rows, scale)
-        f = torch.logsumexp(logits, dim=1) + (alpha * eps).sum(dim=1)
+        f = log_z.squeeze(1) + (alpha * eps).sum(dim=1)
         infeasible = torch.isfinite(floor) & (f < floor - 1.0)  # a certificate: no joint satisfies the rows
         converged = (kkt <= tol) & ~infeasible
         unfinished = ~converged & torch.isfinite(kkt) & ~infeasible
