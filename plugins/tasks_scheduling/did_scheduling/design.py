@@ -109,7 +109,7 @@ def optimise_taxes(context: Context, block: EquilibriumBlock, concept: Concept, 
     best = torch.zeros_like(context["utilities"])
     best_loss = torch.full((mask.shape[0],), torch.inf, dtype=torch.float64)
     view = (-1, *[1] * (raw.dim() - 1))
-    lam = objective.lam_at(1.0)
+    lam = objective.options.weight(1.0)
     for step in range(steps + 1):
         x = TaxGenerator.output_map(raw if step < steps else raw.detach(), mask)
         games, induced_mask = objective.induce(context, x)

@@ -193,15 +193,11 @@ class SchedulingObjective(DesignObjective):
         taxes = self.taxes(context, intervention).to(eq.sigma.dtype).sum(dim=1)
         return (eq.sigma * taxes).flatten(1).sum(dim=1)
 
-    def lam_at(self, progress: float) -> float:
-        """The tax weight at training ``progress`` in ``[0, 1]``."""
-        return self.options.weight(progress)
-
     def loss(self, context: Context, intervention: Tensor, eq: Equilibrium, progress: float
              ) -> tuple[Tensor, dict[str, float]]:
         makespan = self.value(context, intervention, eq).mean()
         paid = self.taxes_paid(context, intervention, eq).mean()
-        lam = self.lam_at(progress)
+        lam = self.options.weight(progress)
         return makespan + lam * paid, {"makespan": float(makespan.detach()), "taxes_paid": float(paid.detach()), "lam": lam}
 
     def bound(self, context: Context) -> Tensor:

@@ -163,9 +163,9 @@ def test_generator_is_equivariant_in_machines_and_players() -> None:
 
 def test_loss_ramps_the_tax_weight_and_reaches_the_generator() -> None:
     objective = SchedulingObjective(lam=0.5, lam_start=0.1, ramp=0.5)
-    assert objective.lam_at(0.0) == pytest.approx(0.1)
-    assert objective.lam_at(0.25) == pytest.approx(0.3)
-    assert objective.lam_at(0.9) == pytest.approx(0.5)
+    assert objective.options.weight(0.0) == pytest.approx(0.1)
+    assert objective.options.weight(0.25) == pytest.approx(0.3)
+    assert objective.options.weight(0.9) == pytest.approx(0.5)
     assert SchedulingObjective.report_change and SchedulingObjective.minimize
     sampler = SchedulingSampler(n_players=3, min_machines=2, max_machines=3)
     context = sampler.sample(4, torch.Generator().manual_seed(6))
