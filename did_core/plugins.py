@@ -29,16 +29,18 @@ from did_core.blocks import capabilities_of
 from did_core.concepts import Concept
 from did_core.default_plugins import DEFAULT_PLUGINS
 from did_core.default_plugins.concepts import DEFAULT_CONCEPT
+from did_core.mechanism_task import MechanismTask
 from did_core.registry import Registry, UnknownNameError, call_factory
 from did_core.tasks import Task
 
 __all__ = ["KINDS", "LoadedPlugin", "PluginState", "load_plugins", "registry", "create", "exact_block_for",
-           "exact_block_named", "get_concept", "concept_names", "DEFAULT_CONCEPT", "get_task", "component_factory"]
+           "exact_block_named", "get_concept", "concept_names", "DEFAULT_CONCEPT", "get_task", "get_mechanism",
+           "component_factory"]
 
 #: hook suffix -> the singular noun used in messages.
 KINDS: dict[str, str] = {
     "blocks": "block", "samplers": "sampler", "generators": "generator", "losses": "loss", "concepts": "concept",
-    "tasks": "task", "commands": "command",
+    "tasks": "task", "mechanisms": "mechanism task", "commands": "command",
 }
 
 
@@ -52,7 +54,11 @@ def _new_registry(kind: str) -> Registry:
         return Registry("concept", lambda v: isinstance(v, type) and issubclass(v, Concept),
                         "a did_core.concepts.Concept subclass")
     if kind == "tasks":
-        return Registry("task", lambda v: isinstance(v, Task), "a did_core.tasks.Task")
+        return Registry("task", lambda v: isinstance(v, Task), "a did_core.tasks.Task (a MechanismTask registers "
+                        "through did_register_mechanisms)")
+    if kind == "mechanisms":
+        return Registry("mechanism task", lambda v: isinstance(v, MechanismTask),
+                        "a did_core.mechanism_task.MechanismTask")
     if kind == "commands":
         return Registry("command", owner=CORE_DISTRIBUTION)
     return Registry(KINDS[kind])
@@ -126,6 +132,7 @@ def load_plugins(force: bool = False) -> PluginState:
         if allowed is None or _names(ep) & allowed:
             _load_entry_point(pm, state, ep, providers)
     _fill_registries(pm, state, providers)
+    _one_task_namespace(state)
     if allowed is not None:
         _restricted(state, allowed, entry_points)
     _STATE = state
@@ -177,6 +184,18 @@ def _fill_registries(pm: pluggy.PluginManager, state: PluginState, providers: di
                                     f"{type(exc).__name__}: {exc}")
 
 
+def _one_task_namespace(state: PluginState) -> None:
+    """A name registered both as a game task and as a mechanism task is an error and neither is used
+    (``did train --task NAME`` must mean one thing)."""
+    tasks, mechanisms = state.registries["tasks"], state.registries["mechanisms"]
+    for name in sorted(set(tasks.names()) & set(mechanisms.names())):
+        providers = [f"{tasks.get(name).provider} (game task)", f"{mechanisms.get(name).provider} (mechanism task)"]
+        tasks.withdraw(name, providers)
+        mechanisms.withdraw(name, providers)
+        state.errors.append(f"task {name!r} is registered by {' and by '.join(providers)}; neither is used until "
+                            f"one is uninstalled or left out with DID_LOAD_PLUGINS")
+
+
 def _restricted(state: PluginState, allowed: set[str], entry_points: list[metadata.EntryPoint]) -> None:
     """Under ``DID_LOAD_PLUGINS``: report names no installed plugin has, and say so in unknown-name errors."""
     installed = set().union(*(_names(ep) for ep in entry_points)) if entry_points else set()
@@ -197,7 +216,7 @@ def _version(dist: str) -> str:
 
 def registry(kind: str) -> Registry:
     """The registry of one kind: ``"blocks"``, ``"samplers"``, ``"generators"``, ``"losses"``, ``"concepts"``,
-    ``"tasks"`` or ``"commands"``."""
+    ``"tasks"``, ``"mechanisms"`` or ``"commands"``."""
     if kind not in KINDS:
         raise ValueError(f"unknown registry {kind!r}; known: {', '.join(KINDS)}")
     return load_plugins().registries[kind]
@@ -266,8 +285,21 @@ def concept_names() -> list[str]:
 
 
 def get_task(name: str) -> Task:
-    """The task registered as ``name``."""
-    return registry("tasks").get(name).value
+    """The game task registered as ``name`` (a mechanism task's name: an error saying which commands it has)."""
+    if get_mechanism(name) is not None:
+        raise UnknownNameError(f"task {name!r} designs a mechanism, not a game's payoffs: use it with did train "
+                               f"--task {name}, did eval and did design {name}")
+    try:
+        return registry("tasks").get(name).value
+    except UnknownNameError as exc:
+        mechanisms = registry("mechanisms").names()
+        raise UnknownNameError(f"{exc}; mechanism tasks: {', '.join(mechanisms)}" if mechanisms else str(exc)) from None
+
+
+def get_mechanism(name: object) -> MechanismTask | None:
+    """The mechanism task registered as ``name``; ``None`` when ``name`` is none (a game task, or unknown)."""
+    mechanisms = registry("mechanisms")
+    return mechanisms.get(name).value if isinstance(name, str) and name in mechanisms else None
 
 
 #: registry kind -> the ``Task`` field holding that kind of component.
@@ -287,3 +319,18 @@ def component_factory(kind: str, name: str) -> Callable[..., Any]:
         return getattr(tasks.get(name).value, _TASK_FIELDS[kind])
     known = ", ".join(sorted(set(own.names()) | set(tasks.names()))) or "none"
     raise UnknownNameError(f"unknown {own.kind} {name!r}; known: {known}")
+
+
+#: Policy blocks (``did_core.policy``) are a registry kind like the others.
+KINDS["policy_blocks"] = "policy block"
+__all__ += ["get_policy_block"]
+
+
+def get_policy_block(name: str, **options: Any) -> "PolicyBlock":
+    """The policy block registered as ``name``, built with ``options`` (an unknown name lists the known ones)."""
+    from did_core.policy import PolicyBlock
+
+    block = create("policy_blocks", name, **options)
+    if not isinstance(block, PolicyBlock):
+        raise TypeError(f"policy block {name!r} is not a did_core.policy.PolicyBlock")
+    return block

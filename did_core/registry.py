@@ -75,6 +75,11 @@ class Registry:
                                      f"neither is used until one is uninstalled or left out with DID_LOAD_PLUGINS")
         self._entries[name] = Entry(name, value, self._provider)
 
+    def withdraw(self, name: str, providers: list[str]) -> None:
+        """Make ``name`` unusable as a duplicate is (``get`` names ``providers``): for a name two registries share."""
+        self._entries.pop(name, None)
+        self._conflicts[name] = providers
+
     def get(self, name: str) -> Entry:
         """The entry named ``name``."""
         if name in self._conflicts:

@@ -4,8 +4,8 @@ The module ``demo`` below is what a third-party distribution would ship (found
 through a fake entry point, tests/toys.py ``installed``): a block
 (``did_register_blocks``), a concept (``did_register_concepts``), a task
 (``did_register_tasks``), a sampler, a loss and a generator on their own
-(``did_register_samplers``, ``did_register_losses``, ``did_register_generators``)
-and a subcommand (``did_register_commands``). Each test uses one through the
+(``did_register_samplers``, ``did_register_losses``, ``did_register_generators``),
+a mechanism task (``did_register_mechanisms``) and a subcommand (``did_register_commands``). Each test uses one through the
 same commands and functions a user would.
 """
 
@@ -30,7 +30,9 @@ from did_core.default_plugins.concepts import CoarseCorrelated
 from did_core.config import resolve_train_config
 from did_core.games import classic_game
 from did_core.hookspecs import hookimpl
-from did_core.plugins import create, exact_block_for, get_concept
+from did_core.mechanism_task import MechanismTask
+from did_core.plugins import create, exact_block_for, get_concept, get_task
+from did_core.registry import UnknownNameError
 from did_core.tasks import ContextSampler, Task
 from did_core.testing import reference_rows, reference_scale
 
@@ -108,6 +110,25 @@ def hello(argv: list[str]) -> int:
     return 3
 
 
+class PostedPrice:
+    """A mechanism task's three commands, each recording the command line the core handed it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def command(self, which: str, code: int):
+        def run(argv: list[str]) -> int:
+            self.calls.append((which, argv))
+            return code
+        return run
+
+    def task(self) -> MechanismTask:
+        return MechanismTask(description="one posted price", train=self.command("train", 11),
+                             evaluate=self.command("evaluate", 12), design=self.command("design", 13))
+
+
+POSTED_PRICE = PostedPrice()
+
 demo = types.ModuleType("did_demo")
 demo.did_register_blocks = hookimpl(lambda register: register.add("demo_uniform", UniformBlock))
 demo.did_register_concepts = hookimpl(lambda register: register.add(CappedCCE.name, CappedCCE))
@@ -115,6 +136,7 @@ demo.did_register_samplers = hookimpl(lambda register: register.add("demo_chicke
 demo.did_register_losses = hookimpl(lambda register: register.add("demo_both_swerve", BothSwerve))
 demo.did_register_generators = hookimpl(lambda register: register.add("demo_bonus", Bonus))
 demo.did_register_commands = hookimpl(lambda register: register.add("demo-hello", hello))
+demo.did_register_mechanisms = hookimpl(lambda register: register.add("demo_price", POSTED_PRICE.task()))
 demo.did_register_tasks = hookimpl(lambda register: register.add("demo_swerve", Task(
     sampler=ChickenSampler, objective=BothSwerve, generator=Bonus, description="both players swerve",
     train_profiles={"quick": {"steps": 4, "batch_size": 2, "lr": 0.5, "warmup_steps": 0, "eval_contexts": 3}})))
@@ -131,7 +153,7 @@ def test_every_hook_of_the_demo_plugin_is_loaded(_demo):
     (plugin,) = [p for p in _demo.plugins if p.name == "demo"]
     assert plugin.distribution == "did-demo"
     assert sorted(plugin.hooks) == sorted(f"did_register_{k}" for k in ("blocks", "concepts", "samplers", "losses",
-                                                                       "generators", "commands", "tasks"))
+                                                                       "generators", "commands", "tasks", "mechanisms"))
 
 
 def test_a_plugin_command_runs_and_is_listed(capsys):
@@ -225,3 +247,41 @@ def test_a_bug_in_a_plugin_is_one_line_naming_the_plugin(tmp_path, capsys, monke
         err = capsys.readouterr().err
         assert err.startswith("Traceback (most recent call last):") and "in operator" in err
         assert err.splitlines()[-1] == line
+
+
+def test_a_mechanism_task_gets_its_command_lines_from_train_eval_and_design(tmp_path, capsys):
+    """``did train --task``, ``did eval --shipped``, ``did design`` and a run of the task (``did eval RUN_DIR``,
+    ``did train --resume RUN_DIR``) hand the whole command line to the task's own commands."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"task": "demo_price", "steps": 3}))
+    POSTED_PRICE.calls.clear()
+    assert main(["train", "--task", "demo_price", "--steps", "3"]) == 11
+    assert main(["train", "--resume", str(run)]) == 11
+    assert main(["eval", "--shipped=demo_price", "--samples", "10"]) == 12
+    assert main(["eval", str(run)]) == 12
+    assert main(["design", "demo_price", "prices.json", "--json"]) == 13
+    assert POSTED_PRICE.calls == [
+        ("train", ["--task", "demo_price", "--steps", "3"]), ("train", ["--resume", str(run)]),
+        ("evaluate", ["--shipped=demo_price", "--samples", "10"]), ("evaluate", [str(run)]),
+        ("design", ["demo_price", "prices.json", "--json"])]
+    assert main(["plugins"]) == 0
+    assert "demo_price" in capsys.readouterr().out.split("mechanisms:", 1)[1].split("commands:", 1)[0]
+
+
+def test_a_mechanism_task_is_not_a_game_task():
+    with pytest.raises(UnknownNameError, match="designs a mechanism"):
+        get_task("demo_price")
+    with pytest.raises(UnknownNameError, match="mechanism tasks: demo_price"):
+        get_task("no_such_task")
+
+
+def test_a_name_registered_as_game_task_and_mechanism_task_is_refused():
+    twin = types.ModuleType("did_twin")
+    twin.did_register_mechanisms = hookimpl(lambda register: register.add("demo_swerve", POSTED_PRICE.task()))
+    with toys.installed(twin, "twin", "did-twin") as state:
+        (error,) = [e for e in state.errors if "demo_swerve" in e]
+        assert "did-demo (game task)" in error and "did-twin (mechanism task)" in error and "neither" in error
+        POSTED_PRICE.calls.clear()
+        assert main(["train", "--task", "demo_swerve", "--steps", "1"]) == 2
+        assert POSTED_PRICE.calls == []

@@ -59,8 +59,8 @@ from did_core.equilibria import Epsilon
 from did_core.hookspecs import hookimpl
 from did_core.instance_files import InstanceError
 from did_core.instance_format import InstanceFormat
-from did_core.plugins import (DEFAULT_CONCEPT, create, exact_block_for, exact_block_named, get_concept, get_task,
-                              registry)
+from did_core.plugins import (DEFAULT_CONCEPT, create, exact_block_for, exact_block_named, get_concept, get_mechanism,
+                              get_task, registry)
 from did_core.registry import Registry, call_factory
 from did_core.equilibrium_range import instance_ranges, range_entry
 from did_core.scoring import Scorer
@@ -115,7 +115,10 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    """``did design TASK INSTANCE_FILE [options]``."""
+    """``did design TASK INSTANCE_FILE [options]``; a mechanism task's command line is the task's own."""
+    mechanism = get_mechanism(next((a for a in argv if not a.startswith("-")), None))
+    if mechanism is not None:
+        return mechanism.design(argv)
     return design(build_parser().parse_args(argv))
 
 

@@ -33,7 +33,8 @@ from did_core.evaluate import PolishSettings, check_held_out, evaluate_generator
 from did_core.files import MIB, read_json_file
 from did_core.hookspecs import hookimpl
 from did_core.plots import per_size_bars, require_matplotlib, training_curves
-from did_core.plugins import DEFAULT_CONCEPT, create, get_concept, registry
+from did_core.mechanism_task import option_value, run_task_name
+from did_core.plugins import DEFAULT_CONCEPT, create, get_concept, get_mechanism, registry
 from did_core.registry import Registry
 from did_core.report import build_report, markdown_table
 from did_core.results import convergence_note
@@ -71,7 +72,12 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    """``did eval RUN_DIR | --shipped TASK [options]``."""
+    """``did eval RUN_DIR | --shipped TASK [options]``; a mechanism task's (``--shipped NAME``, or its run) is the
+    task's own."""
+    mechanism = get_mechanism(option_value(argv, "--shipped")) or next(
+        (m for m in (get_mechanism(run_task_name(a)) for a in argv if not a.startswith("-")) if m), None)
+    if mechanism is not None:
+        return mechanism.evaluate(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
     with distributed.session() as world:

@@ -21,6 +21,8 @@ from did_core.console import ArgumentParser, Command, fail, nonempty
 from did_core.hookspecs import hookimpl
 from did_core.launch import launch, without_nproc
 from did_core.loop import Interrupted, RankFailed
+from did_core.mechanism_task import option_value, run_task_name
+from did_core.plugins import get_mechanism
 from did_core.registry import Registry
 from did_core.results import convergence_note, format_eval
 from did_core.runs import RunDir, new_run_path
@@ -50,7 +52,12 @@ def build_parser(defaults: RunDefaults | None = None) -> ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    """``did train [options]``; with ``--help``, the options' defaults for the run this command line makes."""
+    """``did train [options]``; with ``--help``, the options' defaults for the run this command line makes.
+    A mechanism task's command line (``--task NAME``, or ``--resume`` of its run) is the task's own."""
+    mechanism = get_mechanism(option_value(argv, "--task")) or get_mechanism(
+        run_task_name(option_value(argv, "--resume") or ""))
+    if mechanism is not None:
+        return mechanism.train(argv)
     parser = build_parser()
     if set(_HELP) & set(argv):  # show the defaults of that run
         shown, _ = parser.parse_known_args([a for a in argv if a not in _HELP])
