@@ -50,6 +50,12 @@ def did_register_tasks(register: "Registry") -> None:
 
 
 @hookspec
+def did_register_mechanisms(register: "Registry") -> None:
+    """Register mechanism-design tasks (no game is induced; the task brings its own train, eval and design):
+    name -> ``did_core.mechanism_task.MechanismTask``. Names share one namespace with ``did_register_tasks``."""
+
+
+@hookspec
 def did_register_commands(register: "Registry") -> None:
     """Register ``did`` subcommands: name -> ``(argv: list[str]) -> int``, e.g. a ``did_core.console.Command``
     (``did deb``; the core's own commands are registered the same way, from ``did_core.commands``)."""
