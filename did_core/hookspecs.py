@@ -59,3 +59,9 @@ def did_register_mechanisms(register: "Registry") -> None:
 def did_register_commands(register: "Registry") -> None:
     """Register ``did`` subcommands: name -> ``(argv: list[str]) -> int``, e.g. a ``did_core.console.Command``
     (``did deb``; the core's own commands are registered the same way, from ``did_core.commands``)."""
+
+
+@hookspec
+def did_register_policy_blocks(register: "Registry") -> None:
+    """Register policy blocks (the optimal policy of an MDP, differentiable in its rewards): name -> factory
+    ``(**options) -> did_core.policy.PolicyBlock``."""
