@@ -1,5 +1,9 @@
 """``did solve GAME``: the eps-maximum-entropy equilibrium of one game, with its gap and violation.
 
+A Bayesian game file (a ``.json`` with a ``"prior"``, :mod:`did_core.game_io.bayesian_format`) is solved as its
+agent-normal form (:mod:`did_core.bayesian`): the eps-ME B-CCE (``--concept cce``) or B-CE (``ce``), reported
+as each type's strategy, with the joint over the agents (one per player and type) in ``--json``.
+
 The game is solved as ``game / s`` with ``s`` a power of two (the largest payoff brought into [0.5, 1)): the
 same equilibria, far from float64's limits; gap, violation and eps are reported in
 the game's units. An answer that is not finite, did not converge, or (exact blocks)
@@ -19,7 +23,8 @@ import torch
 
 from did_core.console import ArgumentParser, Command, fail, format_joint, nonempty, yaml_mapping
 from did_core.equilibria import Epsilon
-from did_core.game_io import load_labelled_game
+from did_core.bayesian import BayesianGames
+from did_core.game_io import BayesianLabels, load_game_or_bayesian
 from did_core.hookspecs import hookimpl
 from did_core.plugins import DEFAULT_CONCEPT, create, exact_block_for, get_concept
 from did_core.registry import Registry
@@ -30,7 +35,8 @@ __all__ = ["build_parser", "main", "solve", "COMMAND"]
 def build_parser() -> ArgumentParser:
     """The arguments of ``did solve``."""
     p = ArgumentParser(prog="did solve")
-    p.add_argument("game", help="a .json ({\"payoffs\": [...]}), .npy or Gambit .nfg file")
+    p.add_argument("game", help="a .json ({\"payoffs\": [...]}, a Bayesian game with a \"prior\" too), .npy or "
+                   "Gambit .nfg file")
     p.add_argument("--block", type=nonempty, help="equilibrium block (default: the preferred installed exact block)")
     p.add_argument("--block-options", type=yaml_mapping, default={}, metavar="YAML",
                    help="options of the block, e.g. '{max_memory_gb: 32}' to let it take on larger games")
@@ -56,18 +62,24 @@ def solve(args: argparse.Namespace) -> int:
     eps = Epsilon(args.eps, relative=not args.absolute)
     args.block = args.block or exact_block_for(concept.name)
     block = create("blocks", args.block, **args.block_options)
-    game, labels = load_labelled_game(Path(args.game))
+    game, labels = load_game_or_bayesian(Path(args.game))
+    bayesian = game if isinstance(game, BayesianGames) else None
+    mask = None
+    if bayesian is not None:
+        anf, mask = bayesian.agent_normal_form()
+        game = anf[0]
     scale = _unit_scale(game)  # solved as game / scale: the same equilibria, far from float64's limits
     if args.absolute:  # an eps over every deviation gain (< 4 once scaled) leaves the same (vacuous) constraints
         if args.eps / scale < sys.float_info.min:
             return fail(f"--eps {args.eps:g} is too small for payoffs as large as {float(game.abs().max()):.3g}: "
                         f"their ratio is below float64's range")
         eps = Epsilon(min(args.eps / scale, 4.0), relative=False)
-    eq = block((game / scale).unsqueeze(0), concept=concept, eps=eps)
+    eq = block((game / scale).unsqueeze(0), mask, concept=concept, eps=eps)
     sigma = eq.sigma[0].detach().double()
     report = {
         "players": list(labels.players),
         "actions": [list(row) for row in labels.actions],
+        **(_bayesian_entries(bayesian, labels, sigma) if bayesian is not None else {}),
         "joint": sigma.tolist(),
         "gap": float(eq.info["gap"][0]),
         "violation": float(eq.info["violation"][0]),
@@ -83,11 +95,50 @@ def solve(args: argparse.Namespace) -> int:
     report["eps"] = [args.eps] * len(report["eps"]) if args.absolute else [e * scale for e in report["eps"]]
     if not all(math.isfinite(e) for e in report["eps"]):
         return fail(f"--eps {args.eps:g} is too large: the tolerance it gives each player is beyond float64's range")
+    if bayesian is not None:  # the padded types' agents are no player's: their tolerance is not reported
+        report["eps"] = [e for e, real in zip(report["eps"], bayesian.type_mask[0].flatten().tolist()) if real]
     if args.json:
         print(json.dumps(report, allow_nan=False))
+    elif bayesian is not None:
+        _print_bayesian(args, report, labels, block.capabilities.exact, concept.name)
     else:
         _print_report(args, report, labels, block.capabilities.exact, sigma, concept.name, list(game.shape[1:]))
     return 0
+
+
+def _bayesian_entries(games: BayesianGames, labels: BayesianLabels, sigma: torch.Tensor) -> dict[str, Any]:
+    """The report's Bayesian entries: ``"types"``, ``"agents"`` (``"player: type"``, the axes of ``"joint"``) and
+    ``"strategies"`` (per player, per type, the probability of each action), cut to the real types and actions."""
+    strategies = games.strategies(sigma.unsqueeze(0))[0]
+    real_types = [len(t) for t in labels.types]
+    real_actions = [len(a) for a in labels.actions]
+    return {
+        "bayesian": True,
+        "types": [list(t) for t in labels.types],
+        "prior": [games.prior[0, i, :t].tolist() for i, t in enumerate(real_types)],
+        "agents": [f"{p}: {t}" for p, ts in zip(labels.players, labels.types) for t in ts],
+        "strategies": [[strategies[i, t, :real_actions[i]].tolist() for t in range(real_types[i])]
+                       for i in range(len(real_types))],
+    }
+
+
+def _print_bayesian(args: argparse.Namespace, report: dict[str, Any], labels: BayesianLabels, exact: bool,
+                    concept: str) -> None:
+    """The text form of ``did solve`` on a Bayesian game: each type's strategy, gap and violation."""
+    print(f"Bayesian game: {args.game}  players: {', '.join(labels.players)}  "
+          f"types: {[len(t) for t in labels.types]}  actions: {[len(a) for a in labels.actions]}")
+    print(f"solved as its agent-normal form ({len(report['agents'])} agents, one per player and type): "
+          f"B-{concept.upper()}")
+    print(f"block: {args.block}  concept: {concept}  eps: {'absolute' if args.absolute else 'relative'} "
+          f"{args.eps} -> per type [{', '.join(f'{e:.6g}' for e in report['eps'])}]")
+    print("eps-ME strategies per type" if exact else
+          "strategies per type (an approximation of the eps-ME equilibrium: see gap and violation)")
+    for i, player in enumerate(labels.players):
+        for t, name in enumerate(labels.types[i]):
+            shown = "  ".join(f"{a}: {p:.4f}" for a, p in zip(labels.actions[i], report["strategies"][i][t]))
+            print(f"  {player}, type {name} (prior {report['prior'][i][t]:.4g}): {shown}")
+    print(f"gap: {report['gap']:.3e}  violation: {report['violation']:.3e}  entropy: {report['entropy']:.6f}"
+          + (f"  active constraints: {report['active_constraints']}" if "active_constraints" in report else ""))
 
 
 def _print_report(args: argparse.Namespace, report: dict[str, Any], labels: Any, exact: bool, sigma: torch.Tensor,

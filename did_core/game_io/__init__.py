@@ -18,6 +18,10 @@ Supported files (chosen by suffix, case-insensitive):
   commas between payoffs are optional. Quoted strings may contain spaces,
   braces and escaped quotes (a backslash escapes the next character).
 
+A ``.json`` object with a ``"prior"`` key is a Bayesian game
+(``[N][T_1]..[T_N][A_1]..[A_N]`` payoffs; :mod:`did_core.game_io.bayesian_format`):
+:func:`load_game_or_bayesian` reads it, the normal-form readers refuse it.
+
 Every problem with a file raises :class:`GameFormatError` (a ``ValueError``)
 whose message is a single line ``"<file>: <problem>"``.
 
@@ -31,7 +35,8 @@ dispatcher) and ``save`` (atomic writing).
 """
 
 from did_core.game_io.errors import GameFormatError
-from did_core.game_io.load import SUPPORTED_SUFFIXES, GameLabels, load_game, load_labelled_game
+from did_core.game_io.bayesian_format import BayesianLabels
+from did_core.game_io.load import SUPPORTED_SUFFIXES, GameLabels, load_game, load_game_or_bayesian, load_labelled_game
 from did_core.game_io.nfg_format import parse_nfg
 from did_core.game_io.save import save_game
 from did_core.game_io.validation import game_from_array, game_from_nested
@@ -42,6 +47,8 @@ __all__ = [
     "load_game",
     "load_labelled_game",
     "GameLabels",
+    "load_game_or_bayesian",
+    "BayesianLabels",
     "save_game",
     "game_from_nested",
     "game_from_array",

@@ -22,8 +22,8 @@ from did_core.game_io.file_bytes import _read_bytes
 from did_core.game_io.validation import game_from_nested
 
 
-def _load_json(path: Path) -> tuple[Tensor, list[str] | None, list[list[str]] | None]:
-    """The game and its optional ``"players"`` and ``"actions"`` labels (checked against the payoffs)."""
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The top-level JSON object of a game file (a key given twice, invalid UTF-8 or JSON: :class:`GameFormatError`)."""
     data = _read_bytes(path)
     try:
         text = data.decode("utf-8-sig")
@@ -46,6 +46,20 @@ def _load_json(path: Path) -> tuple[Tensor, list[str] | None, list[list[str]] | 
     if "payoffs" not in obj:
         keys = clip(", ".join(repr(k) for k in obj)) or "none"
         raise GameFormatError(path, f'missing "payoffs" key (keys present: {keys})')
+    return obj
+
+
+def _load_json(path: Path) -> tuple[Tensor, list[str] | None, list[list[str]] | None]:
+    """The game and its optional ``"players"`` and ``"actions"`` labels (checked against the payoffs)."""
+    obj = read_json_object(path)
+    if "prior" in obj:
+        raise GameFormatError(path, 'a Bayesian game (it has a "prior"): did solve reads it, as its agent-normal '
+                                    'form; this command takes normal-form games')
+    return game_from_json_object(obj, path)
+
+
+def game_from_json_object(obj: dict[str, Any], path: Path) -> tuple[Tensor, list[str] | None, list[list[str]] | None]:
+    """The normal-form game of a JSON object read by :func:`read_json_object`, and its optional labels."""
     games = game_from_nested(obj["payoffs"], str(path))
     _check_json_metadata(obj, games, path)
     return games, obj.get("players"), obj.get("actions")

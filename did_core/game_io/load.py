@@ -13,8 +13,10 @@ from pathlib import Path
 
 from torch import Tensor
 
+from did_core.bayesian import BayesianGames
+from did_core.game_io.bayesian_format import BayesianLabels, bayesian_from_json_object
 from did_core.game_io.errors import GameFormatError
-from did_core.game_io.json_format import _load_json
+from did_core.game_io.json_format import _load_json, game_from_json_object, read_json_object
 from did_core.game_io.nfg_format import _load_nfg
 from did_core.game_io.npy_format import _load_npy
 
@@ -51,12 +53,31 @@ def load_game(path: str | os.PathLike[str]) -> Tensor:
 def load_labelled_game(path: str | os.PathLike[str]) -> tuple[Tensor, GameLabels]:
     """Load one game ``[N, A_1..A_N]`` (float64) and the names its file gives its players and actions."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    loader = _LOADERS.get(suffix)
+    game, players, actions = _loader(path)(path)
+    return game, GameLabels.of(game, players, actions)
+
+
+def load_game_or_bayesian(path: str | os.PathLike[str]
+                          ) -> tuple[Tensor, GameLabels] | tuple[BayesianGames, BayesianLabels]:
+    """A normal-form game as :func:`load_labelled_game` reads it, or, for a ``.json`` file with a ``"prior"``, the
+    Bayesian game it holds (a batch of one, :mod:`did_core.game_io.bayesian_format`) and its labels."""
+    path = Path(path)
+    loader = _loader(path)
+    if loader is not _load_json:
+        return load_labelled_game(path)
+    obj = read_json_object(path)
+    if "prior" in obj:
+        return bayesian_from_json_object(obj, path)
+    game, players, actions = game_from_json_object(obj, path)
+    return game, GameLabels.of(game, players, actions)
+
+
+def _loader(path: Path):  # noqa: ANN202 - one of the readers in _LOADERS
+    """The reader of ``path``'s suffix (case-insensitive); an unknown one is a :class:`GameFormatError`."""
+    loader = _LOADERS.get(path.suffix.lower())
     if loader is None:
         shown = repr(path.suffix) if path.suffix else "no suffix"
         raise GameFormatError(
             path, f"unsupported file type {shown}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
         )
-    game, players, actions = loader(path)
-    return game, GameLabels.of(game, players, actions)
+    return loader
