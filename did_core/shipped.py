@@ -40,7 +40,7 @@ from did_core.report import markdown_table
 from did_core.runs import OutputRefused, RunDir, json_text, output_folder, publish_folder
 
 __all__ = ["ShippedError", "shipped_folder", "shipped_concepts", "check_destination", "ship", "model_card",
-           "SHIPPED_FILES"]
+           "card_notes", "replace_report", "SHIPPED_FILES"]
 
 CARD = "MODEL_CARD.md"
 CURVE = "learning_curve.png"
@@ -124,6 +124,58 @@ def model_card(config: dict[str, Any], report: dict[str, Any], state: dict[str, 
     lines += ["## Evaluation", "", markdown_table(report), "", "## Learning curve", "", f"![learning curve]({CURVE})",
               ""]
     return "\n".join(lines)
+
+
+def card_notes(card: str) -> str:
+    """The notes a model card was written with (:func:`model_card`'s ``notes``: between the held-out result line
+    and ``## Evaluation``); empty when it has none."""
+    lines = card.splitlines()
+    start = next((i + 1 for i, line in enumerate(lines) if line.startswith("Held-out result under")), None)
+    end = next((i for i, line in enumerate(lines) if line == "## Evaluation"), None)
+    if start is None or end is None or end < start:
+        return ""
+    return "\n".join(lines[start:end]).strip()
+
+
+def replace_report(folder: Path, report: dict[str, Any]) -> list[Path]:
+    """Give the shipped generator in ``folder`` a new held-out report (``did eval --shipped ... --out``, e.g. with
+    ``--range``): ``report.json``, ``report.md`` and the model card are rewritten, the card's notes kept; the
+    weights, config, metrics and curve are not touched. Returns the files rewritten.
+
+    The report must be of this generator: its task, concept and trained steps those of the folder's config
+    and checkpoint (a one-line :class:`ShippedError` otherwise, and nothing changes). The folder is
+    replaced whole (:func:`did_core.runs.publish_folder`).
+    """
+    folder = Path(folder)
+    run = RunDir(folder)
+    held = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if not set(SHIPPED_FILES) - {CURVE} <= set(held) <= set(SHIPPED_FILES):
+        raise ShippedError(f"{folder} is not a shipped folder (a shipped folder holds exactly "
+                           f"{', '.join(SHIPPED_FILES)}, the curve optional)")
+    config, state = load_yaml(run.file(RunDir.CONFIG)), run.load_checkpoint()
+    meta = report.get("meta") if isinstance(report, dict) else None
+    blocks = report.get("blocks") if isinstance(report, dict) else None
+    if not isinstance(meta, dict) or not isinstance(blocks, dict) or not blocks:
+        raise ShippedError("the report is not a did eval report (it needs 'meta' and 'blocks')")
+    theirs = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    for key in ("task", "concept"):
+        if theirs.get(key) != config.get(key):
+            raise ShippedError(f"the report evaluates {key} {theirs.get(key)!r}; {folder} ships {config.get(key)!r}")
+    if state is None or meta.get("trained_steps") != int(state.get("step", -1)):
+        raise ShippedError(f"the report evaluated a checkpoint of {meta.get('trained_steps')} steps; {folder} "
+                           f"ships one of {None if state is None else state.get('step')}")
+    kept = {name: run.file(name).read_bytes() for name in held if name not in ("report.json", "report.md", CARD)}
+    new = {"report.json": json_text(report).encode(), "report.md": (markdown_table(report) + "\n").encode(),
+           CARD: model_card(config, report, state, card_notes(run.file(CARD).read_text(encoding="utf-8"))).encode()}
+
+    def fill(staging: Path) -> None:
+        for name, data in {**kept, **new}.items():
+            (staging / name).write_bytes(data)
+            with open(staging / name, "rb") as handle:
+                os.fsync(handle.fileno())
+
+    publish_folder(folder, fill)
+    return [folder / name for name in new]
 
 
 def check_destination(run_path: Path, dest: Path, force: bool = False) -> None:

@@ -159,3 +159,67 @@ def test_every_shipped_generator_loads_and_answers_as_its_report_says(tmp_path):
         assert fresh["blocks"][exact]["contexts"] == 4 and set(fresh["blocks"][exact]) >= {"metric", "guarded"}
         card = (folder / "MODEL_CARD.md").read_text()
         assert f"{report['blocks'][exact]['metric']:.4f}" in card
+
+
+def test_ship_report_gives_a_shipped_generator_a_new_report_and_keeps_its_card_notes(trained, shipping, tmp_path,
+                                                                                      capsys):
+    run, concept = trained
+    notes = tmp_path / "notes.md"
+    notes.write_text("Why it stopped where it did.\n\nA second paragraph.\n")
+    dest = shipping / concept
+    assert main(["ship", str(run), str(dest), "--notes", str(notes)]) == 0
+    weights = _digest(dest)["checkpoint.pt"]
+    out = tmp_path / "again.json"
+    assert main(["eval", "--shipped", toys.TOY_TASK, "--concept", concept, "--contexts", "5", "--seed", "7",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["ship", "--report", str(out), str(dest)]) == 0
+    assert capsys.readouterr().out.startswith(f"written: {dest / 'report.json'}")
+    report = json.loads(out.read_text())
+    assert json.loads((dest / "report.json").read_text()) == report
+    card = (dest / "MODEL_CARD.md").read_text()
+    assert "Why it stopped where it did.\n\nA second paragraph." in card and "| held-out | 5 contexts, seed 7" in card
+    exact = report["meta"]["config"]["exact_block"]
+    assert f"{report['blocks'][exact]['metric']:.4f}" in card
+    assert _digest(dest)["checkpoint.pt"] == weights and (dest / "learning_curve.png").is_file()
+
+
+def _edited(report: Path, tmp_path: Path, edit) -> Path:
+    data = json.loads(report.read_text())
+    edit(data)
+    path = tmp_path / f"edited-{len(list(tmp_path.glob('edited-*')))}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("concept", "evaluates concept"),
+    ("steps", "checkpoint of 3 steps"),
+    ("blocks", "not a did eval report"),
+    ("malformed", "is not valid JSON"),
+    ("run", "is not a shipped folder"),
+    ("notes", "--report takes one folder"),
+])
+def test_ship_report_refusals_are_one_line_and_change_nothing(case, expected, trained, shipping, tmp_path, capsys):
+    run, concept = trained
+    dest = shipping / concept
+    assert main(["ship", str(run), str(dest)]) == 0
+    report = run / "report.json"
+    argv = {
+        "concept": ["--report", str(_edited(report, tmp_path, lambda d: d["meta"]["config"].update(concept="x"))),
+                    str(dest)],
+        "steps": ["--report", str(_edited(report, tmp_path, lambda d: d["meta"].update(trained_steps=3))), str(dest)],
+        "blocks": ["--report", str(_edited(report, tmp_path, lambda d: d.update(blocks={}))), str(dest)],
+        "run": ["--report", str(report), str(run)],
+        "notes": ["--report", str(report), str(dest), "--notes", str(report)],
+    }.get(case)
+    if case == "malformed":
+        bad = tmp_path / "bad.json"
+        bad.write_text("{")
+        argv = ["--report", str(bad), str(dest)]
+    before, run_before = _digest(dest), _digest(run)
+    capsys.readouterr()
+    assert main(["ship", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("did: error:") and expected in err[0], err
+    assert _digest(dest) == before and _digest(run) == run_before
