@@ -1,0 +1,50 @@
+"""Registers the tasks ``message_allocation`` and ``mu_spm``."""
+
+from pathlib import Path
+
+from did_core.hookspecs import hookimpl
+from did_core.registry import Registry
+from did_core.tasks import Task, paper_profile, quick_profile
+from did_messages.allocation import AllocationObjective, AllocationSampler
+from did_messages.generators import AllocationGenerator, SPMGenerator
+from did_messages.instances import AllocationInstances, SPMInstances
+from did_messages.spm import SPMObjective, SPMSampler
+
+SHIPPED = Path(__file__).parent / "shipped"
+
+#: The tasks' default tolerance: absolute eps 0.01. These games' payoffs are probabilities and prices of order 1,
+#: so an absolute tolerance says what it means (a type may leave at most 0.01 of its payoff on the table), and at
+#: 0.01 the best mechanisms reach 0.99 of the optimum (allocation) and lose little welfare (muSPM).
+TOLERANCE = {"eps": 0.01, "absolute_eps": True}
+
+MESSAGE_ALLOCATION = Task(
+    sampler=AllocationSampler,
+    objective=AllocationObjective,
+    generator=AllocationGenerator,
+    description="allocate one of k items per message to a follower who wants one item (its private type) and "
+                "sends one of m messages",
+    size_axis="items",
+    train_profiles={"quick": quick_profile(**TOLERANCE), "paper": paper_profile(**TOLERANCE)},
+    polish_budget=400,
+    instances=AllocationInstances(),
+    shipped=SHIPPED / "message_allocation",
+)
+
+MU_SPM = Task(
+    sampler=SPMSampler,
+    objective=SPMObjective,
+    generator=SPMGenerator,
+    description="a sequential price mechanism with messages: after the agents' messages, the order of visits and "
+                "the posted prices, for the least welfare loss",
+    size_axis="game size",
+    train_profiles={"quick": quick_profile(**TOLERANCE), "paper": paper_profile(**TOLERANCE)},
+    polish_budget=400,
+    instances=SPMInstances(),
+    shipped=SHIPPED / "mu_spm",
+)
+
+
+@hookimpl
+def did_register_tasks(register: Registry) -> None:
+    register.add("message_allocation", MESSAGE_ALLOCATION)
+    register.add("mu_spm", MU_SPM)
