@@ -1,0 +1,68 @@
+"""A mechanism run's folder: its config (naming the task), the loop's checkpoint and the reports.
+
+Shared by the menu and affine-maximizer commands: training goes through
+``did_core.loop.TrainingLoop`` (progress with ETA, TensorBoard, atomic checkpoints,
+exact resumption) in a ``did_core.runs.RunDir``; ``config.json`` holds
+``{"task": NAME, "settings": {...}}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from did_core.loop import LoopSettings, Schedule, TrainingLoop
+from did_core.mechanism_task import RUN_CONFIG
+from did_core.runs import RunDir, RunDirError, atomic_write_text, new_run_path
+from did_core.files import read_json_file
+
+__all__ = ["start_run", "read_settings", "train_in", "load_trained", "write_report"]
+
+
+def start_run(run_dir: str | None, label: str, task: str, settings: dict[str, Any]) -> RunDir:
+    """A new run folder (``run_dir``, else ``runs/<stamp>-<label>``) holding ``config.json``; refused where a run is."""
+    run = RunDir(Path(run_dir) if run_dir else new_run_path(Path("runs"), label))
+    run.check_new()
+    if run.file(RUN_CONFIG).exists():
+        raise RunDirError(f"run directory {run.path} already holds a run; continue it with did train --resume "
+                          f"{run.path}, or choose another --run-dir")
+    run.acquire()
+    run.write_json(RUN_CONFIG, {"task": task, "settings": settings})
+    return run
+
+
+def read_settings(path: str, task: str) -> tuple[RunDir, dict[str, Any]]:
+    """The run folder ``path`` of task ``task`` and its settings (one-line ``ValueError`` when it is not one)."""
+    run = RunDir(Path(path))
+    config = read_json_file(run.file(RUN_CONFIG), 1 << 20) if run.file(RUN_CONFIG).is_file() else None
+    if not isinstance(config, dict) or config.get("task") != task or not isinstance(config.get("settings"), dict):
+        raise RunDirError(f"{path} is not a run of the task {task!r} (no config.json naming it)")
+    return run, config["settings"]
+
+
+def train_in(run: RunDir, model: nn.Module, step_fn: Callable[[int, float], dict[str, float]],
+             rng: torch.Generator, steps: int, lr: float, label: str, resume: bool) -> None:
+    """Run the shared training loop on ``model`` for ``steps`` steps (warm-up 5%, decay to 5% of ``lr``);
+    ``rng`` is the stream ``step_fn`` draws from (checkpointed, so a resumed run draws the same batches)."""
+    settings = LoopSettings(steps=steps, schedule=Schedule(lr, max(1, steps // 20), steps, 0.05),
+                            grad_clip=None, log_every=10, checkpoint_every=100, label=label)
+    TrainingLoop(run, model, step_fn, settings, rng).run(resume=resume)
+
+
+def load_trained(run: RunDir, model: nn.Module) -> int:
+    """Load the last checkpoint of ``run`` into ``model``; return its step."""
+    state = run.load_checkpoint()
+    if state is None:
+        raise RunDirError(f"{run.path} has no checkpoint yet (train it first)")
+    run.load_model(model, state)
+    return int(state.get("step", 0))
+
+
+def write_report(run: RunDir, report: dict[str, Any], table: str) -> None:
+    """``report.json`` and ``report.md`` (the printed table) in the run folder."""
+    run.write_json("report.json", report)
+    atomic_write_text(run.file("report.md"), table + "\n")
