@@ -45,9 +45,9 @@ from torch import Tensor
 
 __all__ = ["BayesianGames", "MAX_ANF_JOINT", "anf_joint_size", "check_anf_size"]
 
-#: The largest agent-normal form converted: ``A^(N T)`` joint actions (one float64 game of 16M payoffs per
-#: agent is already far beyond what a block solves on one machine).
-MAX_ANF_JOINT = 1 << 20
+#: The largest agent-normal form converted: ``A^(N T)`` joint actions (8 agents of 4 actions, or 16 of 2): a
+#: bound on the dense joint every block forms, not a measured limit of any block.
+MAX_ANF_JOINT = 1 << 16
 
 
 def anf_joint_size(players: int, types: int, actions: int) -> int:
