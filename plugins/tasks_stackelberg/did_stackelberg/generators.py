@@ -165,16 +165,20 @@ class CommitmentGenerator(P2PStack):
 
     def _follower_model(self, mask: Tensor, precision: Tensor) -> Callable[[Tensor], Tensor]:
         """``games [B, K, N, A..A] -> q [B, K, A..A]``: the refinement's model of the followers (see
-        :meth:`bind_tolerance`); ``mask [B, N, A]``, ``precision [B]`` of the logit model."""
+        :meth:`bind_tolerance`); ``mask [B, N, A]``, ``precision [B]`` of the logit model. The exact
+        follower's precision search starts from the previous call's answer (one model serves one ascent)."""
         if self.tolerance is None or not self.options.exact_follower or mask.shape[1] != 1:
             return lambda games: logit_followers(games, mask, precision)
         tolerance = self.tolerance
+        warm: Tensor | None = None  # the previous call's beta [B, K]: the ascent moves each game a little per step
 
         def respond(games: Tensor) -> Tensor:
+            nonlocal warm
             batch, k = games.shape[:2]
             flat = games.reshape(batch * k, *games.shape[2:])  # one-player games [B K, 1, A]
             eps = tolerance.per_player(flat, mask.repeat_interleave(k, dim=0)).view(batch, k)
-            return eps_best_response(games[:, :, 0], mask[:, 0], eps)
+            q, warm = eps_best_response(games[:, :, 0], mask[:, 0], eps, start=warm)
+            return q
 
         return respond
 

@@ -9,12 +9,14 @@ import math
 
 import pytest
 import torch
+from torch import Tensor
 
 from did_stackelberg import CommitmentGenerator, CommitmentSampler
 from did_stackelberg.commitment import payoff_scale
 from did_core.equilibria import Epsilon
 from did_core.plugins import create, get_concept
-from did_stackelberg.refine import ascend, eps_best_response, logit_followers, surrogate_value
+from did_stackelberg.reference import me_best_response
+from did_stackelberg.refine import ascend, eps_best_response, logit_followers, response_precision, surrogate_value
 
 
 def _context(followers: int, batch: int = 3, seed: int = 0):
@@ -137,7 +139,7 @@ def test_eps_best_response_is_the_exact_blocks_answer(eps):
     flat = games.reshape(10, 1, 4)
     exact = create("blocks", "exact_newton")(flat, flat_mask, concept=get_concept("cce"), eps=eps).sigma.view(5, 2, 4)
     tolerance = eps.per_player(flat, flat_mask).view(5, 2)
-    ours = eps_best_response(games, mask, tolerance)
+    ours, _ = eps_best_response(games, mask, tolerance)
     assert torch.allclose(ours, exact, atol=1e-6) and (ours[~mask.unsqueeze(1).expand_as(ours)] == 0).all()
     regret = ((games.masked_fill(~mask.unsqueeze(1), -torch.inf).amax(2, keepdim=True) - games) * ours).sum(2)
     assert (regret <= tolerance + 1e-9).all()
@@ -155,8 +157,106 @@ def test_generator_bound_to_a_tolerance_refines_against_the_exact_answer():
     assert generator.tolerance == Epsilon(0.003, relative=False)
     games = torch.rand(3, 2, 1, 4)
     mask = torch.ones(3, 1, 4, dtype=torch.bool)
-    exact = generator._follower_model(mask, torch.ones(3))(games)
-    assert torch.allclose(exact, eps_best_response(games[:, :, 0], mask[:, 0], torch.full((3, 2), 0.003)))
+    respond = generator._follower_model(mask, torch.ones(3))
+    exact = respond(games)
+    assert torch.allclose(exact, eps_best_response(games[:, :, 0], mask[:, 0], torch.full((3, 2), 0.003))[0])
+    moved = games + 0.05 * torch.rand(3, 2, 1, 4)  # the next call starts from this call's precision
+    assert torch.allclose(respond(moved), eps_best_response(moved[:, :, 0], mask[:, 0], torch.full((3, 2), 0.003))[0],
+                          atol=1e-6)
     generator.bind_tolerance(None)
     assert torch.allclose(generator._follower_model(mask, torch.ones(3))(games),
                           logit_followers(games, mask, torch.ones(3)))
+
+
+def _hard_games() -> tuple[Tensor, Tensor]:
+    """One-follower games ``[B=8, K=2, A=5]`` and masks ``[8, 5]``: random, near-ties (``1e-3``, ``1e-6``),
+    exact ties, one real action, a tiny and a huge payoff scale."""
+    torch.manual_seed(11)
+    games = torch.rand(8, 2, 5, dtype=torch.float64)
+    games[1, :, 1] = games[1, :, 0] = games[1, :, :].amax(dim=1)  # two exact best responses
+    games[2, :, 1] = games[2, :, :].amax(dim=1) - 1e-3
+    games[3, :, 2] = games[3, :, :].amax(dim=1) - 1e-6
+    games[4] *= 1e-4
+    games[5] *= 1e4
+    mask = torch.ones(8, 5, dtype=torch.bool)
+    mask[6, 3:] = False
+    mask[7, 1:] = False  # one real action: the response is pure whatever eps
+    return games.masked_fill(~mask.unsqueeze(1), 0.0), mask
+
+
+@pytest.mark.parametrize("eps", [1e-4, 3e-3, 0.05, 0.3])
+def test_newton_precision_is_the_bisections_to_float64_resolution(eps):
+    """The safeguarded Newton search against a 200-step float64 bisection (the reference's, an independent
+    implementation): the same response to 1e-12 and the expected regret eps to a relative 1e-12 wherever the
+    uniform response is not within eps (the 32-step bisection it replaced gave beta to a relative 1e-8)."""
+    games, mask = _hard_games()
+    scale = torch.ones(8, 1, dtype=torch.float64)
+    scale[4], scale[5] = 1e-4, 1e4
+    tolerance = (eps * scale).expand(8, 2).contiguous()
+    ours, beta = eps_best_response(games, mask, tolerance)
+    for b in range(8):
+        real = mask[b]
+        expected = me_best_response(games[b][:, real], eps * float(scale[b]))
+        assert torch.allclose(ours[b][:, real], expected, rtol=0, atol=1e-12)
+        assert (ours[b][:, ~real] == 0).all()
+    regret = ((games.masked_fill(~mask.unsqueeze(1), -torch.inf).amax(2, keepdim=True) - games) * ours).sum(2)
+    searched = beta > 0
+    assert torch.allclose(regret[searched], tolerance[searched], rtol=1e-12, atol=0)
+    assert (regret[~searched] <= tolerance[~searched]).all()
+
+
+def test_warm_starts_anywhere_reach_the_same_precision():
+    """Starts from 0 to 1e20 (far outside the bracket), or not a number: the same beta to float64 resolution."""
+    games, mask = _hard_games()
+    tolerance = torch.full((8, 2), 3e-3, dtype=torch.float64)
+    _, cold = eps_best_response(games, mask, tolerance)
+    for start in (0.0, 1e-9, 1.0, 1e3, 1e20, float("nan")):
+        _, warm = eps_best_response(games, mask, tolerance, start=torch.full((8, 2), start, dtype=torch.float64))
+        assert torch.allclose(warm, cold, rtol=1e-12, atol=0)
+    _, again = eps_best_response(games, mask, tolerance, start=cold * (1 + 0.3 * torch.randn(8, 2)).abs())
+    assert torch.allclose(again, cold, rtol=1e-12, atol=0)
+
+
+def test_float32_response_matches_float64_as_the_generator_needs():
+    """The generator runs in float32: the response within 1e-5 of the float64 answer on the hard games."""
+    games, mask = _hard_games()
+    tolerance = torch.full((8, 2), 3e-3, dtype=torch.float64)
+    tolerance[4], tolerance[5] = 3e-7, 30.0
+    exact, _ = eps_best_response(games, mask, tolerance)
+    single, _ = eps_best_response(games.float(), mask, tolerance.float())
+    assert torch.allclose(single.double(), exact, rtol=0, atol=1e-5)
+
+
+def test_response_gradient_is_the_softmax_at_the_found_precision_by_finite_differences():
+    """The backward pass holds beta fixed: the Jacobian of the response in the payoffs is that of
+    ``softmax(beta g)`` at the found beta, checked by central differences of that softmax."""
+    games, mask = _hard_games()
+    games, mask = games[:3], mask[:3]
+    tolerance = torch.full((3, 2), 3e-3, dtype=torch.float64)
+    leaf = games.clone().requires_grad_(True)
+    ours, beta = eps_best_response(leaf, mask, tolerance)
+    weights = torch.randn_like(ours)
+    (gradient,) = torch.autograd.grad((ours * weights).sum(), leaf)
+
+    def fixed(g):
+        logits = (beta.unsqueeze(2) * g).masked_fill(~mask.unsqueeze(1), -torch.inf)
+        return (torch.softmax(logits, dim=2) * weights).sum()
+
+    h = 1e-6
+    numeric = torch.zeros_like(games)
+    for index in itertools.product(*[range(n) for n in games.shape]):
+        up, down = games.clone(), games.clone()
+        up[index] += h
+        down[index] -= h
+        numeric[index] = (fixed(up) - fixed(down)) / (2 * h)
+    assert torch.allclose(gradient, numeric, rtol=1e-6, atol=1e-7)
+    assert (gradient[~mask.unsqueeze(1).expand_as(gradient)] == 0).all()
+
+
+def test_response_precision_on_a_two_action_game_has_the_closed_form():
+    """Two actions with regrets 0 and r: ``E r = r / (1 + exp(beta r))``, so ``beta = log(r / eps - 1) / r``."""
+    r, eps = 0.4, 0.01
+    regret = torch.tensor([[0.0], [r]], dtype=torch.float64)  # [A=2, 1]
+    real = torch.ones(2, 1, dtype=torch.bool)
+    beta = response_precision(regret, real, torch.tensor([eps], dtype=torch.float64))
+    assert float(beta) == pytest.approx(math.log(r / eps - 1) / r, rel=1e-13)
