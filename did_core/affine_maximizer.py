@@ -19,9 +19,14 @@ The module is generic in the MDP. A one-round MDP (:func:`one_round_mdp`: one st
 outcomes) makes this an affine-maximizer auction: ``agent_rewards [B, N, 1, K]`` holds ``v_i(outcome k)``,
 ``boosts [1, K]`` the outcome boosts ``lambda(k)``.
 
-``alpha > 0`` replaces each optimum by the policy block's entropy-regularised one (smooth in ``w`` and ``b``, for
-training); welfare and payments are then computed from that policy without the entropy term. ``alpha = 0``
-is the mechanism itself (exact optimum, ties to the lowest action index).
+``alpha > 0`` replaces each optimum by the policy block's entropy-regularised one, for training: ``pi*`` is the
+soft-optimal policy, and ``asw(pi*)`` and ``asw_cf_i`` are the regularised optimal values (the smooth maximum,
+``alpha * logsumexp`` on a tree), so every term of the payment is smooth in ``w`` and ``b`` and the two welfare
+terms carry the same kind of smoothing bias, which cancels to first order in their difference. (Scoring the
+soft policies by their linear welfare instead would credit the mechanism with the welfare the smoothing
+loses, ``alpha`` times an entropy, as if it were revenue: training then chases that bias; measured on
+sales-sym n=2 m=2, 8 starts: 0.414 against 0.497 with the regularised values.) ``alpha = 0`` is the
+mechanism itself (exact optimum, ties to the lowest action index), where the two coincide.
 
 Shapes: ``B`` type profiles, ``N`` agents, ``S`` states, ``A`` actions.
 """
@@ -67,6 +72,7 @@ class AMAOutcome:
     ``policy``, ``occupancy`` ``[B, S, A]``: the chosen policy and its (discounted) visits;
     ``agent_values [B, N]``: ``r_i(pi*)``; ``affine_welfare [B]``: ``asw(pi*)``;
     ``counterfactual_welfare [B, N]``: ``asw_cf_i``; ``payments [B, N]``; ``revenue [B]``: ``sum_i p_i``.
+    With ``alpha > 0`` the welfare terms are the regularised optimal values (see the module's docstring).
     """
 
     policy: Tensor
@@ -110,7 +116,7 @@ def run_affine_maximizer(mdp: MDP, agent_rewards: Tensor, counterfactual_rewards
     problems = torch.cat([main.unsqueeze(1), main.unsqueeze(1) + shift], dim=1)  # [B, N + 1, S, A]
     solution = solve_policy(mdp, problems.reshape(batch * (agents + 1), states, actions), alpha, block)
     occupancy = solution.occupancy.reshape(batch, agents + 1, states, actions)
-    welfare = (occupancy * problems).sum((-2, -1))  # [B, N + 1]: asw of each problem's own optimum
+    welfare = solution.value.reshape(batch, agents + 1)  # [B, N + 1]: each problem's (regularised) optimal asw
     chosen = occupancy[:, 0]
     values = torch.einsum("bsa,bnsa->bn", chosen, agent_rewards)
     payments = values + (welfare[:, 1:] - welfare[:, :1]) / w
