@@ -181,21 +181,22 @@ class BackwardInduction(PolicyBlock):
         sink = num_states  # children == -1 read the value 0 from an extra slot
         children = torch.where(mdp.children >= 0, mdp.children, sink)
         values = rewards.new_zeros(batch, num_states + 1)
-        q = torch.zeros_like(rewards)
-        policy = torch.zeros_like(rewards)
+        q_levels, pi_levels = [], []
         for level in reversed(mdp.levels):
             q_level = rewards[:, level] + values[:, children[level]]
             v_level, pi_level = _backup(q_level, alpha)
             values = values.index_copy(1, level, v_level)
-            q = q.index_copy(1, level, q_level)
-            policy = policy.index_copy(1, level, pi_level)
+            q_levels.insert(0, q_level)
+            pi_levels.insert(0, pi_level)
         reach = rewards.new_zeros(batch, num_states + 1)
         reach[:, 0] = 1.0
-        occupancy = torch.zeros_like(rewards)
-        for level in mdp.levels:
-            visits = reach[:, level, None] * policy[:, level]
-            occupancy = occupancy.index_copy(1, level, visits)
+        visit_levels = []
+        for level, pi_level in zip(mdp.levels, pi_levels):
+            visits = reach[:, level, None] * pi_level
+            visit_levels.append(visits)
             reach = reach.index_add(1, children[level].flatten(), visits.flatten(1))
+        inverse = torch.argsort(torch.cat(mdp.levels))  # level-ordered rows back to state order
+        policy, occupancy, q = (torch.cat(parts, 1)[:, inverse] for parts in (pi_levels, visit_levels, q_levels))
         return PolicySolution(policy, occupancy, q, values[:, 0])
 
 

@@ -1,0 +1,1 @@
+"""Dynamic affine-maximizer mechanisms on MDPs (sequential sales, task scheduling, gridworld)."""
