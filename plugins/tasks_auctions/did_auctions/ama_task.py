@@ -72,8 +72,7 @@ def train(argv: list[str]) -> int:
     """``did train --task ama ...`` or ``did train --resume RUN_DIR`` (an AMA run)."""
     args = _train_parser().parse_args(argv)
     if args.resume:
-        run, raw = read_settings(args.resume, TASK)
-        settings = AMATraining(**raw)
+        run, settings = read_settings(args.resume, TASK, AMATraining)
         run.acquire()
     else:
         settings = _settings(args)
@@ -86,8 +85,9 @@ def train(argv: list[str]) -> int:
         return ama_step(generator, settings, rng, progress)
 
     try:
-        train_in(run, generator, step, rng, settings.steps, settings.lr, f"ama {settings.bidders}x{settings.items}",
-                 resume=bool(args.resume))
+        if not train_in(run, generator, step, rng, settings.steps, settings.lr,
+                        f"ama {settings.bidders}x{settings.items}", resume=bool(args.resume)):
+            return 130
         auction = generator.auction(*settings.bounds())
         run.write_json("ama.json", auction.as_json())
         report, table = evaluate_amas([("trained", auction)], args.samples, args.seed + 1)
@@ -139,8 +139,7 @@ def evaluate(argv: list[str]) -> int:
     if args.shipped:
         print(evaluate_amas(shipped_amas(), args.samples, args.seed)[1])
         return 0
-    run, raw = read_settings(args.run, TASK)
-    settings = AMATraining(**raw)
+    run, settings = read_settings(args.run, TASK, AMATraining)
     generator = AMAGenerator(settings.bidders, settings.items, settings.lotteries)
     step = load_trained(run, generator)
     report, table = evaluate_amas([("trained", generator.auction(*settings.bounds()))], args.samples, args.seed)

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from did_auctions.ama import AMAGenerator, AuctionAMA
+from did_auctions.runs import check_fields
+from did_auctions.values import Box
 
 __all__ = ["AMATraining", "alpha_at", "ama_step"]
 
@@ -35,6 +37,14 @@ class AMATraining:
     alpha_start: float = 0.05
     alpha_end: float = 0.001
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        Box((self.low,), (self.high,))  # finite, 0 <= low < high
+        if min(self.bidders, self.items, self.steps, self.profiles) < 1 or self.lotteries < 0:
+            raise ValueError("bidders, items, steps and profiles must be >= 1, lotteries >= 0")
+        if min(self.lr, self.alpha_start, self.alpha_end) <= 0:
+            raise ValueError("lr, alpha_start and alpha_end must be > 0")
 
     def as_json(self) -> dict:
         """The settings as a JSON object."""

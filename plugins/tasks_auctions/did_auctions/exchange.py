@@ -48,10 +48,13 @@ def menu_from_json(data: Any) -> Menu:
 
 def read_mechanism(path: Path) -> Menu | AuctionAMA:
     """The :class:`Menu` or :class:`AuctionAMA` of an exchange file; ``ValueError`` (one line) otherwise."""
-    data = read_json_file(path, MAX_FILE_BYTES)
-    kind = data.get("kind") if isinstance(data, dict) else None
-    if kind == "menu":
-        return menu_from_json(data)
-    if kind == "ama":
-        return ama_from_json(data)
-    raise ValueError(f"kind must be \"menu\" or \"ama\", got {shown(kind)}")
+    try:
+        data = read_json_file(path, MAX_FILE_BYTES)
+        kind = data.get("kind") if isinstance(data, dict) else None
+        if kind == "menu":
+            return menu_from_json(data)
+        if kind == "ama":
+            return ama_from_json(data)
+        raise ValueError(f"kind must be \"menu\" or \"ama\", got {shown(kind)}")
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from did_core.files import shown
+from did_auctions.checks import check_keys, number_list
 from did_auctions.values import Box, grid
 
 __all__ = ["Family"]
@@ -62,6 +63,13 @@ class Family:
         return {**self.base.as_json(), "shift": [self.shift_min, self.shift_max], "points": self.points}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Family":
-        """The inverse of :meth:`as_json`."""
-        return cls(Box(tuple(data["low"]), tuple(data["high"])), *data["shift"], data["points"])
+    def from_json(cls, data: Any) -> "Family":
+        """The inverse of :meth:`as_json` (a ``ValueError`` naming the field for anything else)."""
+        data = check_keys(data, "family", {"low", "high", "shift", "points"})
+        items = len(data["low"]) if isinstance(data["low"], list) else 0
+        low = number_list(data["low"], "family.low", items)
+        shift = number_list(data["shift"], "family.shift", 2)
+        points = data["points"]
+        if isinstance(points, bool) or not isinstance(points, int):
+            raise ValueError(f"family.points must be an integer, got {shown(points)}")
+        return cls(Box(tuple(low), tuple(number_list(data["high"], "family.high", items))), *shift, points)

@@ -100,8 +100,7 @@ def train(argv: list[str]) -> int:
     """``did train --task menu ...`` or ``did train --resume RUN_DIR`` (a menu run)."""
     args = _train_parser().parse_args(argv)
     if args.resume:
-        run, raw = read_settings(args.resume, TASK)
-        settings = MenuTraining(**raw)
+        run, settings = read_settings(args.resume, TASK, MenuTraining)
         choice = _choice(settings.block)
         run.acquire()
     else:
@@ -117,8 +116,9 @@ def train(argv: list[str]) -> int:
         return menu_step(generator, family, choice, settings, rng, progress)
 
     try:
-        train_in(run, generator, step, rng, settings.steps, settings.lr, f"menu {settings.valuation}",
-                 resume=bool(args.resume))
+        if not train_in(run, generator, step, rng, settings.steps, settings.lr, f"menu {settings.valuation}",
+                        resume=bool(args.resume)):
+            return 130
         _export(run, generator, settings)
         print(_evaluate_run(run, generator, settings, args.samples, args.seed + 1, points=0, step=settings.steps))
     finally:
@@ -224,8 +224,7 @@ def evaluate(argv: list[str]) -> int:
         report, table = evaluate_menus(menus, args.samples, args.seed, args.points)
         print(table)
         return 0
-    run, raw = read_settings(args.run, TASK)
-    settings = MenuTraining(**raw)
+    run, settings = read_settings(args.run, TASK, MenuTraining)
     _check_points(args.points, settings.items)
     generator = MenuGenerator(settings.items, settings.options, settings.valuation, settings.width)
     step = load_trained(run, generator)
@@ -254,8 +253,15 @@ def _design_parser() -> ArgumentParser:
 
 
 def read_instance(path: Path) -> tuple[str, Box]:
-    """The valuation and distribution of an instance file."""
-    data = check_keys(read_json_file(path, MAX_FILE_BYTES), "the instance", {"items", "valuation", "distribution"})
+    """The valuation and distribution of an instance file (a ``ValueError`` naming the file otherwise)."""
+    try:
+        return _instance(read_json_file(path, MAX_FILE_BYTES))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def _instance(data: Any) -> tuple[str, Box]:
+    data = check_keys(data, "the instance", {"items", "valuation", "distribution"})
     items = count(data["items"], "items", MAX_ITEMS)
     if data["valuation"] not in VALUATIONS:
         raise ValueError(f"valuation must be one of {', '.join(VALUATIONS)}")
@@ -277,8 +283,7 @@ def _covering(valuation: str, box: Box, settings: MenuTraining) -> bool:
 def _learned(valuation: str, box: Box, run_path: str | None) -> Menu:
     folders = [Path(run_path)] if run_path else sorted((SHIPPED / "generators").glob("*"))
     for folder in folders:
-        run, raw = read_settings(str(folder), TASK)
-        settings = MenuTraining(**raw)
+        run, settings = read_settings(str(folder), TASK, MenuTraining)
         if _covering(valuation, box, settings):
             generator = MenuGenerator(settings.items, settings.options, settings.valuation, settings.width)
             load_trained(run, generator)

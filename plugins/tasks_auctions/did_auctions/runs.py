@@ -8,19 +8,24 @@ exact resumption) in a ``did_core.runs.RunDir``; ``config.json`` holds
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
-from did_core.loop import LoopSettings, Schedule, TrainingLoop
+from did_core.loop import Interrupted, LoopSettings, Schedule, TrainingLoop
 from did_core.mechanism_task import RUN_CONFIG
 from did_core.runs import RunDir, RunDirError, atomic_write_text, new_run_path
-from did_core.files import read_json_file
+from did_core.files import read_json_file, shown
 
-__all__ = ["start_run", "read_settings", "train_in", "load_trained", "write_report"]
+__all__ = ["start_run", "read_settings", "check_fields", "train_in", "load_trained", "write_report"]
+
+T = TypeVar("T")
 
 
 def start_run(run_dir: str | None, label: str, task: str, settings: dict[str, Any]) -> RunDir:
@@ -35,22 +40,46 @@ def start_run(run_dir: str | None, label: str, task: str, settings: dict[str, An
     return run
 
 
-def read_settings(path: str, task: str) -> tuple[RunDir, dict[str, Any]]:
-    """The run folder ``path`` of task ``task`` and its settings (one-line ``ValueError`` when it is not one)."""
+def read_settings(path: str, task: str, kind: type[T]) -> tuple[RunDir, T]:
+    """The run folder ``path`` of task ``task`` and its settings, a ``kind`` dataclass (a one-line
+    ``RunDirError`` when the folder is not such a run, or its config.json is damaged)."""
     run = RunDir(Path(path))
     config = read_json_file(run.file(RUN_CONFIG), 1 << 20) if run.file(RUN_CONFIG).is_file() else None
     if not isinstance(config, dict) or config.get("task") != task or not isinstance(config.get("settings"), dict):
         raise RunDirError(f"{path} is not a run of the task {task!r} (no config.json naming it)")
-    return run, config["settings"]
+    try:
+        return run, kind(**config["settings"])
+    except (TypeError, ValueError) as exc:
+        raise RunDirError(f"{run.file(RUN_CONFIG)} does not hold valid settings: {exc}") from None
+
+
+def check_fields(settings: Any) -> None:
+    """Every field of the dataclass ``settings`` has its annotated type (int, float, str or dict; an int is a
+    float too) and every number is finite (a ``ValueError`` naming the field otherwise)."""
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        kind = {"int": int, "float": (int, float), "str": str, "dict": dict}[str(field.type)]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ValueError(f"{field.name} must be {field.type}, got {shown(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{field.name} must be finite, got {shown(value)}")
 
 
 def train_in(run: RunDir, model: nn.Module, step_fn: Callable[[int, float], dict[str, float]],
-             rng: torch.Generator, steps: int, lr: float, label: str, resume: bool) -> None:
+             rng: torch.Generator, steps: int, lr: float, label: str, resume: bool) -> bool:
     """Run the shared training loop on ``model`` for ``steps`` steps (warm-up 5%, decay to 5% of ``lr``);
-    ``rng`` is the stream ``step_fn`` draws from (checkpointed, so a resumed run draws the same batches)."""
+    ``rng`` is the stream ``step_fn`` draws from (checkpointed, so a resumed run draws the same batches).
+    Returns false when Ctrl-C or SIGTERM stopped it (after saying how to go on)."""
     settings = LoopSettings(steps=steps, schedule=Schedule(lr, max(1, steps // 20), steps, 0.05),
                             grad_clip=None, log_every=10, checkpoint_every=100, label=label)
-    TrainingLoop(run, model, step_fn, settings, rng).run(resume=resume)
+    try:
+        TrainingLoop(run, model, step_fn, settings, rng).run(resume=resume)
+    except Interrupted as stop:
+        where = (f"checkpoint saved at step {stop.step}" if stop.step is not None
+                 else "stopped mid-step; the last periodic checkpoint is kept")
+        print(f"\ninterrupted: {where}; continue with: did train --resume {run.path}", file=sys.stderr)
+        return False
+    return True
 
 
 def load_trained(run: RunDir, model: nn.Module) -> int:

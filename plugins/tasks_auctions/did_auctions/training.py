@@ -19,6 +19,8 @@ from did_auctions.choice import RelaxedChoice
 from did_auctions.family import Family
 from did_auctions.generator import MenuGenerator
 from did_auctions.menu import utilities
+from did_auctions.runs import check_fields
+from did_auctions.values import VALUATIONS
 
 __all__ = ["MenuTraining", "eps_at", "menu_step"]
 
@@ -40,6 +42,17 @@ class MenuTraining:
     eps_end: float = 0.0005
     seed: int = 0
     block: str = "exact_newton"
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.valuation not in VALUATIONS:
+            raise ValueError(f"valuation must be one of {', '.join(VALUATIONS)}")
+        if min(self.options, self.width, self.steps, self.members, self.types) < 1:
+            raise ValueError("options, width, steps, members and types must be >= 1")
+        if min(self.lr, self.eps_start, self.eps_end) <= 0:
+            raise ValueError("lr, eps_start and eps_end must be > 0")
+        if Family.from_json(self.family).base.items != self.items:
+            raise ValueError(f"the family's distribution must have {self.items} items")
 
     def as_json(self) -> dict:
         """The settings as a JSON object."""
