@@ -26,7 +26,7 @@ from did_core.runs import RunDir, RunDirError, atomic_write_text, json_text, out
 from did_dynamic.evaluation import Measured, evaluate
 from did_dynamic.mechanism_file import mechanism_json, parse_mechanism, read_mechanism
 from did_dynamic.settings import CELLS, SETTINGS, Setting, make_setting
-from did_dynamic.training import METHODS, EVALUATION_OFFSET, TrainSettings, sobol_search, train
+from did_dynamic.training import LIMITS, METHODS, EVALUATION_OFFSET, TrainSettings, sobol_search, train
 from did_dynamic.types_file import read_types_file
 
 __all__ = ["TASK", "SHIPPED", "train_main", "eval_main", "design_main", "shipped_path"]
@@ -35,12 +35,6 @@ TASK = "dynamic"
 #: The shipped mechanisms, one file per published cell.
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 MECHANISM = "mechanism.json"
-
-#: Upper bounds of the flags (a larger value is a mistake, refused before any work): steps, profiles, starts, ...
-LIMITS = {"steps": 1_000_000, "batch": 8192, "starts": 64, "validate_every": 1_000_000,
-          "validation_profiles": 10_000_000, "eval_profiles": 10_000_000, "perturbations": 1000,
-          "candidates": 1_000_000}
-
 
 def shipped_path(setting: Setting) -> Path:
     """The shipped file of ``setting``'s cell."""
@@ -55,8 +49,9 @@ def _bounded(name: str, kind: type) -> "argparse._ActionsContainer":
             raise argparse.ArgumentTypeError(f"is not a{'n integer' if kind is int else ' number'}: {text!r}")
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
-        if name in LIMITS and not 1 <= value <= LIMITS[name]:
-            raise argparse.ArgumentTypeError(f"must be in 1..{LIMITS[name]}, got {text}")
+        low = 0 if name == "seed" else 1
+        if name in LIMITS and not low <= value <= LIMITS[name]:
+            raise argparse.ArgumentTypeError(f"must be in {low}..{LIMITS[name]}, got {text}")
         return value
 
     return parse  # type: ignore[return-value]
@@ -108,11 +103,7 @@ def train_main(argv: list[str]) -> int:
         folder = Path(args.resume)
         data = _read_run_config(folder)
         setting = make_setting(data.get("setting"), data.get("n"), data.get("m"))
-        try:
-            config = TrainSettings(**data["train"])
-        except TypeError as exc:
-            raise ValueError(f"run {shown(str(folder))}: {RUN_CONFIG}: {exc}") from None
-        config.check()
+        config = TrainSettings.from_dict(data["train"], f"run {shown(str(folder))}: {RUN_CONFIG}")
         run = RunDir(folder)
     else:
         if args.setting is None or args.n is None or args.m is None or args.run_dir is None:
@@ -124,7 +115,19 @@ def train_main(argv: list[str]) -> int:
             raise RunDirError(f"run directory {run.path} already holds a run; continue it with did train "
                               f"--resume {run.path}")
     run.acquire()
-    if args.resume is None:
+    try:
+        mechanism, measured = _train_in(run, setting, config, resume=args.resume is not None)
+    finally:
+        run.release()
+    print(f"{setting.key}: {'revenue' if setting.maximize else 'makespan'} {measured.mean:.4f} "
+          f"(+- {measured.stderr:.4f}, {measured.samples} profiles); {run.file(MECHANISM)}")
+    return 0
+
+
+def _train_in(run: RunDir, setting: Setting, config: TrainSettings, resume: bool) -> tuple[AffineMaximizer,
+                                                                                          Measured]:
+    """Train in the acquired ``run`` (writing its config first, unless resumed) and write its mechanism file."""
+    if not resume:
         run.write_json(RUN_CONFIG, {"task": TASK, "setting": setting.name, "n": setting.n, "m": setting.m,
                                     "train": asdict(config)})
     if config.method == "sobol":
@@ -132,11 +135,9 @@ def train_main(argv: list[str]) -> int:
             print(f"{setting.key}: {done}/{config.candidates} candidates, best {best:.4f}", flush=True)
         mechanism, measured = sobol_search(setting, config, show)
     else:
-        mechanism, measured = train(setting, config, run, resume=args.resume is not None)
+        mechanism, measured = train(setting, config, run, resume=resume)
     run.write_json(MECHANISM, mechanism_json(setting, mechanism, measured))
-    print(f"{setting.key}: {'revenue' if setting.maximize else 'makespan'} {measured.mean:.4f} "
-          f"(+- {measured.stderr:.4f}, {measured.samples} profiles); {run.file(MECHANISM)}")
-    return 0
+    return mechanism, measured
 
 
 def _eval_parser() -> ArgumentParser:
@@ -241,7 +242,9 @@ class _scratch_run:
         import tempfile
 
         self._folder = tempfile.TemporaryDirectory(prefix="did-design-")
-        return RunDir(Path(self._folder.name)).acquire()
+        self._run = RunDir(Path(self._folder.name)).acquire()
+        return self._run
 
     def __exit__(self, *exc: object) -> None:
+        self._run.release()
         self._folder.cleanup()

@@ -16,13 +16,15 @@ Seeds: training profiles from ``seed``; validation from ``seed + VALIDATION_OFFS
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from did_core.affine_maximizer import AffineMaximizer, run_affine_maximizer
+from did_core.files import shown
 from did_core.loop import LoopSettings, Schedule, TrainingLoop
 from did_core.plugins import get_policy_block
 from did_core.policy import PolicyBlock
@@ -31,9 +33,14 @@ from did_dynamic.evaluation import Measured, evaluate
 from did_dynamic.settings import Setting
 from did_dynamic.zeroth_order import ZerothOrder
 
-__all__ = ["TrainSettings", "Starts", "METHODS", "train", "sobol_search", "VALIDATION_OFFSET", "EVALUATION_OFFSET"]
+__all__ = ["LIMITS", "TrainSettings", "Starts", "METHODS", "train", "sobol_search", "VALIDATION_OFFSET", "EVALUATION_OFFSET"]
 
 METHODS = ("first-order", "zeroth-order", "sobol")
+
+#: Upper bounds of the integer settings (a larger value is a mistake, refused before any work).
+LIMITS = {"steps": 1_000_000, "batch": 8192, "starts": 64, "validate_every": 1_000_000,
+          "validation_profiles": 10_000_000, "eval_profiles": 10_000_000, "perturbations": 1000,
+          "candidates": 1_000_000, "seed": 2**31}
 VALIDATION_OFFSET = 1_000_003
 EVALUATION_OFFSET = 2_000_029
 
@@ -59,6 +66,22 @@ class TrainSettings:
     sigma: float = 0.01
     candidates: int = 256
 
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> "TrainSettings":
+        """The settings a run's config stored (``asdict``), each value checked against its field's type."""
+        defaults = cls()
+        if not isinstance(data, dict) or not set(data) <= {f.name for f in fields(cls)}:
+            raise ValueError(f"{source}: the training settings must be an object with the keys of TrainSettings")
+        for name, value in data.items():
+            kind = type(getattr(defaults, name))
+            ok = isinstance(value, kind) or (kind is float and isinstance(value, int))
+            if not ok or isinstance(value, bool):
+                raise ValueError(f"{source}: {name} must be a{'n integer' if kind is int else ' ' + kind.__name__}, "
+                                 f"got {shown(value)}")
+        settings = cls(**{k: float(v) if isinstance(getattr(defaults, k), float) else v for k, v in data.items()})
+        settings.check()
+        return settings
+
     def check(self) -> None:
         """Refuse settings no run could use (one-line ``ValueError``)."""
         if self.method not in METHODS:
@@ -67,8 +90,10 @@ class TrainSettings:
                     self.validate_every, "validation_profiles": self.validation_profiles, "eval_profiles":
                     self.eval_profiles, "perturbations": self.perturbations, "candidates": self.candidates}
         for name, value in positive.items():
-            if value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
+            if not 1 <= value <= LIMITS[name]:
+                raise ValueError(f"{name} must be in 1..{LIMITS[name]}, got {value}")
+        if not 0 <= self.seed <= LIMITS["seed"]:
+            raise ValueError(f"seed must be in 0..{LIMITS['seed']}, got {self.seed}")
         reals = {"lr": self.lr, "final_lr_fraction": self.final_lr_fraction, "sigma": self.sigma}
         for name, value in reals.items():
             if not (math.isfinite(value) and value > 0.0):
