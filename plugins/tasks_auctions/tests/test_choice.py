@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from did_core.equilibria import Epsilon
 from did_core.plugins import create, get_concept, registry
 from did_auctions.choice import RelaxedChoice
 
@@ -21,7 +22,7 @@ def closed_form(utility: torch.Tensor, eps: float) -> torch.Tensor:
             rows.append(torch.full_like(u, 1 / len(u)))
             continue
         lo, hi = -30.0, 10.0
-        for _ in range(200):
+        for _ in range(60):
             mid = (lo + hi) / 2
             sigma = torch.softmax(u / torch.exp(torch.tensor(mid, dtype=u.dtype)), dim=0)
             lo, hi = (lo, mid) if u.max() - sigma @ u > eps else (mid, hi)
@@ -44,8 +45,8 @@ def test_block_choice_is_the_closed_form_softmax(block):
 
 def test_gradient_matches_finite_differences_of_the_closed_form():
     generator = torch.Generator().manual_seed(1)
-    utility = torch.randn(3, 5, generator=generator, dtype=torch.float64)
-    weights = torch.randn(3, 5, generator=generator, dtype=torch.float64)
+    utility = torch.randn(2, 4, generator=generator, dtype=torch.float64)
+    weights = torch.randn(2, 4, generator=generator, dtype=torch.float64)
     choice = RelaxedChoice(create("blocks", "exact_newton"), get_concept("cce"))
     u = utility.clone().requires_grad_(True)
     (choice(u, 0.1) * weights).sum().backward()
@@ -59,3 +60,16 @@ def test_gradient_matches_finite_differences_of_the_closed_form():
         down = (closed_form(utility - delta, 0.1) * weights).sum()
         numeric.view(-1)[index] = (up - down) / (2 * step)
     torch.testing.assert_close(u.grad, numeric, atol=1e-4, rtol=1e-3)
+
+
+def test_ce_is_not_the_softmax_choice():
+    """Why the choice uses CCE: one player's CE rows condition on the recommended option, and its eps-ME joint
+    is not a softmax over utilities (its log-probabilities are not affine in them)."""
+    utility = torch.tensor([[0.0, 0.4, -0.3, 0.9, 0.2]], dtype=torch.float64)
+    sigma = create("blocks", "exact_newton")(utility.unsqueeze(1), concept=get_concept("ce"),
+                                             eps=Epsilon(0.05, relative=False)).sigma
+    logits = torch.log(sigma[0])
+    slope = torch.linalg.lstsq(torch.stack([utility[0], torch.ones(5, dtype=torch.float64)], 1),
+                               logits[:, None]).solution
+    residual = logits - slope[0] * utility[0] - slope[1]
+    assert residual.abs().max() > 0.1
