@@ -237,8 +237,8 @@ class _SoftFixedPoint(torch.autograd.Function):
 class SoftValueIteration(PolicyBlock):
     """Soft value iteration on a :class:`DiscountedMDP`, differentiated implicitly at the fixed point.
 
-    ``alpha = 0``: value iteration, then policy iteration (exact evaluation by a linear solve, greedy
-    improvement, ties to the lowest action) until the policy is stable, so the answer is the exact optimum.
+    ``alpha = 0``: policy iteration (exact evaluation by a linear solve, greedy improvement, ties to the
+    lowest action) until the policy is stable, so the answer is the exact optimum.
     Options: ``tol`` (sup-norm change that ends the iteration) and ``max_iter``.
     """
 
@@ -282,14 +282,9 @@ class SoftValueIteration(PolicyBlock):
         return torch.linalg.solve(eye - discount * p_pi, gain.unsqueeze(-1)).squeeze(-1)
 
     def _exact_policy(self, p: Tensor, discount: float, rewards: Tensor) -> Tensor:
-        values = rewards.new_zeros(rewards.shape[:2])
-        for _ in range(self.max_iter):
-            new = (rewards + discount * torch.einsum("sat,bt->bsa", p, values)).max(-1).values
-            done = float((new - values).abs().max()) <= self.tol
-            values = new
-            if done:
-                break
-        policy = _greedy(rewards + discount * torch.einsum("sat,bt->bsa", p, values))
+        """Policy iteration from the greedy policy of the rewards: exact evaluation, greedy improvement (ties
+        to the lowest action), until no state changes; each round improves strictly, so it ends."""
+        policy = _greedy(rewards)
         for _ in range(self.max_iter):
             values = self._evaluate(p, discount, rewards, policy, 0.0)
             improved = _greedy(rewards + discount * torch.einsum("sat,bt->bsa", p, values))
