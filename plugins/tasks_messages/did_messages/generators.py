@@ -2,10 +2,17 @@
 
 * :class:`AllocationGenerator` (message allocation): one shared MLP scores every
   (message, item) pair from the item's prior and rank, the message's index and
-  the instance's size; a softmax over the real items gives each message's
-  allocation ``[B, M, K]``. Items enter only through their prior and rank, so
-  relabelling the items relabels the allocation (equivariance); messages are
-  told apart by their index, since a mechanism must treat them differently.
+  the instance's size; the scores become each message's allocation ``[B, M, K]``
+  by a capped Sinkhorn normalisation: every message's row sums to 1 and no item
+  is given more than ``max(1, m / k)`` in total over the messages. Giving one item
+  through two messages never beats giving two items (when ``m <= k``), so the cap
+  loses no mechanism worth having, and it removes the trap where every message
+  gives the most likely item: there the followers' eps-ME play is indifferent to
+  small changes, and the gradient of every message points to that item
+  (measured: a plain softmax generator ended there, 0.72 of the optimum).
+  Items enter only through their prior and rank, so relabelling the items
+  relabels the allocation (equivariance); messages are told apart by their
+  index, since a mechanism must treat them differently.
 * :class:`SPMGenerator` (muSPM): each agent's (value, probability) pairs are
   embedded and pooled (mean and max over the agent's real types, so any number
   of types is read); an MLP maps both agents' summaries to, per message profile,
@@ -47,10 +54,31 @@ class GeneratorOptions(Options):
     layers: int = Field(3, ge=1, le=8)
 
 
+class AllocationOptions(GeneratorOptions):
+    """The allocation generator's options."""
+
+    sinkhorn_steps: int = Field(20, ge=0, le=200, description="capped Sinkhorn steps (0: a plain softmax per "
+                                "message)")
+
+
+def capped_sinkhorn(logits: Tensor, items: Tensor, messages: Tensor, steps: int) -> Tensor:
+    """Rows of ``softmax(logits) [B, M, K]`` (real items only) normalised to 1 per message, with every item's total
+    over the real messages scaled down to at most ``max(1, m / k)``, alternately ``steps`` times (rows last)."""
+    x = torch.softmax(logits.masked_fill(~items.unsqueeze(1), -torch.inf), dim=2)
+    real = messages.unsqueeze(2).to(x.dtype)
+    cap = torch.clamp(messages.sum(1) / items.sum(1), min=1).to(x.dtype).view(-1, 1, 1)
+    for _ in range(steps):
+        total = (x * real).sum(dim=1, keepdim=True)
+        over = total > cap  # only these columns are scaled (a padded item's total is 0: no division by it)
+        x = x * torch.where(over, cap / torch.where(over, total, torch.ones_like(total)), torch.ones_like(total))
+        x = x / x.sum(dim=2, keepdim=True)
+    return x
+
+
 class AllocationGenerator(nn.Module, Configurable):
     """Context (``prior [B, K]``, ``items [B, K]``, ``messages [B, M]``) -> allocation ``x [B, M, K]``."""
 
-    Options = GeneratorOptions
+    Options = AllocationOptions
 
     def __init__(self, sampler: ContextSampler | None = None, **options: Any) -> None:
         nn.Module.__init__(self)
@@ -83,8 +111,7 @@ class AllocationGenerator(nn.Module, Configurable):
             (n_messages / MAX_MESSAGES).view(b, 1, 1, 1).expand(b, m, k, 1),
             at_j.view(b, m, 1, 1).expand(b, m, k, 1),
         ], dim=-1)
-        logits = self.score(feats).squeeze(-1).masked_fill(~items.unsqueeze(1), -torch.inf)
-        return torch.softmax(logits, dim=2)
+        return capped_sinkhorn(self.score(feats).squeeze(-1), items, messages, self.options.sinkhorn_steps)
 
 
 class SPMGenerator(nn.Module, Configurable):

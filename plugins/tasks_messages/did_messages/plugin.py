@@ -24,7 +24,9 @@ MESSAGE_ALLOCATION = Task(
     description="allocate one of k items per message to a follower who wants one item (its private type) and "
                 "sends one of m messages",
     size_axis="items",
-    train_profiles={"quick": quick_profile(**TOLERANCE), "paper": paper_profile(**TOLERANCE)},
+    # measured (benchmarks/results/messages.md): 600 steps reach 0.990 of the optimum under the exact block, where
+    # (1 - eps) = 0.99 is the most any rule attains with two or more messages
+    train_profiles={"quick": quick_profile(steps=600, **TOLERANCE), "paper": paper_profile(**TOLERANCE)},
     polish_budget=400,
     instances=AllocationInstances(),
     shipped=SHIPPED / "message_allocation",
