@@ -169,6 +169,7 @@ def step_function(setting: Setting, model: Starts, config: TrainSettings,
                                        alpha, block)
         objective = setting.objective(outcome, _repeat(types, starts)).view(starts, config.batch).mean(1)
         (sign * objective.sum()).backward()
+        objective = objective.detach()
         return {"loss": float(sign * objective.mean()), "alpha": alpha, "objective_best_start": float(
             objective.max() if setting.maximize else objective.min())}
 
