@@ -15,7 +15,6 @@ mechanism exists there: compared with VCG only). Printed and stored as Markdown 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

@@ -152,13 +152,14 @@ def _backup(q: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
 class PolicyBlock(ABC):
     """Maps an MDP and rewards ``[B, S, A]`` to a :class:`PolicySolution`, differentiably in the rewards."""
 
-    #: the MDP class the block solves.
-    solves: ClassVar[type]
+    #: the MDP class (or classes) the block solves.
+    solves: ClassVar[type | tuple[type, ...]]
 
     def __call__(self, mdp: MDP, rewards: Tensor, alpha: float) -> PolicySolution:
         """Check the input, then :meth:`solve`. ``alpha >= 0`` (0: exact, ties to the lowest action)."""
         if not isinstance(mdp, self.solves):
-            raise TypeError(f"{type(self).__name__} solves a {self.solves.__name__}, got a {type(mdp).__name__}")
+            kinds = " or ".join(k.__name__ for k in (self.solves if isinstance(self.solves, tuple) else (self.solves,)))
+            raise TypeError(f"{type(self).__name__} solves a {kinds}, got a {type(mdp).__name__}")
         if rewards.dim() != 3 or rewards.shape[1:] != (mdp.num_states, mdp.num_actions):
             raise ValueError(f"rewards must be [B, {mdp.num_states}, {mdp.num_actions}], got {tuple(rewards.shape)}")
         if not (alpha >= 0.0 and alpha < float("inf")):

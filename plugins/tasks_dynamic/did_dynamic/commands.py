@@ -11,12 +11,10 @@ shipped format, :mod:`did_dynamic.mechanism_file`).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-from dataclasses import asdict, fields, replace
+from collections.abc import Callable
+from dataclasses import asdict, fields
 from pathlib import Path
-
-import torch
 
 from did_core.affine_maximizer import AffineMaximizer, vcg
 from did_core.console import ArgumentParser, nonempty
@@ -24,8 +22,8 @@ from did_core.files import UnreadableFile, read_json_file, shown
 from did_core.mechanism_task import RUN_CONFIG
 from did_core.runs import RunDir, RunDirError, atomic_write_text, json_text, output_file
 from did_dynamic.evaluation import Measured, evaluate
-from did_dynamic.mechanism_file import mechanism_json, parse_mechanism, read_mechanism
-from did_dynamic.settings import CELLS, SETTINGS, Setting, make_setting
+from did_dynamic.mechanism_file import mechanism_json, read_mechanism
+from did_dynamic.settings import SETTINGS, Setting, make_setting
 from did_dynamic.training import LIMITS, METHODS, EVALUATION_OFFSET, TrainSettings, sobol_search, train
 from did_dynamic.types_file import read_types_file
 
@@ -41,7 +39,8 @@ def shipped_path(setting: Setting) -> Path:
     return SHIPPED / f"{setting.key}.json"
 
 
-def _bounded(name: str, kind: type) -> "argparse._ActionsContainer":
+def _bounded(name: str, kind: type) -> Callable[[str], float | int]:
+    """An argparse ``type``: a finite ``kind`` within :data:`did_dynamic.training.LIMITS` where it names a bound."""
     def parse(text: str) -> float | int:
         try:
             value = kind(text)
@@ -54,7 +53,7 @@ def _bounded(name: str, kind: type) -> "argparse._ActionsContainer":
             raise argparse.ArgumentTypeError(f"must be in {low}..{LIMITS[name]}, got {text}")
         return value
 
-    return parse  # type: ignore[return-value]
+    return parse
 
 
 def _train_parser() -> ArgumentParser:
@@ -212,8 +211,9 @@ def _design_parser() -> ArgumentParser:
 
 def design_main(argv: list[str]) -> int:
     """``did design dynamic TYPES_FILE``: an affine maximizer trained for the file's type distribution (from
-    VCG, random starts and, for a published cell, its shipped mechanism), its expected objective measured
-    exactly; printed as a mechanism file (and written to ``--out``)."""
+    VCG and random starts), or the shipped mechanism of the same cell where that does better on this
+    distribution; its expected objective measured exactly; printed as a mechanism file (and written to
+    ``--out``)."""
     args = _design_parser().parse_args(argv)
     out = output_file(Path(args.out), force=args.force) if args.out else None
     setting = read_types_file(Path(args.types_file))
@@ -222,8 +222,8 @@ def design_main(argv: list[str]) -> int:
     config.check()
     with _scratch_run() as run:
         mechanism, measured = train(setting, config, run)
-    shipped = shipped_path(make_setting(setting.name, setting.n, setting.m)) if setting.n and setting.m else None
-    if shipped is not None and shipped.is_file():
+    shipped = shipped_path(setting)
+    if shipped.is_file():
         candidate = read_mechanism(shipped).mechanism
         other = evaluate(setting, candidate, args.profiles, args.seed + EVALUATION_OFFSET)
         if (other.mean > measured.mean) == setting.maximize and other.mean != measured.mean:

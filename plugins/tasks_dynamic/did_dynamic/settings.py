@@ -18,7 +18,6 @@ column), and :attr:`Setting.mdp` carries each state's label as the shipped files
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 import torch

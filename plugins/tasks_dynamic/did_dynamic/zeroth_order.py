@@ -43,7 +43,7 @@ class ZerothOrder(PolicyBlock):
     """The exact optimum, with the zeroth-order estimate of its Jacobian (``perturbations`` draws of size
     ``sigma``) as its backward pass. Solves whatever MDP ``inner`` (a block name) solves; ``alpha`` must be 0."""
 
-    solves = (TreeMDP, DiscountedMDP)  # type: ignore[assignment]
+    solves = (TreeMDP, DiscountedMDP)
 
     def __init__(self, inner: PolicyBlock, perturbations: int = 10, sigma: float = 0.01) -> None:
         if perturbations < 1 or not sigma > 0.0:
