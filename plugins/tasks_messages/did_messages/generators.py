@@ -16,8 +16,9 @@
 * :class:`SPMGenerator` (muSPM): each agent's (value, probability) pairs are
   embedded and pooled (mean and max over the agent's real types, so any number
   of types is read); an MLP maps both agents' summaries to, per message profile,
-  the probability of visiting agent 1 first (sigmoid) and a price per agent
-  (softplus) ``[B, M, M, 3]``.
+  the probability of visiting agent 1 first and a price per agent, each a
+  sigmoid (prices up to :func:`did_messages.spm.price_cap`, 1.2 times the
+  largest value) ``[B, M, M, 3]``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from torch import Tensor, nn
 
 from did_core.tasks import Configurable, ContextSampler, Options
 from did_messages.allocation import MAX_ITEMS, MAX_MESSAGES
-from did_messages.spm import MAX_SPM_MESSAGES
+from did_messages.spm import MAX_SPM_MESSAGES, price_cap
 
 __all__ = ["AllocationGenerator", "SPMGenerator"]
 
@@ -141,5 +142,5 @@ class SPMGenerator(nn.Module, Configurable):
         count = F.one_hot(messages.sum(dim=1) - 1, MAX_SPM_MESSAGES).float()
         out = self.head(torch.cat([mean.flatten(1), top.flatten(1), count], dim=1))
         out = out.view(b, MAX_SPM_MESSAGES, MAX_SPM_MESSAGES, 3)[:, :m, :m]
-        scale = (values * types).amax(dim=(1, 2)).view(b, 1, 1, 1)
-        return torch.cat([torch.sigmoid(out[..., :1]), scale * F.softplus(out[..., 1:])], dim=-1)
+        return torch.cat([torch.sigmoid(out[..., :1]), price_cap(context).view(b, 1, 1, 1) * torch.sigmoid(out[..., 1:])],
+                         dim=-1)

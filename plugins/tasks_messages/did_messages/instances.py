@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from did_core.bayesian import check_anf_size
@@ -34,7 +33,7 @@ from did_core.equilibria import Epsilon
 from did_core.instance_files import InstanceError, check_fields, load_instance, names
 from did_core.tasks import Context, DesignObjective, InstanceFormat
 from did_messages.allocation import MAX_ITEMS, MAX_MESSAGES, AllocationObjective, feasible_allocation, optimum
-from did_messages.spm import MAX_SPM_MESSAGES, MAX_SPM_TYPES, SPMObjective, feasible_mechanism
+from did_messages.spm import MAX_SPM_MESSAGES, MAX_SPM_TYPES, SPMObjective, feasible_mechanism, price_cap
 
 __all__ = ["AllocationInstances", "SPMInstances", "load_allocation", "load_spm", "PRIOR_TOLERANCE", "MAX_VALUE"]
 
@@ -44,6 +43,8 @@ PRIOR_TOLERANCE = 1e-6
 MAX_VALUE = 1e6
 #: The allocation is ``softmax(LOGIT_SCALE * theta)`` in the per-instance optimisation (pure rules are far away).
 LOGIT_SCALE = 4.0
+#: Starts of the per-instance optimisation, optimised together as one batch.
+STARTS = 32
 
 
 def _count(data: Any, field: str, low: int, high: int) -> int:
@@ -138,23 +139,26 @@ class _Named(dict):
 
 def _adam(objective: DesignObjective, context: Context, block: EquilibriumBlock, concept: Concept, eps: Epsilon,
           steps: int, lr: float, theta: Tensor, intervention: Any) -> Tensor:
-    """``steps`` Adam steps on ``theta`` (the intervention is ``intervention(theta)``) through ``block``; the best
-    intervention met (the start included) by the objective's value."""
+    """``steps`` Adam steps on every start ``theta [S, ...]`` at once (start ``s``'s intervention is
+    ``intervention(theta)[s]``) through ``block`` on ``S`` copies of the context of one; the best intervention
+    ``[1, ...]`` met by any start at any step (the starts included), by the objective's value."""
     theta = theta.detach().double().clone().requires_grad_(True)
+    copies = {k: v.expand(theta.shape[0], *v.shape[1:]) for k, v in context.items()}
     optimiser = torch.optim.Adam([theta], lr=lr)
     best, best_value = None, math.inf
     sign = 1.0 if objective.minimize else -1.0
     for step in range(steps + 1):
         x = intervention(theta)
-        games, mask = objective.induce(context, x)
+        games, mask = objective.induce(copies, x)
         eq = block(games, mask, concept=concept, eps=eps)
-        value = objective.value(context, x, eq)[0]
-        if sign * float(value.detach()) < best_value:
-            best, best_value = x.detach().clone(), sign * float(value.detach())
+        value = sign * objective.value(copies, x, eq)
+        low = int(value.detach().argmin())
+        if float(value[low].detach()) < best_value:
+            best, best_value = x[low:low + 1].detach().clone(), float(value[low].detach())
         if step == steps:
             break
         optimiser.zero_grad()
-        (sign * value).backward()
+        value.sum().backward()
         optimiser.step()
     assert best is not None
     return best
@@ -185,22 +189,22 @@ class AllocationInstances(InstanceFormat):
 
     def optimise(self, context: Context, block: EquilibriumBlock, concept: Concept, eps: Epsilon, steps: int,
                  lr: float, start: Tensor | None = None) -> Tensor:
-        """Adam on ``theta [1, M, K]``, the allocation ``softmax(LOGIT_SCALE theta)`` over the real items; from
-        ``start``'s logits, else from small random logits (seed 0: messages must start apart)."""
+        """Adam on ``theta [S, M, K]``, the allocation ``softmax(LOGIT_SCALE theta)`` over the real items, from
+        :data:`STARTS` random logits (seed 0: messages must start apart) and ``start``'s logits when given."""
         items = context["items"]
+        noise = torch.Generator().manual_seed(0)
+        theta = torch.randn(STARTS, context["messages"].shape[1], items.shape[1], generator=noise,
+                            dtype=torch.float64)
         if start is not None:
-            theta = feasible_allocation(context, start.double()).clamp_min(1e-12).log() / LOGIT_SCALE
-        else:
-            noise = torch.Generator().manual_seed(0)
-            theta = 0.1 * torch.randn(1, context["messages"].shape[1], items.shape[1], generator=noise,
-                                      dtype=torch.float64)
+            given = feasible_allocation(context, start.double()).clamp_min(1e-12).log() / LOGIT_SCALE
+            theta = torch.cat([given, theta[1:]])
 
         def allocation(t: Tensor) -> Tensor:
             return torch.softmax((LOGIT_SCALE * t).masked_fill(~items.unsqueeze(1), -torch.inf), dim=2)
         return _adam(AllocationObjective(), context, block, concept, eps, steps, lr, theta, allocation)
 
     def describe_budget(self, context: Context, steps: int, start: Tensor | None = None) -> str | None:
-        return f"best of {steps + 1} allocation rules met"
+        return f"{STARTS} starts{' (one the given rule)' if start is not None else ''}, the best rule met"
 
     def describe(self, context: Context, intervention: Tensor) -> list[str]:
         """Per message, the items it gives (probability >= 0.005), and the best mechanism's value."""
@@ -241,24 +245,23 @@ class SPMInstances(InstanceFormat):
 
     def optimise(self, context: Context, block: EquilibriumBlock, concept: Concept, eps: Epsilon, steps: int,
                  lr: float, start: Tensor | None = None) -> Tensor:
-        """Adam on ``theta [1, M, M, 3]``: ``q = sigmoid(theta_0)``, prices ``scale * softplus(theta_1, theta_2)``
-        (``scale`` the largest value); from ``start``, else from seed-0 random parameters."""
-        scale = float((context["values"] * context["types"]).amax()) or 1.0
+        """Adam on ``theta [S, M, M, 3]``: ``q = sigmoid(theta_0)``, prices ``price_cap(context) *
+        sigmoid(theta_1, theta_2)``, from :data:`STARTS` random parameters (seed 0) and ``start`` when given: the
+        landscape has many local optima (a price on the wrong side of a value gets no gradient back)."""
+        cap = price_cap(context).double().view(-1, 1, 1, 1)
         m = context["messages"].shape[1]
+        theta = 2 * torch.randn(STARTS, m, m, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
         if start is not None:
             x = feasible_mechanism(start.double())
-            q = x[..., :1].clamp(1e-6, 1 - 1e-6)
-            prices = (x[..., 1:] / scale).clamp_min(1e-6)
-            theta = torch.cat([torch.log(q / (1 - q)), prices + torch.log(-torch.expm1(-prices))], dim=-1)
-        else:
-            theta = 0.5 * torch.randn(1, m, m, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+            share = torch.cat([x[..., :1], x[..., 1:] / cap], dim=-1).clamp(1e-6, 1 - 1e-6)
+            theta = torch.cat([torch.log(share / (1 - share)), theta[1:]])
 
         def mechanism(t: Tensor) -> Tensor:
-            return torch.cat([torch.sigmoid(t[..., :1]), scale * F.softplus(t[..., 1:])], dim=-1)
+            return torch.cat([torch.sigmoid(t[..., :1]), cap * torch.sigmoid(t[..., 1:])], dim=-1)
         return _adam(SPMObjective(), context, block, concept, eps, steps, lr, theta, mechanism)
 
     def describe_budget(self, context: Context, steps: int, start: Tensor | None = None) -> str | None:
-        return f"best of {steps + 1} mechanisms met"
+        return f"{STARTS} starts{' (one the given mechanism)' if start is not None else ''}, the best mechanism met"
 
     def describe(self, context: Context, intervention: Tensor) -> list[str]:
         """Per message profile: who is visited first (and how surely) and each agent's posted price."""

@@ -47,7 +47,7 @@ from did_core.blocks import Equilibrium
 from did_core.tasks import Context, ContextSampler, DesignObjective, Options
 
 __all__ = ["SPMSampler", "SPMObjective", "spm_games", "feasible_mechanism", "outcomes", "paper_instance",
-           "MAX_SPM_MESSAGES", "MAX_SPM_TYPES"]
+           "price_cap", "MAX_SPM_MESSAGES", "MAX_SPM_TYPES"]
 
 #: The largest instance the task takes: the agent-normal form has ``m^(2 T)`` joint actions (3^8 = 6561).
 MAX_SPM_MESSAGES = 3
@@ -61,6 +61,11 @@ def paper_instance(e: float = 0.2, messages: int = 2) -> Context:
             "prior": torch.tensor([[[1 - e, e], [0.5, 0.5]]]),
             "types": torch.ones(1, 2, 2, dtype=torch.bool),
             "messages": torch.ones(1, messages, dtype=torch.bool)}
+
+
+def price_cap(context: Context) -> Tensor:
+    """The highest price worth posting ``[B]``: 1.2 times the largest value (above every value, nobody buys)."""
+    return 1.2 * (context["values"] * context["types"]).flatten(1).amax(dim=1).clamp_min(1e-6)
 
 
 def feasible_mechanism(x: Tensor) -> Tensor:
