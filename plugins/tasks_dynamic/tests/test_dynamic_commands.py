@@ -5,6 +5,7 @@ plain-Python reference on profiles of its own."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 from pathlib import Path
@@ -12,11 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from did_core.affine_maximizer import one_round_mdp
 from did_core.cli import main
+from did_core.plugins import get_policy_block
 from did_dynamic import training
 from did_dynamic.commands import SHIPPED
 from did_dynamic.mechanism_file import read_mechanism
 from did_dynamic.settings import CELLS
+from did_dynamic.zeroth_order import ZerothOrder
 
 import dynamic_reference as reference
 
@@ -95,3 +99,24 @@ def test_shipped_mechanism_holds_up_under_the_reference(path):
     values = torch.tensor([reference.outcome(data, t.tolist()) for t in types], dtype=torch.float64)
     stderr = float(values.std()) / len(values) ** 0.5
     assert abs(float(values.mean()) - shipped.objective) < 5 * stderr + 1e-6
+
+
+@pytest.mark.parametrize("method", [["--method", "zeroth-order", "--perturbations", "2"],
+                                    ["--method", "sobol", "--candidates", "4"]])
+def test_the_published_baselines_train_too(tmp_path, method):
+    assert main(["train", *TINY, *method, "--run-dir", str(tmp_path / "run")]) == 0
+    assert read_mechanism(tmp_path / "run" / "mechanism.json").samples == 1000
+
+
+def test_the_zeroth_order_estimate_is_the_gradient_of_the_gaussian_smoothed_choice():
+    """Stein's lemma: E[(x(R + sigma U) - x(R)) U] / sigma is the gradient of E[x(R + sigma U)]; for a choice
+    between two actions that is the normal density of the value gap at scale sigma * sqrt(2)."""
+    torch.manual_seed(0)
+    block = ZerothOrder(get_policy_block("backward-induction"), perturbations=20_000, sigma=0.01)
+    rewards = torch.tensor([[[0.0, 0.005]]], dtype=torch.float64, requires_grad=True)
+    occupancy = block(one_round_mdp(2), rewards, 0.0).occupancy
+    (grad,) = torch.autograd.grad(occupancy[0, 0, 1], rewards)
+    scale = 0.01 * math.sqrt(2.0)
+    expected = math.exp(-0.5 * (0.005 / scale) ** 2) / (scale * math.sqrt(2 * math.pi))
+    assert float(grad[0, 0, 1]) == pytest.approx(expected, rel=0.1)
+    assert float(grad[0, 0, 0]) == pytest.approx(-expected, rel=0.1)
