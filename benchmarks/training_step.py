@@ -11,29 +11,40 @@ as the trainer runs it: size groups (``--groups``, the training default).
 they were before the speed rewrite (the test reference in ``tests/reference``)
 on the padded batch, and reports the speed-up of the whole step.
 
+``--follower-bisection`` (the ``commitment`` task) times, in the same run and on
+the same batches, the commitment generator with its exact follower's precision
+found as before the safeguarded Newton of :mod:`did_stackelberg.refine`: 32
+bisection steps on ``log beta``, torch's softmax along the last axis (kept here
+only for this comparison), and reports the speed-up of the whole step.
+
     python benchmarks/training_step.py [--tasks inverse,contract,scheduling] [--profiles quick,paper]
         [--concepts ce,cce] [--steps 4] [--batch 64] [--threads 1] [--groups 8] [--block exact_newton]
-        [--reference] [--reference-steps 2] [--device cpu|cuda] [--out benchmarks/results/training_step_cpu.md]
+        [--eps 0.05] [--absolute-eps] [--reference] [--reference-steps 2] [--follower-bisection]
+        [--device cpu|cuda] [--out benchmarks/results/training_step_cpu.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import platform
 import sys
 import time
 import warnings
+from unittest import mock
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from did_core.config import TrainConfig, resolve_train_config
 from did_core.grouping import grouped
 from did_core.plugins import registry
 from did_core.runs import OutputRefused, atomic_write_text, output_file
-from did_core.components import build_components
+from did_core.components import Components, build_components
 from did_core.scoring import context_to
 
 PARTS = ("sampler", "gen fwd", "block fwd", "block bwd", "gen bwd", "optim")
@@ -64,17 +75,55 @@ def _clock(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def time_steps(task: str, profile: str, concept: str, args: argparse.Namespace, reference: bool, steps: int
-               ) -> Timing:
-    """Run ``steps`` timed training steps (after one untimed warm-up step) of one configuration."""
-    cfg = resolve_train_config({"task": task, "profile": profile, "concept": concept, "block": args.block,
-                                "batch_size": args.batch, "device": args.device, "seed": 0})
-    parts = build_components(cfg)
+def bisection_precision(regret: Tensor, real: Tensor, eps: Tensor, start: Tensor | None = None) -> Tensor:
+    """``did_stackelberg.refine.response_precision`` as it was before the safeguarded Newton (``start`` unused).
+
+    ``regret [A, ...]``, ``real [A, ...]``, ``eps [...]`` -> ``beta [...]``: 32 bisection
+    steps on ``log beta`` over ``beta * max r`` in ``[1e-6, 1e12]``, each a softmax
+    along the last axis, then the check of the uniform response.
+    """
+    with torch.no_grad():
+        regret, real = regret.movedim(0, -1), real.movedim(0, -1)
+        eps = eps.unsqueeze(-1)
+
+        def expected_regret(log_beta: Tensor) -> Tensor:
+            logits = (-log_beta.exp() * regret).masked_fill(~real, -torch.inf)
+            return (torch.softmax(logits, dim=-1) * regret).sum(dim=-1, keepdim=True)
+
+        scale = regret.amax(dim=-1, keepdim=True).clamp_min(1e-300)
+        low, high = torch.log(1e-6 / scale), torch.log(1e12 / scale)
+        for _ in range(32):
+            middle = (low + high) / 2
+            above = expected_regret(middle) > eps
+            low, high = torch.where(above, middle, low), torch.where(above, high, middle)
+        beta = torch.where(expected_regret(torch.full_like(low, -torch.inf)) <= eps, 0.0, high.exp())
+        return beta.squeeze(-1)
+
+
+def _layers(reference: bool, bisection: bool, generator: torch.nn.Module) -> contextlib.AbstractContextManager:
+    """Swap in the layers a row times: the test reference's (``reference``) or the bisection follower's."""
     if reference:
         from reference import to_reference
 
-        to_reference(parts.generator)
-    groups = 1 if reference else args.groups
+        to_reference(generator)
+    if bisection:
+        return mock.patch("did_stackelberg.refine.response_precision", bisection_precision)
+    return contextlib.nullcontext()
+
+
+def time_steps(task: str, profile: str, concept: str, args: argparse.Namespace, reference: bool, steps: int,
+               bisection: bool = False) -> Timing:
+    """Run ``steps`` timed training steps (after one untimed warm-up step) of one configuration."""
+    cfg = resolve_train_config({"task": task, "profile": profile, "concept": concept, "block": args.block,
+                                "batch_size": args.batch, "device": args.device, "seed": 0, "eps": args.eps,
+                                "absolute_eps": args.absolute_eps})
+    parts = build_components(cfg)
+    with _layers(reference, bisection, parts.generator):
+        return _timed(parts, cfg, args, 1 if reference else args.groups, steps)
+
+
+def _timed(parts: Components, cfg: TrainConfig, args: argparse.Namespace, groups: int, steps: int) -> Timing:
+    """The timed steps of :func:`time_steps` on built components."""
     optimizer = torch.optim.Adam(parts.generator.parameters(), lr=cfg.lr)
     rng = torch.Generator().manual_seed(cfg.seed)
     timing = Timing()
@@ -126,11 +175,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--groups", type=int, default=TrainConfig.model_fields["size_groups"].default)
     parser.add_argument("--min-saving", type=int, default=TrainConfig.model_fields["group_min_saving"].default)
     parser.add_argument("--block", default="exact_newton")
+    parser.add_argument("--eps", type=float, default=TrainConfig.model_fields["eps"].default)
+    parser.add_argument("--absolute-eps", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--reference", action="store_true", help="also time the reference layers, padded")
     parser.add_argument("--reference-steps", type=int, default=2)
+    parser.add_argument("--follower-bisection", action="store_true",
+                        help="commitment: also time the exact follower's precision by the 32-step bisection")
     parser.add_argument("--out", type=Path, default=None, help="write the table (Markdown) here too")
     args = parser.parse_args(argv)
+    if not (math.isfinite(args.eps) and args.eps > 0):
+        parser.error(f"--eps must be a finite number > 0, got {args.eps}")
     if args.out:
         try:  # before the measurement: a missing folder, a device or a run's folder is refused now
             output_file(Path(args.out), force_flag=None)
@@ -143,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     tasks = args.tasks.split(",") if args.tasks else tasks_available()
     header = ["task", "profile", "concept", "layers", *(f"{p} ms" for p in PARTS), "step ms", "steps/s",
               "gen / block"]
-    if args.reference:
+    if args.reference or args.follower_bisection:
         header.append("speed-up")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     print(lines[0], flush=True)
@@ -156,17 +211,22 @@ def main(argv: list[str] | None = None) -> None:
                     rows.insert(0, ("reference, padded",
                                     time_steps(task, profile, concept, args, reference=True,
                                                steps=args.reference_steps)))
+                elif args.follower_bisection and task == "commitment":
+                    rows.insert(0, ("grouped, bisection follower",
+                                    time_steps(task, profile, concept, args, reference=False, steps=args.steps,
+                                               bisection=True)))
                 for label, t in rows:
                     cells = [task, profile, concept, label, *(f"{t.ms(p):.1f}" for p in PARTS), f"{t.step_ms:.1f}",
                              f"{1000 / t.step_ms:.2f}", f"{t.ratio:.1f}x"]
-                    if args.reference:
+                    if args.reference or args.follower_bisection:
                         cells.append(f"{rows[0][1].step_ms / t.step_ms:.1f}x" if label.startswith("fast") else "")
                     lines.append("| " + " | ".join(cells) + " |")
                     print(lines[-1], flush=True)
     if args.out:
         device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "CPU"
         meta = (f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {device} "
-                f"({torch.get_num_threads()} thread(s), torch {torch.__version__}), block {args.block}, batch "
+                f"({torch.get_num_threads()} thread(s), torch {torch.__version__}), block {args.block}, "
+                f"eps {args.eps}{' absolute' if args.absolute_eps else ''}, batch "
                 f"{args.batch}, {args.groups} size groups, mean of {args.steps} steps after one warm-up "
                 f"({args.reference_steps} for the reference).\n\n"
                 f"    python benchmarks/training_step.py {' '.join(argv if argv is not None else sys.argv[1:])}\n\n")
