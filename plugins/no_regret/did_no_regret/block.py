@@ -9,6 +9,14 @@ matching: Hart & Mas-Colell 2000). For ``concept=get_concept("ce")`` each player
 Blum & Mansour (2007) swap-regret reduction, whose average play approaches the
 correlated equilibria.
 
+**Bayesian games.** On the agent-normal form of a Bayesian game
+(:meth:`did_core.bayesian.BayesianGames.agent_normal_form`) every agent is one
+(player, type) pair, so the block runs one learner per type on the type's
+interim payoffs: the seed paper's multiplicative-weights followers (Hartline,
+Syrgkanis & Tardos 2015), with the other players' types in expectation rather
+than sampled each round. Their average play approaches the B-CCE (``cce``) or
+B-CE (``ce``), and the gap is the largest average interim regret of a type.
+
 **Tolerance.** A learner has no ``eps``: the joint is the ``T``-round average
 whatever ``eps`` is asked, and ``info["gap"]`` / ``info["violation"]`` (computed by
 the base class against the asked ``eps``) tell how far it is from an

@@ -143,7 +143,7 @@ class SPMObjective(DesignObjective):
     metric_name: ClassVar[str] = "welfare loss"
 
     class Options(Options):
-        temperature: float = Field(0.1, gt=0, le=10, description="temperature of the sigmoid whose gradient the "
+        temperature: float = Field(1.0, gt=0, le=10, description="temperature of the sigmoid whose gradient the "
                                    "buying decisions take in training (their values are exact)")
 
     def induce(self, context: Context, intervention: Tensor) -> tuple[Tensor, Tensor]:
