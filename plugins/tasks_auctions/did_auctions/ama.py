@@ -8,7 +8,7 @@ and charges
 
     p_i = ( max_o [sum_{h != i} w_h v_h(o) + lambda(o)] - [sum_{h != i} w_h v_h(o*) + lambda(o*)] ) / w_i,
 
-strategyproof and individually rational for every parameter (SPEC 6.7). It is the
+strategyproof and individually rational for every parameter (docs/auctions.md). It is the
 affine maximizer of :mod:`did_core.affine_maximizer` on the one-round MDP whose actions
 are the outcomes, with the counterfactual "bidder i absent" (its values 0): that module
 computes the choice and payments; this one supplies the outcomes, the types and the

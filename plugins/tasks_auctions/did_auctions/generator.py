@@ -32,6 +32,18 @@ class MenuGenerator(nn.Module):
             nn.Linear(2 * items, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(),
             nn.Linear(width, options * self.per_option),
         ).to(torch.float64)
+        self._spread_options()
+
+    @torch.no_grad()
+    def _spread_options(self) -> None:
+        """Start from a diverse menu: allocation logits uniform in [-4, 4], prices uniform in [0, 1/2] of the scale
+        (the last layer's bias; its weights shrunk so that the bias dominates). Options that start alike, or that
+        no type chooses, get no gradient under the relaxed choice and stay dead."""
+        last = self.net[-1]
+        last.weight.mul_(0.1)
+        bias = last.bias.view(self.options, self.per_option)
+        bias[:, :-1].uniform_(-4.0, 4.0)
+        bias[:, -1].uniform_(0.0, 0.5)
 
     def forward(self, boxes: list[Box]) -> tuple[Tensor, Tensor]:
         """The menus of ``boxes`` (``D`` of them): ``alloc [D, L, k]``, ``price [D, L]`` in units of value."""

@@ -214,6 +214,21 @@ def shipped_menus() -> list[tuple[str, Menu]]:
     return found
 
 
+def shipped_families() -> list[tuple[str, list[tuple[str, Menu]], int]]:
+    """Each shipped generator trained for a family: its name, its menus at the evaluated shifts, its grid."""
+    found = []
+    for folder in sorted((SHIPPED / "generators").glob("*")):
+        run, settings = read_settings(str(folder), TASK, MenuTraining)
+        family = Family.from_json(settings.family)
+        if family.shift_min == family.shift_max:
+            continue
+        generator = MenuGenerator(settings.items, settings.options, settings.valuation, settings.width)
+        load_trained(run, generator)
+        found.append((folder.name, [(f"shift {c:g}", generator.menu(family.member(c))) for c in _members(family)],
+                      family.points))
+    return found
+
+
 def evaluate(argv: list[str]) -> int:
     """``did eval RUN_DIR`` of a menu run, or ``did eval --shipped menu``."""
     args = _eval_parser().parse_args(argv)
@@ -221,8 +236,10 @@ def evaluate(argv: list[str]) -> int:
         menus = shipped_menus()
         for _, menu in menus:
             _check_points(args.points, menu.box.items)
-        report, table = evaluate_menus(menus, args.samples, args.seed, args.points)
-        print(table)
+        print(evaluate_menus(menus, args.samples, args.seed, args.points)[1])
+        for name, family_menus, points in shipped_families():
+            print(f"\n{name}: the generator across its family, against the LP on its {points}-point grid")
+            print(evaluate_menus(family_menus, args.samples, args.seed, points)[1])
         return 0
     run, settings = read_settings(args.run, TASK, MenuTraining)
     _check_points(args.points, settings.items)
@@ -281,16 +298,22 @@ def _covering(valuation: str, box: Box, settings: MenuTraining) -> bool:
 
 
 def _learned(valuation: str, box: Box, run_path: str | None) -> Menu:
+    """The menu for ``box`` from the run ``run_path``, else from a shipped generator whose family covers it (one
+    trained on the continuous distribution before one trained on a grid)."""
     folders = [Path(run_path)] if run_path else sorted((SHIPPED / "generators").glob("*"))
+    covering = []
     for folder in folders:
         run, settings = read_settings(str(folder), TASK, MenuTraining)
         if _covering(valuation, box, settings):
-            generator = MenuGenerator(settings.items, settings.options, settings.valuation, settings.width)
-            load_trained(run, generator)
-            return generator.menu(box)
-    where = f"the run {run_path} does not cover" if run_path else "no shipped generator covers"
-    raise ValueError(f"{where} {valuation} {list(box.low)}..{list(box.high)}; use --lp, or "
-                     f"--run with a run trained for it")
+            covering.append((Family.from_json(settings.family).points > 0, str(folder), run, settings))
+    if not covering:
+        where = f"the run {run_path} does not cover" if run_path else "no shipped generator covers"
+        raise ValueError(f"{where} {valuation} {list(box.low)}..{list(box.high)}; use --lp, or --run with a run "
+                         f"trained for it")
+    _, _, run, settings = min(covering, key=lambda c: c[:2])
+    generator = MenuGenerator(settings.items, settings.options, settings.valuation, settings.width)
+    load_trained(run, generator)
+    return generator.menu(box)
 
 
 def design(argv: list[str]) -> int:

@@ -38,8 +38,8 @@ class MenuTraining:
     members: int = 1
     types: int = 2048
     lr: float = 3e-3
-    eps_start: float = 0.02
-    eps_end: float = 0.0005
+    eps_start: float = 0.005
+    eps_end: float = 0.0002
     seed: int = 0
     block: str = "exact_newton"
 
