@@ -158,10 +158,13 @@ class PolicyBlock(ABC):
     def __call__(self, mdp: MDP, rewards: Tensor, alpha: float) -> PolicySolution:
         """Check the input, then :meth:`solve`. ``alpha >= 0`` (0: exact, ties to the lowest action)."""
         if not isinstance(mdp, self.solves):
-            kinds = " or ".join(k.__name__ for k in (self.solves if isinstance(self.solves, tuple) else (self.solves,)))
+            solves = self.solves if isinstance(self.solves, tuple) else (self.solves,)
+            kinds = " or ".join(k.__name__ for k in solves)
             raise TypeError(f"{type(self).__name__} solves a {kinds}, got a {type(mdp).__name__}")
         if rewards.dim() != 3 or rewards.shape[1:] != (mdp.num_states, mdp.num_actions):
             raise ValueError(f"rewards must be [B, {mdp.num_states}, {mdp.num_actions}], got {tuple(rewards.shape)}")
+        if not bool(torch.isfinite(rewards).all()):
+            raise ValueError("rewards must be finite")
         if not (alpha >= 0.0 and alpha < float("inf")):
             raise ValueError(f"alpha must be finite and >= 0, got {alpha}")
         return self.solve(mdp, rewards, float(alpha))
