@@ -19,7 +19,8 @@ only for this comparison), and reports the speed-up of the whole step.
 
     python benchmarks/training_step.py [--tasks inverse,contract,scheduling] [--profiles quick,paper]
         [--concepts ce,cce] [--steps 4] [--batch 64] [--threads 1] [--groups 8] [--block exact_newton]
-        [--eps 0.05] [--absolute-eps] [--reference] [--reference-steps 2] [--follower-bisection]
+        [--eps 0.05] [--absolute-eps] [--generator-options '{"refine_steps": 0}'] [--reference]
+        [--reference-steps 2] [--follower-bisection]
         [--device cpu|cuda] [--out benchmarks/results/training_step_cpu.md]
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import platform
 import sys
@@ -111,13 +113,18 @@ def _layers(reference: bool, bisection: bool, generator: torch.nn.Module) -> con
     return contextlib.nullcontext()
 
 
+def _built(task: str, profile: str, concept: str, args: argparse.Namespace) -> tuple[TrainConfig, Components]:
+    """The configuration and components of one measured configuration (``ValueError`` on bad options)."""
+    cfg = resolve_train_config({"task": task, "profile": profile, "concept": concept, "block": args.block,
+                                "batch_size": args.batch, "device": args.device, "seed": 0, "eps": args.eps,
+                                "absolute_eps": args.absolute_eps, "generator_options": args.generator_options})
+    return cfg, build_components(cfg)
+
+
 def time_steps(task: str, profile: str, concept: str, args: argparse.Namespace, reference: bool, steps: int,
                bisection: bool = False) -> Timing:
     """Run ``steps`` timed training steps (after one untimed warm-up step) of one configuration."""
-    cfg = resolve_train_config({"task": task, "profile": profile, "concept": concept, "block": args.block,
-                                "batch_size": args.batch, "device": args.device, "seed": 0, "eps": args.eps,
-                                "absolute_eps": args.absolute_eps})
-    parts = build_components(cfg)
+    cfg, parts = _built(task, profile, concept, args)
     with _layers(reference, bisection, parts.generator):
         return _timed(parts, cfg, args, 1 if reference else args.groups, steps)
 
@@ -159,6 +166,17 @@ def _timed(parts: Components, cfg: TrainConfig, args: argparse.Namespace, groups
     return timing
 
 
+def _json_object(text: str) -> dict:
+    """``--generator-options``: a JSON object (argparse turns the error into one line, exit 2)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("not a JSON object")
+    return value
+
+
 def tasks_available() -> list[str]:
     """Every registered task."""
     return registry("tasks").names()
@@ -177,6 +195,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--block", default="exact_newton")
     parser.add_argument("--eps", type=float, default=TrainConfig.model_fields["eps"].default)
     parser.add_argument("--absolute-eps", action="store_true")
+    parser.add_argument("--generator-options", type=_json_object, default={},
+                        help="JSON object of the generator's options, e.g. '{\"refine_steps\": 0}'")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--reference", action="store_true", help="also time the reference layers, padded")
     parser.add_argument("--reference-steps", type=int, default=2)
@@ -196,6 +216,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     warnings.simplefilter("ignore")
     tasks = args.tasks.split(",") if args.tasks else tasks_available()
+    try:  # bad options (a generator option of the wrong type, an unknown task) are refused before measuring
+        for task in tasks:
+            _built(task, args.profiles.split(",")[0], args.concepts.split(",")[0], args)
+    except ValueError as exc:
+        parser.error(str(exc))
     header = ["task", "profile", "concept", "layers", *(f"{p} ms" for p in PARTS), "step ms", "steps/s",
               "gen / block"]
     if args.reference or args.follower_bisection:
@@ -226,7 +251,8 @@ def main(argv: list[str] | None = None) -> None:
         device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "CPU"
         meta = (f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {device} "
                 f"({torch.get_num_threads()} thread(s), torch {torch.__version__}), block {args.block}, "
-                f"eps {args.eps}{' absolute' if args.absolute_eps else ''}, batch "
+                f"eps {args.eps}{' absolute' if args.absolute_eps else ''}, generator options "
+                f"{json.dumps(args.generator_options)}, batch "
                 f"{args.batch}, {args.groups} size groups, mean of {args.steps} steps after one warm-up "
                 f"({args.reference_steps} for the reference).\n\n"
                 f"    python benchmarks/training_step.py {' '.join(argv if argv is not None else sys.argv[1:])}\n\n")
