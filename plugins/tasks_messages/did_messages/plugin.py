@@ -14,7 +14,8 @@ SHIPPED = Path(__file__).parent / "shipped"
 
 #: The tasks' default tolerance: absolute eps 0.01. These games' payoffs are probabilities and prices of order 1,
 #: so an absolute tolerance says what it means (a type may leave at most 0.01 of its payoff on the table), and at
-#: 0.01 the best mechanisms reach 0.99 of the optimum (allocation) and lose little welfare (muSPM).
+#: 0.01 the best allocation rules reach 0.99 of the optimum and an muSPM found by did design loses 0.0065 of welfare
+#: on the paper's instance (0.15 without messages).
 TOLERANCE = {"eps": 0.01, "absolute_eps": True}
 
 MESSAGE_ALLOCATION = Task(
@@ -39,7 +40,8 @@ MU_SPM = Task(
     description="a sequential price mechanism with messages: after the agents' messages, the order of visits and "
                 "the posted prices, for the least welfare loss",
     size_axis="game size",
-    train_profiles={"quick": quick_profile(**TOLERANCE), "paper": paper_profile(**TOLERANCE)},
+    # measured (benchmarks/results/messages.md): 3000 steps reach a mean welfare loss of 0.015 over the family
+    train_profiles={"quick": quick_profile(steps=3000, **TOLERANCE), "paper": paper_profile(**TOLERANCE)},
     polish_budget=400,
     instances=SPMInstances(),
     shipped=SHIPPED / "mu_spm",
