@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from benchmark_helpers import ROOT
+from did_core.plugins import registry
 
 
 def _training_step():
@@ -33,6 +34,9 @@ def _training_step():
     (["--tasks", "commitment", "--generator-options", '{"refine_steps": 1e400}'], "refine_steps"),
 ])
 def test_bad_flags_are_refused_before_measuring(tmp_path, capsys, flags, what):
+    if "commitment" in flags and "commitment" not in registry("tasks"):
+        pytest.skip("task 'commitment' is not loaded (did-plugins-stackelberg not installed, or left out by "
+                    "DID_LOAD_PLUGINS)")
     out = tmp_path / "step.md"
     with pytest.raises(SystemExit) as exit_:
         _training_step().main([*flags, "--profiles", "quick", "--concepts", "cce", "--steps", "1",
