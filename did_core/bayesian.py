@@ -171,9 +171,8 @@ class BayesianGames:
                 select[(slice(None), *[slice(None)] * i, ti)] = 1.0
                 weights = others * select * self.type_mask[:, i, ti].to(others.dtype).reshape(-1, *[1] * n)
                 games.append(self._weighted_sum(self.payoffs[:, i], weights))
-        first = torch.zeros_like(self.mask[:, :1, :]).expand(b, 1, self.actions).clone()
-        first[..., 0] = True
-        masks = [torch.where(self.type_mask[:, i, ti].reshape(b, 1), self.mask[:, i], first[:, 0])
+        first = (torch.arange(self.actions, device=self.mask.device) == 0).expand(b, self.actions)
+        masks = [torch.where(self.type_mask[:, i, ti].reshape(b, 1), self.mask[:, i], first)
                  for i in range(n) for ti in range(t)]
         return torch.stack(games, dim=1), torch.stack(masks, dim=1)
 
