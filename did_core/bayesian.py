@@ -58,7 +58,7 @@ def anf_joint_size(players: int, types: int, actions: int) -> int:
 
 def check_anf_size(players: int, types: int, actions: int) -> None:
     """Refuse (``ValueError``, one line) a Bayesian game whose agent-normal form has over :data:`MAX_ANF_JOINT`
-    joint actions: it would not fit in memory nor solve in reasonable time."""
+    joint actions (:data:`MAX_ANF_JOINT`)."""
     joint = anf_joint_size(players, types, actions)
     if joint > MAX_ANF_JOINT:
         raise ValueError(f"the agent-normal form of {players} player(s) with {types} type(s) and {actions} action(s) "
