@@ -48,7 +48,7 @@ class Target:
 
 
 TARGETS = (  # in the order they are trained (the most important first)
-    Target("menu_additive_2", "menu", ("--low", "0", "0", "--high", "1", "1", "--steps", "1500"), goal=0.548),
+    Target("menu_additive_2", "menu", ("--low", "0", "0", "--high", "1", "1", "--steps", "1000"), goal=0.548),
     Target("menu_unit_demand_2", "menu", ("--valuation", "unit_demand", "--steps", "1000"), goal=0.384),
     Target("menu_additive_2_grid20", "menu", ("--points", "20", "--types", "1024", "--steps", "800"), points=20),
     Target("ama_2x2", "ama", ("--bidders", "2", "--items", "2", "--steps", "2000"), goal=0.86),

@@ -36,15 +36,25 @@ class MenuGenerator(nn.Module):
 
     @torch.no_grad()
     def _spread_options(self) -> None:
-        """Start from a diverse menu: allocation logits uniform in [-4, 4], prices uniform in [0, 1/2] of the scale
-        (the last layer's bias; its weights shrunk so that the bias dominates). Options that start alike, or that
-        no type chooses, get no gradient under the relaxed choice and stay dead."""
+        """Start from a diverse menu, every bundle at several prices: option ``l`` offers the ``l``-th nonempty
+        bundle in turn (additive: every subset of the items; unit demand: every single item) with allocation
+        logits +-4, at a price uniform in ``[0.3, 0.8]`` times the bundle's share of the value scale
+        (``|bundle| / k`` additive, 1 unit demand) (the last layer's bias; its weights shrunk so that the bias dominates). Options that start alike,
+        or that no type takes, get no gradient under the relaxed choice and stay dead: a random start left one
+        item without an option of its own (2 items additive, measured)."""
         last = self.net[-1]
         last.weight.mul_(0.1)
         bias = last.bias.view(self.options, self.per_option)
-        bias[:, :-1].uniform_(-4.0, 4.0)
-        bias[:, -1].uniform_(0.0, 0.5)
-
+        bias.fill_(-4.0)
+        for option in range(self.options):
+            if self.valuation == "unit_demand":
+                bundle = [option % self.items]
+            else:
+                mask = option % (2 ** self.items - 1) + 1
+                bundle = [j for j in range(self.items) if mask >> j & 1]
+            bias[option, bundle] = 4.0
+            share = 1.0 if self.valuation == "unit_demand" else len(bundle) / self.items
+            bias[option, -1] = (0.3 + 0.5 * torch.rand(()).item()) * share
     def forward(self, boxes: list[Box]) -> tuple[Tensor, Tensor]:
         """The menus of ``boxes`` (``D`` of them): ``alloc [D, L, k]``, ``price [D, L]`` in units of value."""
         scale = torch.tensor([b.scale(self.valuation) for b in boxes], dtype=torch.float64)
