@@ -9,7 +9,6 @@ did-plugins-auctions (or the exact block its choice uses) is not installed.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest

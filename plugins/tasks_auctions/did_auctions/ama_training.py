@@ -10,13 +10,13 @@ one bidder's high values); evaluation is exact (``alpha = 0``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
 
 from did_auctions.ama import AMAGenerator, AuctionAMA
 from did_auctions.runs import check_fields
+from did_auctions.schedule import geometric
 from did_auctions.values import Box
 
 __all__ = ["AMATraining", "alpha_at", "ama_step"]
@@ -63,8 +63,7 @@ class AMATraining:
 
 def alpha_at(settings: AMATraining, progress: float) -> float:
     """The softmax temperature, in units of value, at ``progress`` in [0, 1]."""
-    log_alpha = math.log(settings.alpha_start) + progress * (math.log(settings.alpha_end) - math.log(settings.alpha_start))
-    return math.exp(log_alpha) * settings.scale
+    return geometric(settings.alpha_start, settings.alpha_end, progress) * settings.scale
 
 
 def ama_step(generator: AMAGenerator, settings: AMATraining, rng: torch.Generator,

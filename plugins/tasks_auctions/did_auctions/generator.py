@@ -39,9 +39,9 @@ class MenuGenerator(nn.Module):
         """Start from a diverse menu, every bundle at several prices: option ``l`` offers the ``l``-th nonempty
         bundle in turn (additive: every subset of the items; unit demand: every single item) with allocation
         logits +-4, at a price uniform in ``[0.3, 0.8]`` times the bundle's share of the value scale
-        (``|bundle| / k`` additive, 1 unit demand) (the last layer's bias; its weights shrunk so that the bias dominates). Options that start alike,
-        or that no type takes, get no gradient under the relaxed choice and stay dead: a random start left one
-        item without an option of its own (2 items additive, measured)."""
+        (``|bundle| / k`` additive, 1 unit demand). This is the last layer's bias; its weights are shrunk so that
+        the bias dominates. Options that start alike, or that no type takes, get no gradient under the relaxed
+        choice and stay dead: a random start left one item without an option of its own (2 items additive)."""
         last = self.net[-1]
         last.weight.mul_(0.1)
         bias = last.bias.view(self.options, self.per_option)

@@ -55,7 +55,8 @@ def exact_choice(utility: Tensor, price: Tensor, tolerance: float) -> Tensor:
 
 @dataclass(frozen=True)
 class Menu:
-    """A menu for one bidder: ``alloc [L, k]``, ``price [L]`` (float64), for ``valuation`` on values drawn from ``box``."""
+    """A menu for one bidder: ``alloc [L, k]``, ``price [L]`` (float64), for ``valuation`` on values drawn
+    from ``box``."""
 
     alloc: Tensor
     price: Tensor
@@ -82,7 +83,8 @@ class Menu:
         return self.alloc.shape[0]
 
     def choice(self, values: Tensor) -> Tensor:
-        """The exact choice of types ``values [M, k]``: indices ``[M]`` (0: the null option, ``l + 1``: option ``l``)."""
+        """The exact choice of types ``values [M, k]``: indices ``[M]`` (0: the null option, ``l + 1``: option
+        ``l``)."""
         tolerance = TIE_TOLERANCE * self.box.scale(self.valuation)
         return torch.cat([exact_choice(utilities(chunk, self.alloc, self.price), self.price, tolerance)
                           for chunk in values.split(CHUNK)])
@@ -93,7 +95,8 @@ class Menu:
         return with_null[self.choice(values)]
 
     def as_json(self) -> dict[str, Any]:
-        """The exchange form: ``{"kind": "menu", "items", "valuation", "distribution", "options": [{"alloc", "price"}]}``."""
+        """The exchange form: ``{"kind": "menu", "items", "valuation", "distribution",
+        "options": [{"alloc", "price"}]}``."""
         return {
             "kind": "menu",
             "items": self.box.items,

@@ -1,4 +1,5 @@
-"""The ``menu`` mechanism task: ``did train --task menu``, ``did eval`` of its runs and shipped menus, ``did design menu``.
+"""The ``menu`` mechanism task: ``did train --task menu``, ``did eval`` of its runs and shipped menus,
+``did design menu``.
 
 * ``did train --task menu [--valuation V] [--low ..] [--high ..] [--shift MIN MAX] [--points P] ...``
   trains a :class:`MenuGenerator` through the relaxed choice (the registered exact block),

@@ -10,7 +10,6 @@ relaxed choice ends close to the exact one the menu is evaluated with.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -20,6 +19,7 @@ from did_auctions.family import Family
 from did_auctions.generator import MenuGenerator
 from did_auctions.menu import utilities
 from did_auctions.runs import check_fields
+from did_auctions.schedule import geometric
 from did_auctions.values import VALUATIONS
 
 __all__ = ["MenuTraining", "eps_at", "menu_step"]
@@ -61,7 +61,7 @@ class MenuTraining:
 
 def eps_at(settings: MenuTraining, progress: float) -> float:
     """The choice tolerance (a fraction of the value scale) at ``progress`` in [0, 1]: geometric decay."""
-    return math.exp(math.log(settings.eps_start) + progress * (math.log(settings.eps_end) - math.log(settings.eps_start)))
+    return geometric(settings.eps_start, settings.eps_end, progress)
 
 
 def menu_step(generator: MenuGenerator, family: Family, choice: RelaxedChoice, settings: MenuTraining,

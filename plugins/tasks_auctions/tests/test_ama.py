@@ -23,7 +23,8 @@ def _random_auction(seed: int, bidders: int = 2, items: int = 2, lotteries: int 
 
 
 def _brute_force(auction: AuctionAMA, values: torch.Tensor) -> tuple[int, list[float]]:
-    """The chosen outcome and payments of one profile ``values [n, k]``, straight from the definition (docs/auctions.md)."""
+    """The chosen outcome and payments of one profile ``values [n, k]``, straight from the definition
+    (docs/auctions.md)."""
     w, alloc, boosts = auction.weights.tolist(), auction.alloc, auction.boosts.tolist()
     worth = [[float(values[i] @ alloc[o, i]) for i in range(len(w))] for o in range(len(boosts))]
     scores = [sum(w[i] * worth[o][i] for i in range(len(w))) + boosts[o] for o in range(len(boosts))]
