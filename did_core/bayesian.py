@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["BayesianGames", "MAX_ANF_JOINT", "anf_joint_size", "check_anf_size"]
+__all__ = ["BayesianGames", "MAX_ANF_JOINT", "MAX_AGENTS", "anf_joint_size", "check_anf_size"]
 
 #: The largest agent-normal form converted: ``A^(N T)`` joint actions (8 agents of 4 actions, or 16 of 2): a
 #: bound on the dense joint every block forms, not a measured limit of any block.
@@ -56,9 +56,18 @@ def anf_joint_size(players: int, types: int, actions: int) -> int:
     return actions ** (players * types)
 
 
+#: The most agents (players times padded types) of an agent-normal form: each is one axis of its tensors (torch
+#: allows 64), and with one action each any number would pass :data:`MAX_ANF_JOINT`.
+MAX_AGENTS = 32
+
+
 def check_anf_size(players: int, types: int, actions: int) -> None:
-    """Refuse (``ValueError``, one line) a Bayesian game whose agent-normal form has over :data:`MAX_ANF_JOINT`
-    joint actions (:data:`MAX_ANF_JOINT`)."""
+    """Refuse (``ValueError``, one line) a Bayesian game whose agent-normal form has over :data:`MAX_AGENTS` agents
+    or over :data:`MAX_ANF_JOINT` joint actions."""
+    if players * types > MAX_AGENTS:
+        raise ValueError(f"the agent-normal form of {players} player(s) with {types} type(s) each has "
+                         f"{players * types} agents (one per player and type), over the bound of {MAX_AGENTS}: use "
+                         f"fewer types or players")
     joint = anf_joint_size(players, types, actions)
     if joint > MAX_ANF_JOINT:
         raise ValueError(f"the agent-normal form of {players} player(s) with {types} type(s) and {actions} action(s) "

@@ -36,6 +36,7 @@ def _one_error(capsys, what: str) -> None:
     ('{"prior": [[0.5, 0.5]], "payoffs": [[[1, 0], [0, 1]]], "actions": [["x"]]}', '"actions"'),
     ('{"prior": [[0.5, 0.5]], "prior": [[1, 0]], "payoffs": [[[1, 0], [0, 1]]]}', "twice"),
     (json.dumps({"prior": [[1 / 17] * 17], "payoffs": [[[1, 0]] * 17]}), "agent-normal form"),
+    (json.dumps({"prior": [[1 / 40] * 40], "payoffs": [[[1]] * 40]}), "40 agents"),
 ])
 def test_malformed_bayesian_game_files_are_one_line(tmp_path, capsys, content, what):
     path = tmp_path / "game.json"

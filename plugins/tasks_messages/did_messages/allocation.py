@@ -92,6 +92,7 @@ class AllocationSampler(ContextSampler):
         m = o.min_messages + (torch.rand(batch, generator=generator) * (top - o.min_messages + 1)).floor().long()
         items = torch.arange(o.max_items).unsqueeze(0) < k.unsqueeze(1)
         messages = torch.arange(o.max_messages).unsqueeze(0) < m.unsqueeze(1)
+        # Dirichlet as normalised Gamma draws: torch's Gamma sampler is the one that takes a torch.Generator
         gamma = torch._standard_gamma(torch.full((batch, o.max_items), o.concentration, dtype=torch.float64),
                                       generator=generator)
         gamma = gamma.clamp_min(1e-12) * items
