@@ -10,8 +10,8 @@ muSPM (value-probability pairs per agent; ``agents``, ``description`` and ``note
     {"values": [[[0.5, 0.8], [2.5, 0.2]], [[0, 0.5], [1, 0.5]]], "messages": 2, "agents": ["agent 1", "agent 2"]}
 
 A prior's probabilities are finite, >= 0 and sum to 1 (within 1e-6; then
-renormalised). Sizes: at most 8 items and 4 messages; at most 4 values per agent,
-values in ``[0, 1e6]`` and at most 3 messages. The per-instance optimisation is
+renormalised). Sizes (:data:`FILE_ITEMS` and the like): at most 6 items and 3
+messages; at most 3 values per agent, values in ``[0, 1e6]`` and at most 3 messages. The per-instance optimisation is
 Adam on unconstrained parameters (allocation logits; the visiting probability's
 logit and the prices' softplus inverses) through the exact block, from a
 generator's answer when there is one, keeping the best intervention it met.
@@ -32,8 +32,8 @@ from did_core.concepts import Concept
 from did_core.equilibria import Epsilon
 from did_core.instance_files import InstanceError, check_fields, load_instance, names
 from did_core.tasks import Context, DesignObjective, InstanceFormat
-from did_messages.allocation import MAX_ITEMS, MAX_MESSAGES, AllocationObjective, feasible_allocation, optimum
-from did_messages.spm import MAX_SPM_MESSAGES, MAX_SPM_TYPES, SPMObjective, feasible_mechanism, price_cap
+from did_messages.allocation import AllocationObjective, feasible_allocation, optimum
+from did_messages.spm import SPMObjective, feasible_mechanism, price_cap
 
 __all__ = ["AllocationInstances", "SPMInstances", "load_allocation", "load_spm", "PRIOR_TOLERANCE", "MAX_VALUE"]
 
@@ -43,6 +43,11 @@ PRIOR_TOLERANCE = 1e-6
 MAX_VALUE = 1e6
 #: The allocation is ``softmax(LOGIT_SCALE * theta)`` in the per-instance optimisation (pure rules are far away).
 LOGIT_SCALE = 4.0
+#: The largest instance files read: the range the shipped generators were trained on or near it, where the
+#: 32-start search stays small (at most 729 joint actions per start; a file of 8 items and 4 messages, 65536 per
+#: start, took two minutes for two steps of it).
+FILE_ITEMS, FILE_MESSAGES = 6, 3
+FILE_SPM_TYPES, FILE_SPM_MESSAGES = 3, 3
 #: Starts of the per-instance optimisation, optimised together as one batch.
 STARTS = 32
 #: The straight-through temperature of the muSPM per-instance optimisation (measured on the paper's instance, 32
@@ -85,8 +90,8 @@ def load_allocation(path: Path) -> Context:
     ``optimum``) with its item names in ``item_names`` (module docstring)."""
     def build(data: Any) -> Context:
         data = check_fields(data, {"items", "messages", "prior", "item_names"}, {"items", "messages", "prior"})
-        k = _count(data["items"], "items", 1, MAX_ITEMS)
-        m = _count(data["messages"], "messages", 1, MAX_MESSAGES)
+        k = _count(data["items"], "items", 1, FILE_ITEMS)
+        m = _count(data["messages"], "messages", 1, FILE_MESSAGES)
         check_anf_size(1, k, m)
         prior = torch.tensor([_probabilities(data["prior"], "prior", k)])
         item_names = names(data["item_names"], "item_names", "item") if "item_names" in data else None
@@ -103,15 +108,15 @@ def load_spm(path: Path) -> Context:
     the agents' names (module docstring)."""
     def build(data: Any) -> Context:
         data = check_fields(data, {"values", "messages", "agents"}, {"values", "messages"})
-        m = _count(data["messages"], "messages", 1, MAX_SPM_MESSAGES)
+        m = _count(data["messages"], "messages", 1, FILE_SPM_MESSAGES)
         pairs = data["values"]
         if not isinstance(pairs, list) or len(pairs) != 2:
             raise InstanceError("'values' must hold two lists of [value, probability] pairs, one per agent")
         rows = []
         for i, agent in enumerate(pairs):
-            if not isinstance(agent, list) or not 1 <= len(agent) <= MAX_SPM_TYPES or not all(
+            if not isinstance(agent, list) or not 1 <= len(agent) <= FILE_SPM_TYPES or not all(
                     isinstance(p, list) and len(p) == 2 for p in agent):
-                raise InstanceError(f"'values[{i}]' must be a list of 1 to {MAX_SPM_TYPES} [value, probability] "
+                raise InstanceError(f"'values[{i}]' must be a list of 1 to {FILE_SPM_TYPES} [value, probability] "
                                     f"pairs")
             for t, (v, _) in enumerate(agent):
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v) or not 0 <= v <= MAX_VALUE:

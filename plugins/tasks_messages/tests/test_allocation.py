@@ -115,7 +115,8 @@ def test_instance_file_and_design(tmp_path, capsys):
     ({"items": 3, "messages": 2, "prior": [0.5, 0.5]}, "prior"),
     ({"items": 3, "messages": 2, "prior": [0.5, 0.6, -0.1]}, "prior[2]"),
     ({"items": 3, "messages": 2, "prior": [0.5, 0.3, 0.3]}, "sum to 1"),
-    ({"items": 9, "messages": 2, "prior": [1 / 9] * 9}, "items"),
+    ({"items": 7, "messages": 2, "prior": [1 / 7] * 7}, "items"),
+    ({"items": 4, "messages": 4, "prior": [0.25] * 4}, "messages"),
     ({"items": 3, "messages": True, "prior": [0.2, 0.3, 0.5]}, "messages"),
     ({"items": 3, "messages": 2, "prior": [0.2, 0.3, 0.5], "extra": 1}, "unknown"),
 ])

@@ -130,7 +130,7 @@ def test_instance_file_and_design_in_words(capsys):
     ({"values": [[[float("nan"), 1.0]], [[0, 1]]], "messages": 2}, "values[0][0][0]"),
     ({"values": [[[0.5, 1.0]], [[0, 1]]], "messages": 4}, "messages"),
     ({"values": [[[0.5, 1.0]], [[0, 1]]] , "messages": 2, "agents": ["a", "a"]}, "duplicate"),
-    ({"values": [[[0.5, 0.2]] * 5, [[0, 1]]], "messages": 2}, "pairs"),
+    ({"values": [[[0.5, 0.25]] * 4, [[0, 1]]], "messages": 2}, "pairs"),
 ])
 def test_malformed_spm_files_are_refused(tmp_path, content, problem):
     path = tmp_path / "bad.json"
