@@ -36,7 +36,8 @@ from did_core.tasks import Context, ContextSampler, DesignObjective, Options
 __all__ = ["AllocationSampler", "AllocationObjective", "allocation_games", "feasible_allocation", "optimum",
            "MAX_ITEMS", "MAX_MESSAGES"]
 
-#: The largest instance the task takes: the agent-normal form has ``m^k`` joint actions (4^8 = 65536).
+#: The most items and messages the sampler draws and the generator has feature slots for (the agent-normal form
+#: has ``m^k`` joint actions, 4^8 = 65536 at most, the bound of :data:`did_core.bayesian.MAX_ANF_JOINT`).
 MAX_ITEMS = 8
 MAX_MESSAGES = 4
 

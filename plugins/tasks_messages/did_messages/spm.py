@@ -47,11 +47,10 @@ from did_core.blocks import Equilibrium
 from did_core.tasks import Context, ContextSampler, DesignObjective, Options
 
 __all__ = ["SPMSampler", "SPMObjective", "spm_games", "feasible_mechanism", "outcomes", "paper_instance",
-           "price_cap", "MAX_SPM_MESSAGES", "MAX_SPM_TYPES"]
+           "price_cap", "MAX_SPM_MESSAGES"]
 
-#: The largest instance the task takes: the agent-normal form has ``m^(2 T)`` joint actions (3^8 = 6561).
+#: The most messages the sampler draws and the generator has output slots for.
 MAX_SPM_MESSAGES = 3
-MAX_SPM_TYPES = 4
 
 
 def paper_instance(e: float = 0.2, messages: int = 2) -> Context:
