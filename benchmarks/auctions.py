@@ -97,13 +97,14 @@ def run_target(target: Target, runs: Path, samples: int) -> list[dict]:
 def table(rows: list[dict], samples: int) -> str:
     """The results as Markdown."""
     lines = [f"| target | member | ours ({samples} samples) | goal | reference | source | LP (grid) | "
-             f"ours on grid | ours / LP |", "|---|---|---|---|---|---|---|---|---|"]
+             f"ours on grid | ours / LP | polished / LP |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [r["target"], r["name"], f"{r['revenue']:.4f}", "-" if r["goal"] is None else f">= {r['goal']}",
                  "-" if r["reference"] is None else f"{r['reference']:.4f}", r["source"] or "-",
                  f"{r['lp']:.4f} ({r['points']} points)" if "lp" in r else "-",
                  f"{r['menu_on_grid']:.4f}" if "lp" in r else "-",
-                 f"{r['ratio_to_lp']:.4f}" if "lp" in r else "-"]
+                 f"{r['ratio_to_lp']:.4f}" if "lp" in r else "-",
+                 f"{r['polished_ratio_to_lp']:.4f}" if "polished_ratio_to_lp" in r else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

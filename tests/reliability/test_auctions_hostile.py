@@ -158,6 +158,7 @@ VALID = [
     ["design", "ama", "menu.json", "--samples", "1000"],
     ["design", "ama", "ama.json", "--samples", "1000"],
     ["design", "menu", "instance.json", "--lp", "--points", "3"],
+    ["design", "menu", "instance.json", "--samples", "1000"],  # the shipped generator that covers it
     ["eval", "--shipped", "menu", "--samples", "1000"],
     ["eval", "--shipped", "ama", "--samples", "1000"],
 ]

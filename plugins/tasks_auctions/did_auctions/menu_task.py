@@ -34,6 +34,7 @@ from did_auctions.flags import MAX_SAMPLES, MAX_STEPS, bounded_int, finite_float
 from did_auctions.generator import MenuGenerator
 from did_auctions.lp import MAX_LP_TYPES, lp_menu, solve_lp
 from did_auctions.menu import MAX_OPTIONS, Menu, revenue
+from did_auctions.polish import polish_prices
 from did_auctions.references import menu_reference
 from did_auctions.runs import load_trained, read_settings, start_run, train_in, write_report
 from did_auctions.tables import markdown_table
@@ -168,12 +169,15 @@ def evaluate_menus(menus: list[tuple[str, Menu]], samples: int, seed: int, point
             types, probabilities = grid(menu.box, points)
             lp = solve_lp(types, probabilities, menu.valuation)
             on_grid = revenue(menu, types, probabilities)
-            entry.update(points=points, lp=lp.revenue, menu_on_grid=on_grid, ratio_to_lp=on_grid / lp.revenue)
+            polished = revenue(polish_prices(menu, types, probabilities), types, probabilities)
+            entry.update(points=points, lp=lp.revenue, menu_on_grid=on_grid, ratio_to_lp=on_grid / lp.revenue,
+                         polished_on_grid=polished, polished_ratio_to_lp=polished / lp.revenue)
         report.append(entry)
         rows.append([name, entry["setting"], menu.options, ours, entry["reference"], entry["source"],
-                     entry.get("lp"), entry.get("menu_on_grid"), entry.get("ratio_to_lp")])
+                     entry.get("lp"), entry.get("menu_on_grid"), entry.get("ratio_to_lp"),
+                     entry.get("polished_ratio_to_lp")])
     header = ["menu", "setting", "options", f"revenue ({samples} samples)", "reference", "source",
-              f"LP ({points}-point grid)" if points else "LP", "menu on grid", "menu / LP"]
+              f"LP ({points}-point grid)" if points else "LP", "menu on grid", "menu / LP", "polished / LP"]
     return {"samples": samples, "seed": seed, "menus": report}, markdown_table(header, rows)
 
 
