@@ -53,7 +53,7 @@ from did_core.blocks import EquilibriumBlock, capabilities_of
 from did_core.bounds import TooLarge, duration
 from did_core.components import load_generator
 from did_core.concepts import Concept
-from did_core.config import TrainConfig
+from did_core.config import TrainConfig, resolve_train_config
 from did_core.console import ArgumentParser, Command, fail, nonempty, yaml_mapping
 from did_core.equilibria import Epsilon
 from did_core.hookspecs import hookimpl
@@ -103,7 +103,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--concept-options", type=yaml_mapping, default={}, metavar="YAML",
                         help="options of the concept, e.g. '{cap: 0.3}' (default: the run's for the run's"
                         " concept; did plugins lists them)")
-    parser.add_argument("--eps", type=float, help="equilibrium tolerance (default: the run's, else 0.05)")
+    parser.add_argument("--eps", type=float, help="equilibrium tolerance (default: the run's, else the task's, e.g. 0.05 relative)")
     parser.add_argument("--absolute", action="store_true", help="eps is absolute, not relative to the payoff scale")
     parser.add_argument("--steps", type=int, default=200, help="per-instance optimisation steps (default 200)")
     parser.add_argument("--lr", type=float, default=0.05, help="per-instance optimisation learning rate (default 0.05)")
@@ -187,8 +187,9 @@ def _design(args: argparse.Namespace, task: Task, instances: InstanceFormat) -> 
     cfg, objective, x, source = _generated(args, task, context)
     concept = get_concept(args.concept or (cfg.concept if cfg else DEFAULT_CONCEPT),
                           args.concept_options or (cfg.concept_options if cfg and not args.concept else {}))
-    eps = Epsilon(args.eps if args.eps is not None else (cfg.eps if cfg else 0.05),
-                  relative=not (args.absolute or (cfg is not None and cfg.absolute_eps)))
+    tolerance = cfg or resolve_train_config({"task": args.task})  # without a run: the task's own default
+    eps = Epsilon(args.eps if args.eps is not None else tolerance.eps,
+                  relative=not (args.absolute or tolerance.absolute_eps))
     exact = (exact_block_named(args.block, concept.name, "--block") if args.block
              else (cfg.exact_block if cfg else None) or exact_block_for(concept.name))
     blocks, failed = _blocks(exact, cfg, concept)

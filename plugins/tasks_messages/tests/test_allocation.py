@@ -124,3 +124,14 @@ def test_malformed_allocation_files_are_refused(tmp_path, content, problem):
     assert_design_refuses("message_allocation", tmp_path / "bad.json", content)
     with pytest.raises(ValueError, match=re.escape(problem)):
         load_allocation(tmp_path / "bad.json")
+
+
+def test_without_a_generator_did_design_uses_the_tasks_tolerance(capsys):
+    """--optimise uses no run: eps and whether it is absolute come from the task's profile (absolute 0.01), not
+    the generic relative 0.05."""
+    from did_core.cli import main
+
+    assert main(["design", "message_allocation", str(EXAMPLES / "allocation_k3_m2.json"), "--optimise", "--steps",
+                 "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["eps"], report["relative_eps"]) == (0.01, False)
