@@ -21,8 +21,10 @@ _MENUS: dict[tuple[str, tuple[float, ...], tuple[float, ...]], Reference] = {
     ("additive", (0.0, 0.0), (1.0, 1.0)): Reference(0.5491, "optimum (Manelli & Vincent 2006)"),
     ("unit_demand", (0.0, 0.0), (1.0, 1.0)): Reference(0.3849, "optimum, price 1/sqrt(3) (Pavlov 2011)"),
     ("additive", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)):
-        Reference(0.8705, "optimum, straight-jacket auction (Giannakopoulos & Koutsoupias 2018)"),
-    ("additive", (4.0, 4.0), (16.0, 7.0)): Reference(9.781, "optimum (Daskalakis, Deckelbaum & Tzamos 2017)"),
+        Reference(0.8606, "the best price for the grand bundle (1.1629; the optimum, the straight-jacket auction "
+                          "of Giannakopoulos & Koutsoupias 2018, is higher)"),
+    ("additive", (4.0, 4.0), (16.0, 7.0)): Reference(9.781, "optimum (Daskalakis, Deckelbaum & Tzamos 2017), "
+                                                           "as tabulated by Duetting et al."),
 }
 
 

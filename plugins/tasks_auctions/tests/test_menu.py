@@ -10,6 +10,7 @@ import torch
 
 from did_auctions.exchange import menu_from_json
 from did_auctions.menu import Menu, revenue
+from did_auctions.references import menu_reference
 from did_auctions.values import Box
 
 UNIT = Box((0.0, 0.0), (1.0, 1.0))
@@ -64,3 +65,11 @@ def test_exchange_json_round_trips():
     again = menu_from_json(menu.as_json())
     assert again.as_json() == menu.as_json()
     torch.testing.assert_close(again.alloc, menu.alloc)
+
+
+def test_three_item_grand_bundle_reference():
+    """The 3-item reference of did_auctions.references: the grand bundle at its best price 1.1629."""
+    box = Box((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    menu = _menu([([1, 1, 1], 1.1629)], "additive", box)
+    reference = menu_reference("additive", box.low, box.high)
+    assert revenue(menu, _samples(box)) == pytest.approx(reference.value, abs=0.002)
