@@ -100,7 +100,7 @@ def measure(setting_name: str, n: int, m: int, folder: Path, profiles: int) -> d
             "seconds": time.monotonic() - started, "mechanism": mechanism_json(setting, trained, ours)}
 
 
-def _shown(value: float) -> str:
+def shown_number(value: float) -> str:
     """Four decimals, a rounding of zero shown as 0.0000 (not -0.0000)."""
     return f"{value if round(value, 4) != 0 else 0.0:.4f}"
 
@@ -109,7 +109,7 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| setting | n | m | VCG published | VCG ours | best published | AMA ours (+- s.e.) | better by | target |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['setting']} | {r['n']} | {r['m']} | {r['vcg_published']:.4f} | {_shown(r['vcg_ours'])} | "
+        lines.append(f"| {r['setting']} | {r['n']} | {r['m']} | {r['vcg_published']:.4f} | {shown_number(r['vcg_ours'])} | "
                      f"{r['best_published']:.4f} | {r['ama_ours']:.4f} (+- {r['ama_stderr']:.4f}) | "
                      f"{r['margin']:+.4f} | {'met' if r['meets_target'] else 'MISSED'} |")
     met = sum(r["meets_target"] for r in rows)
