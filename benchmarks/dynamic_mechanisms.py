@@ -10,7 +10,7 @@ objective measured here.
 
     OMP_NUM_THREADS=1 python benchmarks/dynamic_mechanisms.py [--only SETTING ...] [--profiles 100000]
         [--runs runs/dynamic] [--out benchmarks/results/dynamic_mechanisms] [--ship] [--train-flags "..."]
-        (about 70 minutes on one thread to train all 29 cells, 5 more to evaluate them)
+        (measured here: 53 minutes on one thread to train all 29 cells, 8 more to evaluate them)
 
 The published figures (means of 10^4 profiles; standard errors below 0.007, 0.004, 0.02, 0.03 and 0.05 for the
 five tables) are those of Curry et al., "Automated Design of Affine Maximizer Mechanisms in Dynamic Settings"
