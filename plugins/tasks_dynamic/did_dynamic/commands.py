@@ -190,7 +190,8 @@ def eval_main(argv: list[str]) -> int:
     else:
         print("| cell | objective | VCG | declared | measured (+- s.e.) |\n|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['cell']} | {r['objective']} | {r['vcg']:.4f} | {r['declared']:.4f} | "
+            vcg_value = r["vcg"] if round(r["vcg"], 4) != 0 else 0.0  # no -0.0000 for a rounding of zero
+            print(f"| {r['cell']} | {r['objective']} | {vcg_value:.4f} | {r['declared']:.4f} | "
                   f"{r['measured']:.4f} (+- {r['stderr']:.4f}) |")
     return 0
 
