@@ -30,17 +30,18 @@ from did_core.concepts import Concept
 from did_core.default_plugins import DEFAULT_PLUGINS
 from did_core.default_plugins.concepts import DEFAULT_CONCEPT
 from did_core.mechanism_task import MechanismTask
+from did_core.policy import PolicyBlock
 from did_core.registry import Registry, UnknownNameError, call_factory
 from did_core.tasks import Task
 
 __all__ = ["KINDS", "LoadedPlugin", "PluginState", "load_plugins", "registry", "create", "exact_block_for",
            "exact_block_named", "get_concept", "concept_names", "DEFAULT_CONCEPT", "get_task", "get_mechanism",
-           "component_factory"]
+           "get_policy_block", "component_factory"]
 
 #: hook suffix -> the singular noun used in messages.
 KINDS: dict[str, str] = {
     "blocks": "block", "samplers": "sampler", "generators": "generator", "losses": "loss", "concepts": "concept",
-    "tasks": "task", "mechanisms": "mechanism task", "commands": "command",
+    "tasks": "task", "mechanisms": "mechanism task", "policy_blocks": "policy block", "commands": "command",
 }
 
 
@@ -216,7 +217,7 @@ def _version(dist: str) -> str:
 
 def registry(kind: str) -> Registry:
     """The registry of one kind: ``"blocks"``, ``"samplers"``, ``"generators"``, ``"losses"``, ``"concepts"``,
-    ``"tasks"``, ``"mechanisms"`` or ``"commands"``."""
+    ``"tasks"``, ``"mechanisms"``, ``"policy_blocks"`` or ``"commands"``."""
     if kind not in KINDS:
         raise ValueError(f"unknown registry {kind!r}; known: {', '.join(KINDS)}")
     return load_plugins().registries[kind]
@@ -321,15 +322,8 @@ def component_factory(kind: str, name: str) -> Callable[..., Any]:
     raise UnknownNameError(f"unknown {own.kind} {name!r}; known: {known}")
 
 
-#: Policy blocks (``did_core.policy``) are a registry kind like the others.
-KINDS["policy_blocks"] = "policy block"
-__all__ += ["get_policy_block"]
-
-
-def get_policy_block(name: str, **options: Any) -> "PolicyBlock":
+def get_policy_block(name: str, **options: Any) -> PolicyBlock:
     """The policy block registered as ``name``, built with ``options`` (an unknown name lists the known ones)."""
-    from did_core.policy import PolicyBlock
-
     block = create("policy_blocks", name, **options)
     if not isinstance(block, PolicyBlock):
         raise TypeError(f"policy block {name!r} is not a did_core.policy.PolicyBlock")
