@@ -95,6 +95,7 @@ def _settings(args: argparse.Namespace) -> MenuTraining:
 
 
 def _choice(block: str) -> RelaxedChoice:
+    """The relaxed choice through the registered block ``block`` under CCE (an unknown name: one error line)."""
     return RelaxedChoice(create("blocks", block), get_concept("cce"))
 
 
