@@ -9,7 +9,8 @@ Markdown and JSON; ``--ship`` copies each run's mechanism file into did-plugins-
 objective measured here.
 
     OMP_NUM_THREADS=1 python benchmarks/dynamic_mechanisms.py [--only SETTING ...] [--profiles 100000]
-        [--runs runs/dynamic] [--out benchmarks/results/dynamic_mechanisms] [--ship] [--train-flags "..."]
+        [--runs runs/dynamic] [--out benchmarks/results/dynamic_mechanisms] [--ship] [--train-flags "..."] [--readme]
+    python benchmarks/dynamic_mechanisms.py --from-json --readme   # the README's table from the stored JSON
         (measured here: 53 minutes on one thread to train all 29 cells, 8 more to evaluate them)
 
 The published figures (means of 10^4 profiles; standard errors below 0.007, 0.004, 0.02, 0.03 and 0.05 for the
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from did_core.affine_maximizer import vcg
 from did_core.cli import main as did
+from did_core.report import replace_marked
 from did_core.runs import atomic_write_text, json_text, output_file
 from did_dynamic.commands import SHIPPED
 from did_dynamic.evaluation import evaluate
@@ -37,6 +39,8 @@ from did_dynamic.mechanism_file import mechanism_json, read_mechanism
 from did_dynamic.settings import SETTINGS, all_cells, make_setting
 
 ROOT = Path(__file__).resolve().parent
+README = ROOT.parent / "README.md"
+README_MARKER = "dynamic-mechanisms"
 
 #: (setting, n, m) -> (VCG published, best published).
 PUBLISHED = {
@@ -70,6 +74,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--runs", type=Path, default=Path("runs/dynamic"), help="the runs' parent folder")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "dynamic_mechanisms", help="stem of .md/.json")
     p.add_argument("--ship", action="store_true", help="copy each run's mechanism into the shipped folder")
+    p.add_argument("--from-json", action="store_true", help="no training or evaluation: the table from the stored "
+                   "JSON (--out)")
+    p.add_argument("--readme", action="store_true", help="also put the table between the README's "
+                   f"<!-- {README_MARKER}:start/end --> markers")
     p.add_argument("--train-flags", default=TRAIN_FLAGS,
                    help=f"did train flags for cells still to train (default {TRAIN_FLAGS!r})")
     return p.parse_args(argv)
@@ -129,6 +137,12 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     json_path, md_path = output_file(args.out.with_suffix(".json")), output_file(args.out.with_suffix(".md"))
+    if args.from_json:
+        table = markdown(json.loads(json_path.read_text()))
+        print(table, end="")
+        if args.readme:
+            replace_marked(README, README_MARKER, table)
+        return 0
     kept = json.loads(json_path.read_text()) if args.only and json_path.is_file() else []
     kept = [r for r in kept if r["setting"] not in args.only] if args.only else []
     rows = list(kept)
@@ -148,6 +162,8 @@ def main(argv: list[str]) -> int:
     atomic_write_text(json_path, json_text(rows))
     atomic_write_text(md_path, table)
     print(table, end="")
+    if args.readme:
+        replace_marked(README, README_MARKER, table)
     return 0
 
 

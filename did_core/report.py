@@ -21,8 +21,10 @@ from typing import Any
 import torch
 
 from did_core.results import BlockResult, range_table
+from did_core.runs import atomic_write_text
 
-__all__ = ["git_revision", "hardware_description", "build_report", "markdown_table"]
+__all__ = ["git_revision", "hardware_description", "build_report", "markdown_table", "marked_section",
+           "replace_marked"]
 
 
 def git_revision(path: Path | None = None) -> str:
@@ -127,3 +129,28 @@ def markdown_table(report: dict[str, Any]) -> str:
         lines.append(f"| {size} | " + " | ".join(_cell(c) for c in cells) + " |")
     ranges = range_table(blocks)
     return "\n".join(lines + ([] if ranges is None else ["", ranges]))
+
+
+def _markers(document: str, path: Path, name: str) -> tuple[str, str]:
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if document.count(start) != 1 or document.count(end) != 1 or document.index(start) > document.index(end):
+        raise ValueError(f"{path} needs the markers {start} ... {end}, once each and in that order")
+    return start, end
+
+
+def marked_section(path: Path, name: str) -> str:
+    """The text between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in the Markdown file ``path``, stripped."""
+    document = Path(path).read_text(encoding="utf-8")
+    start, end = _markers(document, path, name)
+    return document.split(start, 1)[1].split(end, 1)[0].strip()
+
+
+def replace_marked(path: Path, name: str, text: str) -> None:
+    """Put ``text`` between the markers ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` of the Markdown file
+    ``path`` (a README's table regenerated from stored results), written atomically; a file without both
+    markers is a one-line ``ValueError`` and is not changed."""
+    document = Path(path).read_text(encoding="utf-8")
+    start, end = _markers(document, path, name)
+    head, rest = document.split(start, 1)
+    _, tail = rest.split(end, 1)
+    atomic_write_text(Path(path), f"{head}{start}\n{text.rstrip()}\n{end}{tail}")

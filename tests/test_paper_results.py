@@ -4,6 +4,7 @@ import pytest
 
 from benchmark_helpers import ROOT, benchmark_module
 from did_core.plugins import registry
+from did_core.report import marked_section, replace_marked
 
 
 def _module():
@@ -16,9 +17,7 @@ def test_the_readme_table_is_regenerated_from_the_stored_reports():
     if missing:  # the README's rows of ours come from the shipped generators of every task plugin
         pytest.skip(f"task(s) {', '.join(missing)} not loaded (their plugins not installed, or left out by "
                     f"DID_LOAD_PLUGINS)")
-    readme = (ROOT / "README.md").read_text()
-    stored = readme.split(module.START, 1)[1].split(module.END, 1)[0].strip()
-    assert stored == module.table()
+    assert marked_section(ROOT / "README.md", module.MARKER) == module.table()
 
 
 def test_every_published_row_is_listed_once_and_ours_come_from_shipped_reports():
@@ -40,3 +39,21 @@ def test_a_small_subset_gives_no_verdict_against_the_paper():
     assert "| - (under 512 contexts) |" in row and "| yes |" not in row
     report["meta"]["contexts"] = 1024
     assert "| yes |" in module._row("scheduling", "cce", report, "x")
+
+
+@pytest.mark.parametrize("document", ["no markers", "<!-- t:end -->\nx\n<!-- t:start -->",
+                                      "<!-- t:start -->a<!-- t:end --><!-- t:start -->b<!-- t:end -->"])
+def test_a_file_without_its_markers_once_and_in_order_is_refused_and_unchanged(tmp_path, document):
+    path = tmp_path / "README.md"
+    path.write_text(document)
+    with pytest.raises(ValueError, match="<!-- t:start --> ... <!-- t:end -->"):
+        replace_marked(path, "t", "table")
+    assert path.read_text() == document
+
+
+def test_only_the_marked_section_is_replaced(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text("# Title\n<!-- t:start -->\nold\n<!-- t:end -->\ntail\n")
+    replace_marked(path, "t", "| a |\n|---|\n")
+    assert path.read_text() == "# Title\n<!-- t:start -->\n| a |\n|---|\n<!-- t:end -->\ntail\n"
+    assert marked_section(path, "t") == "| a |\n|---|"
