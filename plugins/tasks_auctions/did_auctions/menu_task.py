@@ -34,7 +34,7 @@ from did_auctions.flags import MAX_SAMPLES, MAX_STEPS, bounded_int, finite_float
 from did_auctions.generator import MenuGenerator
 from did_auctions.lp import MAX_LP_TYPES, lp_menu, solve_lp
 from did_auctions.menu import MAX_OPTIONS, Menu, revenue
-from did_auctions.polish import polish_prices
+from did_auctions.lp_polish import lp_polish
 from did_auctions.references import menu_reference
 from did_auctions.runs import load_trained, read_settings, start_run, train_in, write_report
 from did_auctions.tables import markdown_table
@@ -170,7 +170,7 @@ def evaluate_menus(menus: list[tuple[str, Menu]], samples: int, seed: int, point
             types, probabilities = grid(menu.box, points)
             lp = solve_lp(types, probabilities, menu.valuation)
             on_grid = revenue(menu, types, probabilities)
-            polished = revenue(polish_prices(menu, types, probabilities), types, probabilities)
+            polished = revenue(lp_polish(menu, types, probabilities), types, probabilities)
             entry.update(points=points, lp=lp.revenue, menu_on_grid=on_grid, ratio_to_lp=on_grid / lp.revenue,
                          polished_on_grid=polished, polished_ratio_to_lp=polished / lp.revenue)
         report.append(entry)
