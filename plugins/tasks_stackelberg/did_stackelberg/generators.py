@@ -41,9 +41,8 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -63,6 +62,11 @@ __all__ = ["CommitmentGenerator", "PaymentGenerator"]
 
 class CommitmentGenerator(P2PStack):
     """P2P stack -> two channels on the leader's slice -> a commitment ``[B, L]`` (module docstring)."""
+
+    #: The quick profile's network: one P2P layer of width 16 and 20 ascent steps cost 4.6x the block per
+    #: training step (the defaults: 17.4x) and reached 0.956 of the strong Stackelberg value on 512 held-out
+    #: games at absolute eps 0.003 (the defaults: 0.954); the plugin README has the comparison.
+    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"width": 16, "depth": 1, "refine_steps": 20}}
 
     class Options(P2PStack.Options):
         aggregation: Literal["meanvar", "mean", "max"] = Field("max", description="max: best responses are maxima")
