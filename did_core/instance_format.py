@@ -122,6 +122,12 @@ class InstanceFormat(ABC):
         and the per-instance benchmark); default ``None``: not described."""
         return None
 
+    def solves_per_step(self, context: Context, start: bool = False) -> int:
+        """How many copies of the instance one step of :meth:`optimise` solves together (a multi-start search:
+        its starts; ``start``: with a given start too). ``did design`` times a solve of that batch to refuse a
+        ``--steps`` that would run too long; default 1."""
+        return 1
+
     def action_counts(self, context: Context) -> list[int]:
         """Each player's real action count, for numbered names; default from the action mask ``[1, N, A_max]``."""
         return [int(n) for n in context["mask"][0].sum(-1)]

@@ -193,8 +193,10 @@ def _design(args: argparse.Namespace, task: Task, instances: InstanceFormat) -> 
     exact = (exact_block_named(args.block, concept.name, "--block") if args.block
              else (cfg.exact_block if cfg else None) or exact_block_for(concept.name))
     blocks, failed = _blocks(exact, cfg, concept)
-    work = {"--steps": args.steps if x is None else 0, "--polish": args.polish or 0}
-    _check_time(objective, exact, blocks[exact], context, concept, eps, work)
+    searches = x is None or (instances.takes_start and not args.fast)
+    work = {"--steps": args.steps if searches else 0, "--polish": args.polish or 0}
+    _check_time(objective, exact, blocks[exact], context, concept, eps, work,
+                instances.solves_per_step(context, start=x is not None))
     if x is None:
         x = instances.optimise(context, blocks[exact], concept, eps, args.steps, args.lr)
         if x is None:
@@ -233,27 +235,29 @@ def _searched(instances: InstanceFormat, exact: str, args: argparse.Namespace, c
 
 
 def _check_time(objective: DesignObjective, name: str, block: EquilibriumBlock, context: Context,
-                concept: Concept, eps: Epsilon, work: dict[str, int]) -> None:
+                concept: Concept, eps: Epsilon, work: dict[str, int], per_step: int = 1) -> None:
     """Refuse (:class:`~did_core.bounds.TooLarge`) a flag of ``work`` (flag -> solves it asks for: optimisation
     steps, polish evaluations) estimated to take over :data:`MAX_DESIGN_SECONDS` on this instance, before it starts.
 
-    One solve of the instance under ``block`` is timed; a step of the optimisation is
-    counted as two (its forward and backward pass), an evaluation of the polish as one,
-    so the estimate is a lower bound. ``name`` is the block's, for the message.
+    A solve under ``block`` is timed: of the instance for the polish, of ``per_step`` copies of it
+    solved together for a step of the optimisation (a multi-start search's batch,
+    :meth:`~did_core.instance_format.InstanceFormat.solves_per_step`), counted as two (its forward
+    and backward pass); so the estimate is a lower bound. ``name`` is the block's, for the message.
     """
-    if not any(work.values()):
-        return
-    start = time.perf_counter()
-    with torch.no_grad():
-        _solve(objective, block, context, objective.baseline_intervention(context), concept, eps)
-    each = max(time.perf_counter() - start, 1e-6)
     for flag, count in work.items():
-        seconds = count * each * (2 if flag == "--steps" else 1)
-        if seconds > MAX_DESIGN_SECONDS:
-            most = int(MAX_DESIGN_SECONDS // (each * (2 if flag == "--steps" else 1)))
-            raise TooLarge(f"{flag} {count} would take at least about {duration(seconds)} on this instance (one "
-                           f"solve under {name} takes {1000 * each:.2g} ms), over the bound of "
-                           f"{duration(MAX_DESIGN_SECONDS)}: give {flag} {most} or fewer")
+        if not count:
+            continue
+        copies = per_step if flag == "--steps" else 1
+        batch = {k: v.expand(copies, *v.shape[1:]) for k, v in context.items()}
+        start = time.perf_counter()
+        with torch.no_grad():
+            _solve(objective, block, batch, objective.baseline_intervention(batch), concept, eps)
+        each = max(time.perf_counter() - start, 1e-6) * (2 if flag == "--steps" else 1)
+        if count * each > MAX_DESIGN_SECONDS:
+            what = f"a step ({copies} solves together)" if flag == "--steps" else "one solve"
+            raise TooLarge(f"{flag} {count} would take at least about {duration(count * each)} on this instance "
+                           f"({what} under {name} takes {1000 * each:.2g} ms), over the bound of "
+                           f"{duration(MAX_DESIGN_SECONDS)}: give {flag} {int(MAX_DESIGN_SECONDS // each)} or fewer")
 
 
 def _loaded(instances: InstanceFormat, path: Path) -> Context:

@@ -115,6 +115,19 @@ def test_design_refuses_work_estimated_over_an_hour(capsys, flags, flag):
                f"give {flag}")
 
 
+
+@pytest.mark.parametrize("task, instance, steps", [
+    ("mu_spm", "messages/mu_spm_paper.json", "1000000000"),        # 32 starts a step: ran 32 times the estimate
+    ("contract", "christmas_tree.json", "100000000000"),          # the generator's answer refined: was not checked
+])
+def test_design_counts_every_start_of_a_multi_start_search(capsys, task, instance, steps):
+    """A step of a multi-start search solves all its starts; refining a shipped generator's answer is a search too.
+    Both are timed as what they run, and refused over the bound before they start."""
+    if task not in registry("tasks"):
+        pytest.skip(f"the task {task} is not loaded")
+    assert main(["design", task, str(EXAMPLES / instance), "--steps", steps]) == 2
+    _one_error(capsys, f"--steps {steps} would take at least about", "solves together", "over the bound of 1.0 h")
+
 # ---------------------------------------------------------------------------------------- the polish's workers
 
 def test_more_workers_than_cores_is_refused(toy_run, capsys):

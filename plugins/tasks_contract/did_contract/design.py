@@ -70,6 +70,10 @@ class ContractInstances(InstanceFormat):
         contracts, then ascent from the best 6 x 200 steps: 1417 block solves"``."""
         return search_budget(context, steps, start=start).describe()
 
+    def solves_per_step(self, context: Context, start: bool = False) -> int:
+        """The ascent's starts, solved together each step."""
+        return search_budget(context, 1).starts
+
     def load(self, path: Path) -> Context:
         """The problem in ``path``; a malformed file is a one-line ``ProblemError`` (a ``ValueError``)."""
         return ProblemContext(load_problem(Path(path)))

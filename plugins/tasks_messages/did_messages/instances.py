@@ -212,6 +212,9 @@ class AllocationInstances(InstanceFormat):
             return torch.softmax((LOGIT_SCALE * t).masked_fill(~items.unsqueeze(1), -torch.inf), dim=2)
         return _adam(AllocationObjective(), context, block, concept, eps, steps, lr, theta, allocation)
 
+    def solves_per_step(self, context: Context, start: bool = False) -> int:
+        return STARTS + int(start)
+
     def describe_budget(self, context: Context, steps: int, start: Tensor | None = None) -> str | None:
         return f"{STARTS} starts{' (one the given rule)' if start is not None else ''}, the best rule met"
 
@@ -269,6 +272,9 @@ class SPMInstances(InstanceFormat):
             return torch.cat([torch.sigmoid(t[..., :1]), cap * torch.sigmoid(t[..., 1:])], dim=-1)
         return _adam(SPMObjective(temperature=SEARCH_TEMPERATURE), context, block, concept, eps, steps, lr, theta,
                      mechanism)
+
+    def solves_per_step(self, context: Context, start: bool = False) -> int:
+        return STARTS + int(start)
 
     def describe_budget(self, context: Context, steps: int, start: Tensor | None = None) -> str | None:
         return f"{STARTS} starts{' (one the given mechanism)' if start is not None else ''}, the best mechanism met"
