@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from did_core.cli import build_parser, main
-from did_core.plugins import exact_block_for, get_concept, registry
+from did_core.plugins import exact_block_for, registry
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "games"
 

@@ -31,7 +31,7 @@ from did_core.config import resolve_train_config
 from did_core.games import classic_game
 from did_core.hookspecs import hookimpl
 from did_core.mechanism_task import MechanismTask
-from did_core.plugins import create, exact_block_for, get_concept, get_task
+from did_core.plugins import create, exact_block_for, get_task
 from did_core.registry import UnknownNameError
 from did_core.tasks import ContextSampler, Task
 from did_core.testing import reference_rows, reference_scale
