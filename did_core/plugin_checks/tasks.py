@@ -41,8 +41,10 @@ from did_core.tasks import Context, ContextSampler, DesignObjective, context_siz
 __all__ = ["task_checks", "TaskParts", "components", "induced_games", "loss_and_gradients", "slicing", "extents",
            "bound", "CLOSE"]
 
-#: How close a generator's answers (float32) and the values they lead to must be, relative and absolute.
-CLOSE = 1e-5
+#: How close a generator's answers (float32) and the values they lead to must be, relative and absolute: about
+#: a thousand float32 roundings, since padding reorders sums and a generator that iterates (an ascent, a solver
+#: stopped at the dtype's resolution) carries their differences on; a padding bug moves answers far more.
+CLOSE = 1e-4
 
 
 @dataclass
