@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import os
 import sys
 import traceback
@@ -30,7 +31,8 @@ from did_core import distributed
 from did_core.distributed import PeerError
 from did_core.files import YamlError, YamlRefused, parse_yaml, shown
 
-__all__ = ["Command", "ArgumentParser", "UsageError", "USER_ERRORS", "nonempty", "yaml_mapping", "yaml_value",
+__all__ = ["Command", "ArgumentParser", "UsageError", "USER_ERRORS", "nonempty", "bounded_int", "finite_float",
+           "positive_float", "yaml_mapping", "yaml_value",
            "fail", "os_error", "report_error", "report_bug", "warning_line", "format_joint", "joint_lines"]
 
 #: Every user error is a ``ValueError``: a config, an unknown or duplicate name, a malformed file or flag
@@ -75,6 +77,38 @@ def nonempty(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("is empty (leave the flag out for its default)")
     return text
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``[low, high]``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside [{low}, {high}]")
+        return value
+    return parse
+
+
+def finite_float(text: str) -> float:
+    """An argparse ``type``: a finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not finite")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type``: a finite number > 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not > 0")
+    return value
 
 
 def yaml_mapping(text: str) -> dict[str, Any]:

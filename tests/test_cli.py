@@ -207,3 +207,20 @@ def test_help_lists_every_registered_command_with_its_description(capsys):
 def _flags_of(parser) -> dict:
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return commands.choices
+
+
+@pytest.mark.parametrize("parse, text, expected", [
+    ("int", "3", 3), ("int", "0", "0 is outside [1, 5]"), ("int", "6", "6 is outside [1, 5]"),
+    ("int", "2.5", "'2.5' is not an integer"), ("float", "1e308", 1e308), ("float", "nan", "'nan' is not finite"),
+    ("float", "x", "'x' is not a number"), ("positive", "-0.0", "'-0.0' is not > 0"), ("positive", "0.25", 0.25)])
+def test_numeric_flag_types_refuse_in_words(parse, text, expected):
+    import argparse
+
+    from did_core.console import bounded_int, finite_float, positive_float
+
+    function = {"int": bounded_int(1, 5), "float": finite_float, "positive": positive_float}[parse]
+    if isinstance(expected, str):
+        with pytest.raises(argparse.ArgumentTypeError, match=expected.replace("[", r"\[").replace("]", r"\]")):
+            function(text)
+    else:
+        assert function(text) == expected

@@ -11,13 +11,12 @@ shipped format, :mod:`did_dynamic.mechanism_file`).
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
 
 from did_core.affine_maximizer import AffineMaximizer, vcg
-from did_core.console import ArgumentParser, nonempty
+from did_core.console import ArgumentParser, bounded_int, finite_float, nonempty
 from did_core.files import UnreadableFile, read_json_file, shown
 from did_core.mechanism_task import RUN_CONFIG
 from did_core.runs import RunDir, RunDirError, atomic_write_text, json_text, output_file
@@ -40,20 +39,11 @@ def shipped_path(setting: Setting) -> Path:
 
 
 def _bounded(name: str, kind: type) -> Callable[[str], float | int]:
-    """An argparse ``type``: a finite ``kind`` within :data:`did_dynamic.training.LIMITS` where it names a bound."""
-    def parse(text: str) -> float | int:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"is not a{'n integer' if kind is int else ' number'}: {text!r}")
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
-        low = 0 if name == "seed" else 1
-        if name in LIMITS and not low <= value <= LIMITS[name]:
-            raise argparse.ArgumentTypeError(f"must be in {low}..{LIMITS[name]}, got {text}")
-        return value
-
-    return parse
+    """An argparse ``type``: a finite number, or an integer within :data:`did_dynamic.training.LIMITS` where it
+    names a bound (from 0 for the seed, else from 1); a cell's sizes are bounded by its setting."""
+    if kind is float:
+        return finite_float
+    return bounded_int(0 if name == "seed" else 1, LIMITS.get(name, 2**31))
 
 
 def _train_parser() -> ArgumentParser:
