@@ -15,8 +15,8 @@ discounted where the MDP is), and the optimal value:
   differentiable (its gradient is the occupancy).
 
 Blocks are registered through the hook ``did_register_policy_blocks`` (name -> factory ``(**options) ->
-PolicyBlock``) and looked up with ``did_core.plugins.get_policy_block``; :func:`solve_policy` picks the
-block an MDP declares. The mathematics is in docs/mathematics.md ("The policy block").
+PolicyBlock``) and looked up by name at the edge with ``did_core.plugins.get_policy_block``;
+:func:`solve_policy` takes a block object, by default the core's block for the MDP's kind (:func:`default_block`). The mathematics is in docs/mathematics.md ("The policy block").
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["TreeMDP", "DiscountedMDP", "MDP", "PolicySolution", "PolicyBlock", "BackwardInduction",
-           "SoftValueIteration", "solve_policy", "TIE_TOLERANCE"]
+           "SoftValueIteration", "DEFAULT_BLOCKS", "default_block", "solve_policy", "TIE_TOLERANCE"]
 
 #: Two action values closer than this count as tied (the lowest action index wins). Rewards of the tasks
 #: here are O(1..100); sums of them that are equal in exact arithmetic differ by far less in float64.
@@ -48,8 +48,6 @@ class TreeMDP:
 
     children: Tensor
     labels: tuple[Any, ...] | None = None
-    #: the registered policy block that solves this kind of MDP.
-    block: ClassVar[str] = "backward-induction"
     levels: tuple[Tensor, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -94,7 +92,6 @@ class DiscountedMDP:
     start: Tensor
     discount: float
     labels: tuple[Any, ...] | None = None
-    block: ClassVar[str] = "value-iteration"
 
     def __post_init__(self) -> None:
         p, mu = self.transitions, self.start
@@ -298,10 +295,16 @@ class SoftValueIteration(PolicyBlock):
         raise RuntimeError(f"policy iteration did not settle in {self.max_iter} rounds")
 
 
+#: The core's block for each kind of MDP (registered as ``backward-induction`` and ``value-iteration``).
+DEFAULT_BLOCKS: dict[type, type[PolicyBlock]] = {TreeMDP: BackwardInduction, DiscountedMDP: SoftValueIteration}
+
+
+def default_block(mdp: MDP) -> PolicyBlock:
+    """The core's block for ``mdp``'s kind, with its default options."""
+    return DEFAULT_BLOCKS[type(mdp)]()
+
+
 def solve_policy(mdp: MDP, rewards: Tensor, alpha: float, block: PolicyBlock | None = None) -> PolicySolution:
-    """The :class:`PolicySolution` of ``rewards [B, S, A]`` on ``mdp`` by ``block`` (default: the registered
-    block the MDP's class names, ``mdp.block``)."""
-    if block is None:
-        from did_core.plugins import get_policy_block  # the registry sits above the mathematics
-        block = get_policy_block(mdp.block)
-    return block(mdp, rewards, alpha)
+    """The :class:`PolicySolution` of ``rewards [B, S, A]`` on ``mdp`` by ``block`` (default:
+    :func:`default_block`)."""
+    return (default_block(mdp) if block is None else block)(mdp, rewards, alpha)

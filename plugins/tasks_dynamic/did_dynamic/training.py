@@ -26,8 +26,7 @@ from torch import Tensor, nn
 from did_core.affine_maximizer import AffineMaximizer, run_affine_maximizer
 from did_core.files import shown
 from did_core.loop import LoopSettings, Schedule, TrainingLoop
-from did_core.plugins import get_policy_block
-from did_core.policy import PolicyBlock
+from did_core.policy import PolicyBlock, default_block
 from did_core.runs import RunDir
 from did_dynamic.evaluation import Measured, evaluate
 from did_dynamic.settings import Setting
@@ -132,7 +131,7 @@ class Starts(nn.Module):
 
 
 def _block(setting: Setting, config: TrainSettings) -> PolicyBlock:
-    exact = get_policy_block(setting.mdp.block)
+    exact = default_block(setting.mdp)
     if config.method == "zeroth-order":
         return ZerothOrder(exact, config.perturbations, config.sigma)
     return exact
