@@ -24,18 +24,24 @@ game tasks (``did train --task`` takes either).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["MechanismTask", "CommandFn", "RUN_CONFIG", "run_task_name", "option_value"]
+from did_core.files import UnreadableFile, read_json_file, shown
+from did_core.runs import RunDir, RunDirError, new_run_path
+
+__all__ = ["MechanismTask", "CommandFn", "RUN_CONFIG", "start_run", "read_run_config", "run_task_name",
+           "option_value"]
 
 #: One command of a mechanism task: ``(argv) -> exit code``.
 CommandFn = Callable[[list[str]], int]
 
 #: The file of a mechanism task's run directory that names its task (``{"task": NAME, ...}``).
 RUN_CONFIG = "config.json"
+#: The most bytes a run's ``config.json`` may hold.
+CONFIG_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -53,15 +59,41 @@ class MechanismTask:
     shipped: Path | None = None
 
 
+def start_run(run_dir: str | Path | None, task: str, config: dict[str, Any], label: str | None = None) -> RunDir:
+    """A new run folder of the mechanism task ``task`` (``run_dir``, else ``runs/<stamp>-<label>``), locked by this
+    process, holding ``config.json`` = ``{"task": task, **config}``; a ``RunDirError`` where a run already is."""
+    run = RunDir(Path(run_dir) if run_dir else new_run_path(Path("runs"), label or task))
+    run.check_new()
+    if run.file(RUN_CONFIG).exists():
+        raise RunDirError(f"run directory {run.path} already holds a run; continue it with did train --resume "
+                          f"{run.path}, or choose another --run-dir")
+    run.acquire()
+    run.write_json(RUN_CONFIG, {"task": task, **config})
+    return run
+
+
+def read_run_config(folder: str | Path, task: str) -> dict[str, Any]:
+    """The ``config.json`` of the run of mechanism task ``task`` in ``folder``: a ``RunDirError`` when the folder
+    holds none naming ``task``, an ``UnreadableFile`` naming the file when it cannot be read."""
+    path = Path(folder) / RUN_CONFIG
+    if not path.is_file():
+        raise RunDirError(f"{shown(str(folder))} is not a run of the task {task!r} (no {RUN_CONFIG})")
+    try:
+        data = read_json_file(path, CONFIG_LIMIT)
+    except UnreadableFile as exc:
+        raise UnreadableFile(f"{shown(str(path))} {exc}") from None
+    if not isinstance(data, dict) or data.get("task") != task:
+        raise RunDirError(f"{shown(str(folder))} is not a run of the task {task!r} ({RUN_CONFIG} names another)")
+    return data
+
+
 def run_task_name(folder: str | Path) -> str | None:
     """The task a mechanism task's run directory names in its ``config.json``; ``None`` when ``folder`` holds
     none, or one that cannot be read (the game commands then report on the folder as usual)."""
     path = Path(folder) / RUN_CONFIG
     try:
-        if not path.is_file() or path.stat().st_size > 1 << 20:
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json_file(path, CONFIG_LIMIT) if path.is_file() else None
+    except (OSError, UnreadableFile):
         return None
     name = data.get("task") if isinstance(data, dict) else None
     return name if isinstance(name, str) else None

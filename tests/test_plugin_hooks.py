@@ -285,3 +285,22 @@ def test_a_name_registered_as_game_task_and_mechanism_task_is_refused():
         POSTED_PRICE.calls.clear()
         assert main(["train", "--task", "demo_swerve", "--steps", "1"]) == 2
         assert POSTED_PRICE.calls == []
+
+
+def test_a_mechanism_run_folder_is_started_once_and_read_for_its_task(tmp_path):
+    from did_core.files import UnreadableFile
+    from did_core.mechanism_task import read_run_config, start_run
+    from did_core.runs import RunDirError
+
+    run = start_run(tmp_path / "run", "demo_price", {"settings": {"price": 0.5}})
+    run.release()
+    assert read_run_config(tmp_path / "run", "demo_price") == {"task": "demo_price", "settings": {"price": 0.5}}
+    with pytest.raises(RunDirError, match="already holds a run"):
+        start_run(tmp_path / "run", "demo_price", {})
+    with pytest.raises(RunDirError, match="is not a run of the task 'other'"):
+        read_run_config(tmp_path / "run", "other")
+    with pytest.raises(RunDirError, match="no config.json"):
+        read_run_config(tmp_path, "demo_price")
+    (tmp_path / "run" / "config.json").write_text("{")
+    with pytest.raises(UnreadableFile, match="config.json.*is not valid JSON"):
+        read_run_config(tmp_path / "run", "demo_price")

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from did_core.console import ArgumentParser, nonempty
+from did_core.mechanism_task import start_run
 from did_auctions.ama import AMAGenerator, AuctionAMA
 from did_auctions.ama_training import AMATraining, ama_step
 from did_auctions.checks import MAX_BIDDERS, MAX_ITEMS
@@ -25,7 +26,7 @@ from did_auctions.exchange import read_mechanism
 from did_auctions.flags import MAX_SAMPLES, MAX_STEPS, bounded_int, finite_float, positive_float
 from did_auctions.menu import Menu, revenue
 from did_auctions.references import ama_reference, menu_reference
-from did_auctions.runs import load_trained, read_settings, start_run, train_in, write_report
+from did_auctions.runs import load_trained, read_settings, train_in, write_report
 from did_auctions.tables import markdown_table
 from did_auctions.values import Box
 
@@ -76,7 +77,8 @@ def train(argv: list[str]) -> int:
         run.acquire()
     else:
         settings = _settings(args)
-        run = start_run(args.run_dir, f"ama-{settings.bidders}x{settings.items}", TASK, settings.as_json())
+        run = start_run(args.run_dir, TASK, {"settings": settings.as_json()},
+                        f"ama-{settings.bidders}x{settings.items}")
     torch.manual_seed(settings.seed)
     generator = AMAGenerator(settings.bidders, settings.items, settings.lotteries)
     rng = torch.Generator().manual_seed(settings.seed)

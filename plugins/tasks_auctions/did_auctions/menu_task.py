@@ -24,6 +24,7 @@ import torch
 
 from did_core.console import ArgumentParser, nonempty
 from did_core.files import read_json_file
+from did_core.mechanism_task import start_run
 from did_core.plugins import create, get_concept
 from did_core.runs import RunDir, atomic_write_text, json_text, output_file
 from did_auctions.checks import MAX_FILE_BYTES, MAX_ITEMS, check_keys, count, number_list
@@ -36,7 +37,7 @@ from did_auctions.lp import MAX_LP_TYPES, lp_menu, solve_lp
 from did_auctions.menu import MAX_OPTIONS, Menu, revenue
 from did_auctions.lp_polish import lp_polish
 from did_auctions.references import menu_reference
-from did_auctions.runs import load_trained, read_settings, start_run, train_in, write_report
+from did_auctions.runs import load_trained, read_settings, train_in, write_report
 from did_auctions.tables import markdown_table
 from did_auctions.training import MenuTraining, menu_step
 from did_auctions.values import VALUATIONS, Box, grid
@@ -109,7 +110,8 @@ def train(argv: list[str]) -> int:
     else:
         settings = _settings(args)
         choice = _choice(settings.block)  # an unknown block is refused before the folder is made
-        run = start_run(args.run_dir, f"menu-{settings.valuation}-{settings.items}", TASK, settings.as_json())
+        run = start_run(args.run_dir, TASK, {"settings": settings.as_json()},
+                        f"menu-{settings.valuation}-{settings.items}")
     family = Family.from_json(settings.family)
     torch.manual_seed(settings.seed)
     generator = MenuGenerator(settings.items, settings.options, settings.valuation, settings.width)

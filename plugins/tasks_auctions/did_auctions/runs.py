@@ -1,4 +1,5 @@
-"""A mechanism run's folder: its config (naming the task), the loop's checkpoint and the reports.
+"""A mechanism run's folder (:func:`did_core.mechanism_task.start_run`): its settings, the loop's checkpoint and
+the reports.
 
 Shared by the menu and affine-maximizer commands: training goes through
 ``did_core.loop.TrainingLoop`` (progress with ETA, TensorBoard, atomic checkpoints,
@@ -19,38 +20,25 @@ import torch
 from torch import nn
 
 from did_core.loop import Interrupted, LoopSettings, Schedule, TrainingLoop
-from did_core.mechanism_task import RUN_CONFIG
-from did_core.runs import RunDir, RunDirError, atomic_write_text, new_run_path
-from did_core.files import read_json_file, shown
+from did_core.files import shown
+from did_core.mechanism_task import RUN_CONFIG, read_run_config
+from did_core.runs import RunDir, RunDirError, atomic_write_text
 
-__all__ = ["start_run", "read_settings", "check_fields", "train_in", "load_trained", "write_report"]
+__all__ = ["read_settings", "check_fields", "train_in", "load_trained", "write_report"]
 
 T = TypeVar("T")
-
-
-def start_run(run_dir: str | None, label: str, task: str, settings: dict[str, Any]) -> RunDir:
-    """A new run folder (``run_dir``, else ``runs/<stamp>-<label>``) holding ``config.json``; refused where a run is."""
-    run = RunDir(Path(run_dir) if run_dir else new_run_path(Path("runs"), label))
-    run.check_new()
-    if run.file(RUN_CONFIG).exists():
-        raise RunDirError(f"run directory {run.path} already holds a run; continue it with did train --resume "
-                          f"{run.path}, or choose another --run-dir")
-    run.acquire()
-    run.write_json(RUN_CONFIG, {"task": task, "settings": settings})
-    return run
 
 
 def read_settings(path: str, task: str, kind: type[T]) -> tuple[RunDir, T]:
     """The run folder ``path`` of task ``task`` and its settings, a ``kind`` dataclass (a one-line
     ``RunDirError`` when the folder is not such a run, or its config.json is damaged)."""
-    run = RunDir(Path(path))
-    config = read_json_file(run.file(RUN_CONFIG), 1 << 20) if run.file(RUN_CONFIG).is_file() else None
-    if not isinstance(config, dict) or config.get("task") != task or not isinstance(config.get("settings"), dict):
-        raise RunDirError(f"{path} is not a run of the task {task!r} (no config.json naming it)")
+    config = read_run_config(path, task)
+    if not isinstance(config.get("settings"), dict):
+        raise RunDirError(f"{path} is not a run of the task {task!r} (its {RUN_CONFIG} holds no settings)")
     try:
-        return run, kind(**config["settings"])
+        return RunDir(Path(path)), kind(**config["settings"])
     except (TypeError, ValueError) as exc:
-        raise RunDirError(f"{run.file(RUN_CONFIG)} does not hold valid settings: {exc}") from None
+        raise RunDirError(f"{Path(path) / RUN_CONFIG} does not hold valid settings: {exc}") from None
 
 
 def check_fields(settings: Any) -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from did_core.affine_maximizer import AffineMaximizer, vcg
 from did_core.console import ArgumentParser, bounded_int, finite_float, nonempty
-from did_core.files import UnreadableFile, read_json_file, shown
-from did_core.mechanism_task import RUN_CONFIG
-from did_core.runs import RunDir, RunDirError, atomic_write_text, json_text, output_file
+from did_core.files import shown
+from did_core.mechanism_task import RUN_CONFIG, read_run_config, start_run
+from did_core.runs import RunDir, atomic_write_text, json_text, output_file
 from did_dynamic.evaluation import Measured, evaluate
 from did_dynamic.mechanism_file import mechanism_json, read_mechanism
 from did_dynamic.settings import SETTINGS, Setting, make_setting
@@ -73,11 +73,8 @@ def _config(args: argparse.Namespace) -> TrainSettings:
 
 
 def _read_run_config(folder: Path) -> dict:
-    try:
-        data = read_json_file(folder / RUN_CONFIG, 1 << 20)
-    except UnreadableFile as exc:
-        raise UnreadableFile(f"run {shown(str(folder))}: {RUN_CONFIG} {exc}") from None
-    if not isinstance(data, dict) or data.get("task") != TASK or not isinstance(data.get("train"), dict):
+    data = read_run_config(folder, TASK)
+    if not isinstance(data.get("train"), dict):
         raise ValueError(f"run {shown(str(folder))}: {RUN_CONFIG} is not a {TASK} run's")
     return data
 
@@ -93,17 +90,13 @@ def train_main(argv: list[str]) -> int:
         data = _read_run_config(folder)
         setting = make_setting(data.get("setting"), data.get("n"), data.get("m"))
         config = TrainSettings.from_dict(data["train"], f"run {shown(str(folder))}: {RUN_CONFIG}")
-        run = RunDir(folder)
+        run = RunDir(folder).acquire()
     else:
         if args.setting is None or args.n is None or args.m is None or args.run_dir is None:
             raise ValueError("train: --task dynamic needs --setting, --n, --m and --run-dir (or --resume RUN_DIR)")
         setting, config = make_setting(args.setting, args.n, args.m), _config(args)
-        run = RunDir(Path(args.run_dir))
-        run.check_new()
-        if run.file(RUN_CONFIG).exists():
-            raise RunDirError(f"run directory {run.path} already holds a run; continue it with did train "
-                              f"--resume {run.path}")
-    run.acquire()
+        run = start_run(args.run_dir, TASK, {"setting": setting.name, "n": setting.n, "m": setting.m,
+                                             "train": asdict(config)})
     try:
         mechanism, measured = _train_in(run, setting, config, resume=args.resume is not None)
     finally:
@@ -115,10 +108,8 @@ def train_main(argv: list[str]) -> int:
 
 def _train_in(run: RunDir, setting: Setting, config: TrainSettings, resume: bool) -> tuple[AffineMaximizer,
                                                                                           Measured]:
-    """Train in the acquired ``run`` (writing its config first, unless resumed) and write its mechanism file."""
-    if not resume:
-        run.write_json(RUN_CONFIG, {"task": TASK, "setting": setting.name, "n": setting.n, "m": setting.m,
-                                    "train": asdict(config)})
+    """Train in the acquired ``run`` (its config written by :func:`did_core.mechanism_task.start_run`) and write
+    its mechanism file."""
     if config.method == "sobol":
         def show(done: int, best: float) -> None:
             print(f"{setting.key}: {done}/{config.candidates} candidates, best {best:.4f}", flush=True)
