@@ -75,6 +75,18 @@ class TrainConfig(BaseModel):
                                      "the eps-equilibrium set (one LP per context, gradient by its duals; tasks "
                                      "whose value is linear in the joint) to the loss; 0: maximum-entropy training "
                                      "only, no LP solved")
+    losing_weight: float = Field(1.0, ge=0, le=1, description="weight of the contexts where the baseline "
+                                 "intervention's loss is below the generator's (1: the plain loss; 0: the guarded "
+                                 "loss, per context the better of the two, so contexts where nothing beats the "
+                                 "baseline pull nothing); one more block solve per context and step; objectives with "
+                                 "a per-context loss")
+    imitation_contexts: int = Field(0, ge=0, description="first design for this many contexts with the task's "
+                                    "per-instance optimiser (through the exact block) and regress the generator "
+                                    "on its answers for imitation_steps steps (0: no imitation phase)")
+    imitation_steps: int = Field(0, ge=0, description="the first steps of the run that regress on the "
+                                 "optimiser's answers instead of training through the block")
+    imitation_search_steps: int = Field(50, ge=0, description="gradient steps of the per-instance optimiser "
+                                        "for each imitated context")
     seed: int = 0
     device: str = Field("cpu", description="cpu, cuda, cuda:N or auto")
     threads: int | None = Field(1, gt=0, description="torch intra-op CPU threads: batched small games gain nothing "

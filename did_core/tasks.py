@@ -149,6 +149,16 @@ class DesignObjective(Configurable, ABC):
              ) -> tuple[Tensor, dict[str, float]]:
         """Scalar training loss and named scalars to log; ``progress`` in ``[0, 1]`` drives ramps."""
 
+    def context_loss(self, context: Context, intervention: Tensor, eq: Equilibrium, progress: float
+                     ) -> tuple[Tensor, dict[str, float]] | None:
+        """The training loss per context ``[B]`` (its mean is :meth:`loss`) and the scalars to log, or ``None``
+        (default) when the loss is not a mean over contexts.
+
+        With it, training can weigh the contexts where the baseline intervention beats the generator's
+        (``TrainConfig.losing_weight``): the guarded loss, per context the better of the two, is weight 0.
+        """
+        return None
+
     @abstractmethod
     def value(self, context: Context, intervention: Tensor, eq: Equilibrium) -> Tensor:
         """The designer's outcome per context ``[B]``."""
@@ -160,6 +170,18 @@ class DesignObjective(Configurable, ABC):
     def intervention_mask(self, context: Context) -> Tensor | None:
         """Which entries of an intervention are real (for the local polish); ``None``: all."""
         return None
+
+    def imitation_loss(self, context: Context, intervention: Tensor, target: Tensor) -> Tensor:
+        """How far ``intervention`` is from ``target`` (a per-instance optimiser's answer, the same shape), per
+        context ``[B]``: the loss of the imitation phase of training (:mod:`did_core.imitation`).
+
+        Default: the mean squared difference over the real entries (:meth:`intervention_mask`). A task whose
+        interventions have a natural unit, or differences that change nothing, says so by overriding it.
+        """
+        diff = (intervention - target.to(intervention.dtype)) ** 2
+        mask = self.intervention_mask(context)
+        real = torch.ones_like(diff) if mask is None else mask.expand_as(diff).to(diff.dtype)
+        return (diff * real).flatten(1).sum(dim=1) / real.flatten(1).sum(dim=1).clamp_min(1)
 
     def linear_value(self, context: Context, intervention: Tensor) -> tuple[Tensor, Tensor] | None:
         """:meth:`value` as a linear function of the joint, or ``None`` (default) when it is not one.

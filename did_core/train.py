@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 import yaml
+from torch import Tensor
 
 from did_core import distributed
-from did_core.blocks import SolveSize, SolveTooLarge
+from did_core.blocks import Equilibrium, SolveSize, SolveTooLarge
 from did_core.components import Components, build_components
 from did_core.config import TrainConfig, generic_default
 from did_core.distributed import World
@@ -35,19 +36,21 @@ from did_core.equilibrium_range import RangeError, linear_form, worst_case_value
 from did_core.evaluate import check_contexts_memory, check_held_out, evaluate_generator
 from did_core.files import shown
 from did_core.grouping import grouped
+from did_core.imitation import check_imitation, imitation_contexts, imitation_step, imitation_targets
 from did_core.loop import LoopSettings, Schedule, StepFn, TrainingLoop
 from did_core.plugins import create
 from did_core.results import BlockResult
 from did_core.runs import RunDir, RunDirError
 from did_core.scoring import context_to
-from did_core.tasks import Context, index_context
+from did_core.tasks import Context, DesignObjective, index_context
 
-__all__ = ["training_step", "train", "check_components", "check_worst_case", "check_sizes", "check_resume",
+__all__ = ["training_step", "train", "check_components", "check_losing", "check_worst_case", "check_sizes", "check_resume",
            "rank_step", "loop_settings", "RESUME_FREE"]
 
 
 def training_step(parts: Components, context: Context, progress: float, max_groups: int,
-                  min_saving: int = 0, share: float = 1.0, worst_case_weight: float = 0.0) -> dict[str, float]:
+                  min_saving: int = 0, share: float = 1.0, worst_case_weight: float = 0.0,
+                  losing_weight: float = 1.0) -> dict[str, float]:
     """Loss and backward pass of one batch, run as size groups; returns the logged scalars.
 
     Each group (:func:`did_core.grouping.grouped`) goes through generator, induced
@@ -62,13 +65,22 @@ def training_step(parts: Components, context: Context, progress: float, max_grou
     ``worst_case_weight`` ``w > 0`` adds ``w`` times the group's mean worst-case value
     (:func:`~did_core.equilibrium_range.worst_case_value`; minus it for an objective
     maximised) to the loss and logs that mean as ``worst_case``.
+
+    ``losing_weight`` ``w < 1`` weighs the contexts where the baseline intervention's loss
+    (:meth:`~did_core.tasks.DesignObjective.context_loss`, its equilibrium solved without gradient) is below the
+    generator's: such a context contributes ``l_0 + w (l_x - l_0)``, so ``w = 0`` is the guarded loss, the better
+    of the two, and those contexts stop pulling the generator towards the baseline. The share of such contexts
+    is logged as ``losing``.
     """
     totals: dict[str, float] = {}
     for group_weight, group in grouped(parts.sampler, context, max_groups, min_saving):
         weight = share * group_weight
         x = parts.generator(group)
         eq = parts.scorer().solve(group, x)
-        loss, scalars = parts.objective.loss(group, x, eq, progress)
+        if losing_weight < 1:
+            loss, scalars = _weigh_losing(parts, group, x, eq, progress, losing_weight)
+        else:
+            loss, scalars = parts.objective.loss(group, x, eq, progress)
         if worst_case_weight:
             worst = worst_case_value(parts.objective, group, x, parts.concept, parts.eps).mean()
             loss = loss + worst_case_weight * (worst if parts.objective.minimize else -worst)
@@ -78,6 +90,19 @@ def training_step(parts: Components, context: Context, progress: float, max_grou
         for name, value in scalars.items():
             totals[name] = totals.get(name, 0.0) + weight * float(value)
     return totals
+
+
+def _weigh_losing(parts: Components, context: Context, x: Tensor, eq: Equilibrium, progress: float,
+                  weight: float) -> tuple[Tensor, dict[str, float]]:
+    """The mean loss with the contexts the baseline wins weighted by ``weight`` (see :func:`training_step`)."""
+    objective = parts.objective
+    losses, scalars = objective.context_loss(context, x, eq, progress)  # check_losing: not None
+    with torch.no_grad():
+        baseline = objective.baseline_intervention(context)
+        base = objective.context_loss(context, baseline, parts.scorer().solve(context, baseline), progress)[0]
+    losing = losses.detach() > base
+    weighted = torch.where(losing, base + weight * (losses - base), losses)
+    return weighted.mean(), {**scalars, "losing": float(losing.double().mean())}
 
 
 RESUME_FREE = ("threads", "log_every", "checkpoint_every", "eval_contexts", "eval_seed", "exact_block", "world_size")
@@ -100,6 +125,13 @@ def check_components(parts: Components, cfg: TrainConfig) -> None:
         raise ValueError(f"sampler {cfg.sampler_name!r}, loss {cfg.loss_name!r}, generator "
                          f"{cfg.generator_name!r} and block {cfg.block!r} do not work together: "
                          f"{type(exc).__name__}: {exc}") from None
+
+
+def check_losing(parts: Components, cfg: TrainConfig) -> None:
+    """Refuse a ``losing_weight`` below 1 for an objective without a per-context loss (it has no contexts to weigh)."""
+    if cfg.losing_weight < 1 and type(parts.objective).context_loss is DesignObjective.context_loss:
+        raise ValueError(f"--losing-weight {cfg.losing_weight}: objective {type(parts.objective).__name__} has no "
+                         "per-context loss (DesignObjective.context_loss), so no context can be weighed")
 
 
 def check_worst_case(parts: Components, cfg: TrainConfig) -> None:
@@ -181,6 +213,8 @@ def train(cfg: TrainConfig, run_path: Path, resume: bool = False) -> dict[str, B
         parts = build_components(cfg)
         check_components(parts, cfg)
         check_worst_case(parts, cfg)
+        check_losing(parts, cfg)
+        check_imitation(parts, cfg)
         check_sizes(parts, cfg)
         check_held_out(cfg, parts, _eval_blocks(cfg), cfg.eval_contexts, "--eval-contexts", world=world)
         return parts
@@ -211,20 +245,26 @@ def _eval_blocks(cfg: TrainConfig) -> list[str]:
     return list(dict.fromkeys([cfg.block, cfg.exact_block]))
 
 
-def rank_step(cfg: TrainConfig, parts: Components, rng: torch.Generator, world: World) -> StepFn:
+def rank_step(cfg: TrainConfig, parts: Components, rng: torch.Generator, world: World,
+              imitation: tuple[Context, Tensor] | None = None) -> StepFn:
     """The trainer's ``step_fn`` on this rank: the whole batch from ``rng``, then this rank's slice of it.
 
     Every rank draws all ``cfg.batch_size`` contexts from the one seeded stream (so the
     contexts of a step do not depend on the number of ranks), keeps its contiguous share
-    (:func:`did_core.distributed.share`) and weights its loss by that share.
+    (:func:`did_core.distributed.share`) and weights its loss by that share. The first
+    ``cfg.imitation_steps`` steps regress on ``imitation``, the optimiser's contexts and
+    answers (:func:`did_core.imitation.imitation_step`).
     """
     mine = distributed.share(cfg.batch_size, world)
     share = (mine.stop - mine.start) / cfg.batch_size
 
     def step_fn(step: int, progress: float) -> dict[str, float]:
+        if step < cfg.imitation_steps and imitation is not None:
+            return imitation_step(parts, *imitation, cfg.batch_size, rng, cfg.size_groups, cfg.group_min_saving,
+                                  mine)
         context = index_context(parts.sampler.sample(cfg.batch_size, rng), mine)
         return training_step(parts, context_to(context, parts.device), progress, cfg.size_groups,
-                             cfg.group_min_saving, share, cfg.worst_case_weight)
+                             cfg.group_min_saving, share, cfg.worst_case_weight, cfg.losing_weight)
 
     return step_fn
 
@@ -250,8 +290,12 @@ def _train(cfg: TrainConfig, parts: Components, run: RunDir, resume: bool, world
     if world.is_main:
         print(f"run directory: {run.path}" + (f" ({world.size} processes)" if world.size > 1 else ""),
               file=sys.stderr)
+    imitation = None
+    if cfg.imitation_steps:
+        contexts = imitation_contexts(parts, cfg)
+        imitation = contexts, distributed.on_main(world, lambda: imitation_targets(parts, cfg, run, contexts))
     rng = torch.Generator().manual_seed(cfg.seed)
-    TrainingLoop(run, parts.generator, rank_step(cfg, parts, rng, world), loop_settings(cfg), rng,
+    TrainingLoop(run, parts.generator, rank_step(cfg, parts, rng, world, imitation), loop_settings(cfg), rng,
                  world=world).run(resume=resume)
     result = evaluate_generator(cfg, parts, _eval_blocks(cfg), contexts=cfg.eval_contexts, seed=cfg.eval_seed,
                                 world=world)

@@ -106,6 +106,24 @@ def test_cli_rejects_bad_options_without_writing(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--losing-weight", "0.5"], "--losing-weight 0.5: objective ToyObjective has no per-context loss"),
+        (["--imitation-contexts", "8", "--imitation-steps", "2"], "task toy_task has no per-instance optimiser"),
+        (["--imitation-contexts", "8"], "give both"),
+        (["--imitation-steps", "2"], "give both"),
+        (["--imitation-contexts", "8", "--imitation-steps", "3"], "--imitation-steps 3 is more than --steps 2"),
+        (["--losing-weight", "1.5"], "losing_weight"),
+    ],
+)
+def test_training_options_a_task_cannot_honour_are_refused_without_writing(tmp_path, capsys, flags, message):
+    code = main(["train", "--task", "toy_task", "--steps", "2", "--run-dir", str(tmp_path / "run"), *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
 def test_third_party_task_trains_without_core_changes(tmp_path):
     """A task unknown to this repo, registered through a (fake) entry point, trains with the same command."""
     import types

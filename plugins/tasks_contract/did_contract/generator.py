@@ -4,7 +4,11 @@ Input, per context, five payoff-outcome channels ``[B, 5, N, A_1..A_N, M]``:
 costs ``c_i(a)`` (broadcast over outcomes), transitions ``P(w|a)`` and value
 terms ``P(w|a) v(w)`` (broadcast over agents), values ``v(w)`` (broadcast over
 agents and actions) and the expected value ``sum_w P(w|a) v(w)`` of each joint
-action (broadcast over agents and outcomes). Layers: ``depth`` PO2PO, one PO2O
+action (broadcast over agents and outcomes); with ``size_features`` two more,
+``1 / n_i`` (agent ``i``'s action count, on its slice) and ``1 / m`` (the outcome
+count), which no pool of the layers can see: how much a contract can do depends
+on the size (on the paper profile nearly all of the gain is in games of 2..5
+actions). Layers: ``depth`` PO2PO, one PO2O
 collapsing the action axes, ``depth_outcome`` O2O, and an O2O head to one
 channel through softplus (limited liability): contracts ``[B, N, M]``, exactly
 0 on padded outcomes.
@@ -36,7 +40,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from did_core.games import joint_mask
@@ -46,10 +50,13 @@ from did_core.tasks import Configurable, Context, ContextSampler, Options
 __all__ = ["ContractGenerator", "contract_features"]
 
 IN_CHANNELS = 5
+SIZE_CHANNELS = 2
 
 
-def contract_features(context: Context, value_scale: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
-    """Generator input ``[B, 5, N, A.., M]`` (0 on padded entries), action mask, outcome mask.
+def contract_features(context: Context, value_scale: float = 1.0, size_features: bool = False
+                      ) -> tuple[Tensor, Tensor, Tensor]:
+    """Generator input ``[B, C, N, A.., M]`` (``C`` = 5, or 7 with ``size_features``; 0 on padded entries),
+    action mask, outcome mask.
 
     Values enter multiplied by ``value_scale`` (bringing them to the costs' scale helps training).
     """
@@ -65,6 +72,11 @@ def contract_features(context: Context, value_scale: float = 1.0) -> tuple[Tenso
     v = value_scale * values.reshape(batch, 1, *[1] * n_players, m)
     expected = (p * v).sum(dim=-1, keepdim=True)  # [B, 1, A.., 1]: sum_w P(w|a) v(w)
     channels = [costs.unsqueeze(-1), p, v, p * v, expected]
+    if size_features:
+        counts = mask.sum(dim=2).to(costs.dtype).clamp_min(1)  # [B, N]
+        outcomes = outcome_mask.sum(dim=1).to(costs.dtype).clamp_min(1)  # [B]
+        channels += [(1 / counts).reshape(batch, n_players, *[1] * (n_players + 1)),
+                     (1 / outcomes).reshape(batch, 1, *[1] * (n_players + 1))]
     features = torch.stack([c.expand(shape) for c in channels], dim=1)
     return features * real.unsqueeze(1), mask, outcome_mask
 
@@ -83,6 +95,16 @@ class ContractGenerator(Configurable, nn.Module):
         init_gain: float | None = Field(1.5, gt=0, description="linear weights ~ N(0, gain^2 / fan_in), zero bias; "
                                         "None keeps the layers' default initialisation")
         shift_min: bool = Field(True, description="subtract each agent's smallest payment over real outcomes")
+        softplus: bool = Field(True, description="the head's output through softplus; off: the output itself, "
+                               "less each agent's smallest (shift_min), never flat where it is wrong")
+        size_features: bool = Field(False, description="two more input channels: 1 / the agent's action count "
+                                    "and 1 / the outcome count")
+
+        @model_validator(mode="after")
+        def _limited_liability(self) -> "ContractGenerator.Options":
+            if not (self.softplus or self.shift_min):
+                raise ValueError("softplus false needs shift_min true: payments must not be negative")
+            return self
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"width": 32, "depth": 2, "depth_outcome": 1},
@@ -93,7 +115,7 @@ class ContractGenerator(Configurable, nn.Module):
         nn.Module.__init__(self)
         Configurable.__init__(self, **options)
         o = self.options
-        widths = [IN_CHANNELS] + [o.width] * o.depth
+        widths = [IN_CHANNELS + (SIZE_CHANNELS if o.size_features else 0)] + [o.width] * o.depth
         self.payoff_outcome = nn.ModuleList(PO2PO(a, b, o.aggregation) for a, b in zip(widths[:-1], widths[1:]))
         self.collapse = PO2O(o.width, o.width, o.aggregation)
         self.outcome = nn.ModuleList(O2O(o.width, o.width, o.aggregation) for _ in range(o.depth_outcome))
@@ -109,7 +131,8 @@ class ContractGenerator(Configurable, nn.Module):
 
     def forward(self, context: Context) -> Tensor:
         """Contracts ``[B, N, M]`` (>= 0; 0 on padded outcomes) for a batch of contexts."""
-        features, mask, outcome_mask = contract_features(context, self.options.value_scale)
+        features, mask, outcome_mask = contract_features(context, self.options.value_scale,
+                                                         self.options.size_features)
         h = features.to(self.head.linear.weight.dtype)
         for layer in self.payoff_outcome:
             h = layer(h, mask, outcome_mask)
@@ -118,7 +141,7 @@ class ContractGenerator(Configurable, nn.Module):
             z = layer(z, outcome_mask)
         raw = self.options.output_scale * self.head(z, outcome_mask)[:, 0]
         real = outcome_mask.to(torch.bool).unsqueeze(1)
-        pay = F.softplus(raw)
+        pay = F.softplus(raw) if self.options.softplus else raw
         if self.options.shift_min:
             pay = pay - torch.where(real, pay, torch.full_like(pay, torch.inf)).amin(dim=-1, keepdim=True)
         return torch.where(real, pay, torch.zeros_like(raw))

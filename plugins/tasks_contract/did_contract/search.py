@@ -69,12 +69,12 @@ from did_core.blocks import EquilibriumBlock, SolveTooLarge
 from did_core.concepts import Concept
 from did_core.convergence import counting
 from did_core.equilibria import Epsilon
-from did_core.games import joint_mask
 from did_core.grouping import size_groups
 from did_core.tasks import Context, index_context
-from did_contract.task import ContractSampler, induced_games, outcome_distribution, principal_utility
+from did_contract.task import (ContractSampler, induced_games, outcome_distribution, payment_unit, principal_utility,
+                               real_range)
 
-__all__ = ["optimise_contracts", "screening_candidates", "search_budget", "payment_unit", "SearchBudget",
+__all__ = ["optimise_contracts", "screening_candidates", "search_budget", "SearchBudget",
            "SCALES", "SHARES", "TOP_OUTCOMES", "KEEP", "KEEP_EARNED"]
 
 #: Bonus sizes as fractions of the value span ``max v - min v``: 1/64 to 1, ratio sqrt 2.
@@ -120,26 +120,6 @@ class SearchBudget:
         return f"screened {self.screened} contracts{contexts}, then {ascent}: {self.solves} block solves"
 
 
-def _real_range(x: Tensor, real: Tensor) -> Tensor:
-    """``max - min`` of ``x [B, ...]`` over its ``real`` entries, per context ``[B]`` (0 where none is real)."""
-    flat, keep = x.flatten(1), real.expand_as(x).flatten(1)
-    high = torch.where(keep, flat, -torch.inf).amax(dim=1)
-    low = torch.where(keep, flat, torch.inf).amin(dim=1)
-    return torch.where(keep.any(dim=1), high - low, torch.zeros_like(high))
-
-
-def payment_unit(context: Context) -> Tensor:
-    """The ascent's unit of payment per context ``[B]``: the largest spread ``max_a c_i(a) - min_a c_i(a)`` of any
-    agent's costs over the real joint actions (what a contract may have to make up for), else a tenth of the
-    value span, else 1."""
-    costs = context["costs"].double()
-    n_agents = costs.shape[1]
-    real = joint_mask(context["mask"], costs.shape[2:])
-    cost = torch.stack([_real_range(costs[:, i], real) for i in range(n_agents)], dim=1).amax(dim=1)
-    value = _real_range(context["values"].double(), context["outcome_mask"])
-    return torch.where(cost > 0, cost, torch.where(value > 0, value / 10, torch.ones_like(value)))
-
-
 def _linear_shares(n_agents: int, shares: tuple[float, ...]) -> list[tuple[float, ...]]:
     """The share vectors ``a [N]`` of the linear candidates: all pairs for 2 agents, else shared and one-hot."""
     if n_agents == 2:
@@ -161,7 +141,7 @@ def screening_candidates(context: Context, scales: tuple[float, ...] = SCALES, s
     values, real = context["values"].double(), context["outcome_mask"]
     batch, m = values.shape
     n_agents = context["costs"].shape[1]
-    span = _real_range(values, real).view(batch, 1)
+    span = real_range(values, real).view(batch, 1)
     low = torch.where(real, values, torch.inf).amin(dim=1, keepdim=True)
     ranked = torch.where(real, values, -torch.inf).argsort(dim=1, descending=True)
     count = real.sum(dim=1, keepdim=True)

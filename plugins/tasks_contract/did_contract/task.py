@@ -39,6 +39,8 @@ __all__ = [
     "outcome_distribution",
     "principal_utility",
     "payment_weight",
+    "payment_unit",
+    "real_range",
 ]
 
 
@@ -145,6 +147,26 @@ def principal_utility(context: Context, contracts: Tensor, sigma: Tensor) -> Ten
     return (q * net).sum(dim=1)
 
 
+def real_range(x: Tensor, real: Tensor) -> Tensor:
+    """``max - min`` of ``x [B, ...]`` over its ``real`` entries, per context ``[B]`` (0 where none is real)."""
+    flat, keep = x.flatten(1), real.expand_as(x).flatten(1)
+    high = torch.where(keep, flat, -torch.inf).amax(dim=1)
+    low = torch.where(keep, flat, torch.inf).amin(dim=1)
+    return torch.where(keep.any(dim=1), high - low, torch.zeros_like(high))
+
+
+def payment_unit(context: Context) -> Tensor:
+    """The ascent's unit of payment per context ``[B]``: the largest spread ``max_a c_i(a) - min_a c_i(a)`` of any
+    agent's costs over the real joint actions (what a contract may have to make up for), else a tenth of the
+    value span, else 1."""
+    costs = context["costs"].double()
+    n_agents = costs.shape[1]
+    real = joint_mask(context["mask"], costs.shape[2:])
+    cost = torch.stack([real_range(costs[:, i], real) for i in range(n_agents)], dim=1).amax(dim=1)
+    value = real_range(context["values"].double(), context["outcome_mask"])
+    return torch.where(cost > 0, cost, torch.where(value > 0, value / 10, torch.ones_like(value)))
+
+
 def payment_weight(progress: float, lam_start: float, ramp: float) -> float:
     """``lam``: linear from ``lam_start`` at ``progress = 0`` to 1 at ``progress = ramp``, then 1 (the weight
     of :class:`ContractObjective` with these options)."""
@@ -184,15 +206,36 @@ class ContractObjective(DesignObjective):
         coefficients = (transitions.to(dtype) * net.reshape(view)).sum(dim=-1)
         return coefficients, coefficients.new_zeros(coefficients.shape[0])
 
-    def loss(self, context: Context, intervention: Tensor, eq: Equilibrium, progress: float
-             ) -> tuple[Tensor, dict[str, float]]:
+    def context_loss(self, context: Context, intervention: Tensor, eq: Equilibrium, progress: float
+                     ) -> tuple[Tensor, dict[str, float]]:
+        """``-(E v - lam E sum_i t)`` per context ``[B]``, and the batch means of ``lam``, earned, paid, utility."""
         lam = self.options.weight(progress)
         q = outcome_distribution(context, eq.sigma)
-        earned = (q * context["values"].to(q.dtype)).sum(dim=1).mean()
-        paid = (q * self.feasible(intervention).to(q.dtype).sum(dim=1)).sum(dim=1).mean()
-        loss = -(earned - lam * paid)
-        return loss, {"lam": lam, "earned": float(earned.detach()), "paid": float(paid.detach()),
-                      "utility": float((earned - paid).detach())}
+        earned = (q * context["values"].to(q.dtype)).sum(dim=1)
+        paid = (q * self.feasible(intervention).to(q.dtype).sum(dim=1)).sum(dim=1)
+        return -(earned - lam * paid), {"lam": lam, "earned": float(earned.detach().mean()),
+                                        "paid": float(paid.detach().mean()),
+                                        "utility": float((earned - paid).detach().mean())}
+
+    def loss(self, context: Context, intervention: Tensor, eq: Equilibrium, progress: float
+             ) -> tuple[Tensor, dict[str, float]]:
+        losses, scalars = self.context_loss(context, intervention, eq, progress)
+        return losses.mean(), scalars
+
+    def imitation_loss(self, context: Context, intervention: Tensor, target: Tensor) -> Tensor:
+        """The mean squared difference ``[B]`` of the two contracts in payment units (:func:`payment_unit`), each
+        agent's smallest payment over real outcomes taken off both: a payment made on every outcome changes no
+        incentive, so contracts that differ by one are the same to the agents."""
+        real = context["outcome_mask"].unsqueeze(1)  # [B, 1, M]
+        unit = payment_unit(context).to(intervention.dtype).view(-1, 1, 1)
+
+        def incentives(t: Tensor) -> Tensor:
+            t = self.feasible(t.to(intervention.dtype))
+            low = torch.where(real, t, torch.full_like(t, torch.inf)).amin(dim=-1, keepdim=True)
+            return torch.where(real, t - low, torch.zeros_like(t)) / unit
+
+        squared = (incentives(intervention) - incentives(target)) ** 2
+        return squared.flatten(1).sum(dim=1) / (real.sum(dim=(1, 2)) * intervention.shape[1]).clamp_min(1)
 
     def bound(self, context: Context) -> Tensor:
         """The first best ``max_a sum_w P(w|a) v(w)`` ``[B]``: the best joint action's value, paying nothing.
