@@ -18,17 +18,32 @@ under the exact block three ways, each against the baseline intervention:
 * the task's bound (``DesignObjective.bound``; ``-`` where the task has none):
   no intervention beats it.
 
+Beside the generator's column, its guarded one (per context the better of its
+intervention and the baseline under the exact block) and, in the ``all`` row, the
+published exact-block figure for the task and concept where
+``benchmarks/paper_results.py`` lists one (the paper gives no per-size figures).
+
 The table (overall and per size group) is printed and written to
 ``benchmarks/results/per_instance_TASK_CONCEPT.md`` (``--out`` elsewhere) with
 the command that made it and the search's budget where the task's instance
 format describes it (``describe_budget``); the same numbers go to a JSON file
 beside it (``.json``), from which a table can be regenerated. Nothing here is
 timed against anything else; the seconds are those of this machine.
+
+    python benchmarks/per_instance.py --from-json A.json B.json --readme
+
+reprints the tables of stored JSON files without computing anything and, with
+``--readme``, puts them into ``README.md`` (between ``<!-- per-instance:start -->``
+and ``<!-- per-instance:end -->``) and into the model card of each shipped
+generator they measured (the same markers in its notes, which ``did ship
+--report`` keeps).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import shlex
 import sys
 import time
@@ -40,12 +55,25 @@ import torch
 from did_core.components import load_trained
 from did_core.evaluate import generate
 from did_core.plugins import create
+from did_core.report import replace_marked
 from did_core.runs import atomic_write_text, json_text
-from did_core.shipped import ShippedError, shipped_folder
+from did_core.shipped import CARD, ShippedError, shipped_folder
 from did_core.tasks import index_context
 
 HERE = Path(__file__).resolve().parent
-COLUMNS = ("generator", "per-instance", "bound")
+README = HERE.parent / "README.md"
+#: The README's and the model cards' tables sit between ``<!-- per-instance:start -->`` and ``<!-- ...:end -->``.
+MARKER = "per-instance"
+COLUMNS = ("generator", "guarded", "per-instance", "bound")
+
+
+def published(task: str, concept: str) -> tuple[float, float | None] | None:
+    """The published exact-block figure ``(mean, share improved)`` of ``benchmarks/paper_results.py``, if any."""
+    spec = importlib.util.spec_from_file_location("paper_results", HERE / "paper_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    figures = module.PUBLISHED.get((task, concept))
+    return figures[2] if figures else None
 
 
 def _double(context: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -104,10 +132,12 @@ def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk
     groups = [("all", torch.ones_like(sizes, dtype=torch.bool))]
     groups += [(f"{lo}" if lo == hi else f"{lo}-{hi}", (sizes >= lo) & (sizes <= hi)) for lo, hi in _groups(sizes)]
     b = values["baseline"]
+    values["guarded"] = torch.where(objective.improved(values["generator"], b), values["generator"], b)
     rows = [{"group": label, "contexts": int(keep.sum()),
              **{name: _summary(objective, values[name][keep], b[keep]) if name in values else None
                 for name in COLUMNS}}
             for label, keep in groups if keep.any()]
+    figure = published(cfg.task, cfg.concept)
     return {
         "task": cfg.task, "concept": cfg.concept, "profile": cfg.profile, "eps": cfg.eps,
         "relative_eps": not cfg.absolute_eps, "exact_block": cfg.exact_block, "contexts": contexts, "seed": seed,
@@ -115,6 +145,7 @@ def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk
         "generator_start": instances.takes_start, "seconds": round(seconds, 1), "budget": budget,
         "metric": objective.metric_name if objective.report_change else "value",
         "report_change": bool(objective.report_change), "size_axis": parts.task.size_axis, "rows": rows,
+        "published": None if figure is None else {"mean": figure[0], "improved": figure[1]},
     }
 
 
@@ -131,12 +162,43 @@ def table(result: dict[str, Any]) -> str:
     ]
     if result.get("budget"):
         lines.append(f"Per-instance budget: {result['budget']}.")
-    lines += ["", f"| {result['size_axis']} | contexts | generator | per-instance optimisation | bound |",
-              "|---|---|---|---|---|"]
+    lines += ["", f"| {result['size_axis']} | contexts | generator | generator, guarded | per-instance optimisation "
+                  f"| bound | published (exact block) |", "|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
-        cells = [_cell(row[name], result["report_change"]) for name in COLUMNS]
+        cells = [_cell(row.get(name), result["report_change"]) for name in COLUMNS]
+        figure = result.get("published") if row["group"] == "all" else None
+        cells.append(_published(figure, result["report_change"]))
         lines.append(f"| {row['group']} | {row['contexts']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _published(figure: dict[str, float | None] | None, signed: bool) -> str:
+    if figure is None:
+        return "-"
+    if figure.get("improved") is None:
+        return f"{figure['mean']:{'+' if signed else ''}.4f}"
+    return _cell(figure, signed)
+
+
+def write_tables(results: list[dict[str, Any]]) -> list[Path]:
+    """Put the tables of ``results`` into the README and each measured shipped generator's model card (between
+    the :data:`MARKER` markers); returns the files changed. A file without the markers is a one-line
+    ``ValueError``, and no file is changed before every one has them."""
+    cards: dict[Path, list[str]] = {}
+    for result in results:
+        card = Path(result["generator"]) / CARD
+        if card.is_file():
+            cards.setdefault(card, []).append(table(result))
+    readme = "\n\n".join(f"**{r['task']}, {r['concept'].upper()}** (`{r['command']}`):\n\n{table(r)}"
+                         for r in results)
+    for path in (README, *cards):
+        text = path.read_text(encoding="utf-8")
+        if f"<!-- {MARKER}:start -->" not in text or f"<!-- {MARKER}:end -->" not in text:
+            raise ValueError(f"{path} has no <!-- {MARKER}:start --> ... <!-- {MARKER}:end --> section")
+    replace_marked(README, MARKER, readme)
+    for card, tables in cards.items():
+        replace_marked(card, MARKER, "\n\n".join(tables))
+    return [README, *cards]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=64, help="contexts optimised (and scored) together")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, help="the Markdown file (the JSON goes beside it)")
+    parser.add_argument("--from-json", type=Path, nargs="+", metavar="JSON",
+                        help="reprint the tables of stored results; nothing is computed")
+    parser.add_argument("--readme", action="store_true", help="with --from-json: put the tables into README.md "
+                        "and the measured shipped generators' model cards")
     args = parser.parse_args(argv)
+    if args.from_json:
+        return _from_json(args.from_json, args.readme)
+    if args.readme:
+        parser.error("--readme needs --from-json: the README's tables come from stored results")
     if (args.task is None) == (args.generator is None):
         parser.error("give --task (its shipped generator) or --generator RUN_DIR, one of them")
     torch.set_num_threads(args.threads)
@@ -170,6 +240,19 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(out.with_suffix(".json"), json_text({"command": command, **result}))
     atomic_write_text(out, f"# Per-instance optimisation against the generator\n\n`{command}`\n\n{text}\n")
     print(f"written: {out} and {out.with_suffix('.json').name}")
+    return 0
+
+
+def _from_json(paths: list[Path], readme: bool) -> int:
+    try:
+        results = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+        for result in results:
+            print(table(result) + "\n")
+        if readme:
+            print("written: " + ", ".join(str(p) for p in write_tables(results)))
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # a missing, malformed or foreign file
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     return 0
 
 
