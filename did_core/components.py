@@ -75,7 +75,10 @@ def build_task_parts(cfg: TrainConfig) -> tuple[Task, ContextSampler, DesignObje
     """The task of ``cfg`` and its sampler, objective and generator (on the CPU), with ``cfg``'s overrides.
 
     A generator with a method ``bind_tolerance(eps: Epsilon)`` is called with the run's tolerance
-    (for a generator that models the followers' answer, as the block will compute it).
+    (for a generator that models the followers' answer, as the block will compute it); one with a method
+    ``bind_exact(block: EquilibriumBlock, concept: Concept, eps: Epsilon)`` with the run's exact block,
+    concept and tolerance (for a generator that checks a few proposals under the exact block and answers
+    with the best, so its answer is a design through that block).
     """
     task = get_task(cfg.task)
 
@@ -90,6 +93,10 @@ def build_task_parts(cfg: TrainConfig) -> tuple[Task, ContextSampler, DesignObje
     bind = getattr(generator, "bind_tolerance", None)
     if callable(bind):  # a generator that models the followers' answer is told the run's tolerance
         bind(Epsilon(cfg.eps, not cfg.absolute_eps))
+    exact = getattr(generator, "bind_exact", None)
+    if callable(exact):  # a generator that checks its proposals under the exact block
+        exact(create("blocks", cfg.exact_block), get_concept(cfg.concept, cfg.concept_options),
+              Epsilon(cfg.eps, not cfg.absolute_eps))
     return task, sampler, objective, generator
 
 

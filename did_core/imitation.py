@@ -17,6 +17,14 @@ through the block) does find those answers, one instance at a time. With
    (:meth:`~did_core.tasks.DesignObjective.imitation_loss`, batches drawn from the
    run's random stream); the remaining steps train through the block as usual.
 
+A generator may say what it learns from instead, with two methods:
+``imitation_targets(context, block, concept, eps) -> Tensor [B, ...]`` (what it
+imitates, computed through the exact block in place of the optimiser's answers,
+e.g. the value of every member of a family of interventions) and
+``imitation_loss(context, targets) -> Tensor [B]``; it then needs no per-instance
+optimiser, and receives each size group's rows of the stored targets as they
+were computed for the padded contexts.
+
 Padding: interventions are padded at the end of every axis, as contexts are, so a
 size group's answers are the stored ones cut to the group's shape.
 """
@@ -39,7 +47,8 @@ from did_core.tasks import Context, index_context
 
 __all__ = ["TARGETS_FILE", "CHUNK", "check_imitation", "imitation_contexts", "imitation_targets", "imitation_step"]
 
-#: The run's file of the optimiser's answers ``{"targets": [k, ...], "seed": int}`` (``k <= K`` while building).
+#: The run's file of the optimiser's answers ``{"targets": [k, ...], "seed": int, "contexts": K}`` (``k <= K``
+#: while building; the contexts drawn depend on both the seed and ``K``).
 TARGETS_FILE = "imitation_targets.pt"
 #: Contexts designed for per optimiser call (and per write of :data:`TARGETS_FILE`).
 CHUNK = 64
@@ -55,9 +64,15 @@ def check_imitation(parts: Components, cfg: TrainConfig) -> None:
         raise ValueError(f"--imitation-steps {cfg.imitation_steps} is more than --steps {cfg.steps} (the imitation "
                          f"phase is the first steps of the run)")
     instances = parts.task.instances
-    if cfg.imitation_contexts and (instances is None or type(instances).optimiser is None):
+    if cfg.imitation_contexts and not _teaches_itself(parts.generator) and (
+            instances is None or type(instances).optimiser is None):
         raise ValueError(f"--imitation-contexts {cfg.imitation_contexts}: task {cfg.task} has no per-instance "
                          f"optimiser to imitate")
+
+
+def _teaches_itself(generator: object) -> bool:
+    """Whether the generator defines what it imitates (both ``imitation_targets`` and ``imitation_loss``)."""
+    return all(callable(getattr(generator, name, None)) for name in ("imitation_targets", "imitation_loss"))
 
 
 def imitation_contexts(parts: Components, cfg: TrainConfig) -> Context:
@@ -72,18 +87,19 @@ def _read(run: RunDir, cfg: TrainConfig) -> Tensor | None:
         return None
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)
-        targets, seed = stored["targets"], int(stored["seed"])
+        targets, seed, count = stored["targets"], int(stored["seed"]), int(stored["contexts"])
     except Exception as exc:  # torch raises many types for damaged or unsafe files
         raise RunDirError(f"{path} cannot be read (damaged, or not this run's imitation answers): "
                           f"{type(exc).__name__}") from None
-    if seed != cfg.seed + 1 or not isinstance(targets, Tensor) or len(targets) > cfg.imitation_contexts:
+    if (seed, count) != (cfg.seed + 1, cfg.imitation_contexts) or not isinstance(targets, Tensor) or (
+            len(targets) > count):
         raise RunDirError(f"{path} holds answers of another run (seed or count differ); start a new run")
     return targets
 
 
 def _write(run: RunDir, cfg: TrainConfig, targets: Tensor) -> None:
     buffer = io.BytesIO()
-    torch.save({"targets": targets, "seed": cfg.seed + 1}, buffer)
+    torch.save({"targets": targets, "seed": cfg.seed + 1, "contexts": cfg.imitation_contexts}, buffer)
     atomic_write_bytes(run.file(TARGETS_FILE), buffer.getvalue())
 
 
@@ -95,21 +111,25 @@ def imitation_targets(parts: Components, cfg: TrainConfig, run: RunDir, contexts
     if done is not None and len(done) == total:
         return done
     block = create("blocks", cfg.exact_block)
-    instances = parts.task.instances
+    instances, generator = parts.task.instances, parts.generator
     progress = Progress(total, 0 if done is None else len(done), label=f"{cfg.task}/imitation answers")
     parts_done = [] if done is None else [done]
     first = 0 if done is None else len(done)
     for start in range(first, total, CHUNK):
         chunk = index_context(contexts, torch.arange(start, min(start + CHUNK, total)))
-        answer = instances.optimise(context_to(chunk, parts.device), block, parts.concept, parts.eps,
-                                    cfg.imitation_search_steps, 0.05)
+        chunk = context_to(chunk, parts.device)
+        if _teaches_itself(generator):
+            answer = generator.imitation_targets(chunk, block, parts.concept, parts.eps)
+        else:
+            answer = instances.optimise(chunk, block, parts.concept, parts.eps, cfg.imitation_search_steps, 0.05)
         parts_done.append(answer.detach().float().cpu())
         stored = torch.cat(parts_done)
         _write(run, cfg, stored)
         progress.update(len(stored), {})
     progress.close()
-    print(f"imitation answers: {total} contexts, {cfg.imitation_search_steps} search steps each "
-          f"({run.file(TARGETS_FILE)})", file=sys.stderr)
+    how = ("the generator's own targets" if _teaches_itself(generator)
+           else f"{cfg.imitation_search_steps} search steps each")
+    print(f"imitation answers: {total} contexts, {how} ({run.file(TARGETS_FILE)})", file=sys.stderr)
     return torch.cat(parts_done)
 
 
@@ -133,9 +153,13 @@ def imitation_step(parts: Components, contexts: Context, targets: Tensor, batch:
             members = members.to(parts.device)
             group = parts.sampler.crop(index_context(context, members), lengths)
             target = wanted[members]
-        x = parts.generator(group)
-        target = target[(slice(None), *(slice(0, n) for n in x.shape[1:]))].to(x.dtype)
-        loss = parts.objective.imitation_loss(group, x, target).sum() / batch
+        if _teaches_itself(parts.generator):
+            losses = parts.generator.imitation_loss(group, target)
+        else:
+            x = parts.generator(group)
+            target = target[(slice(None), *(slice(0, n) for n in x.shape[1:]))].to(x.dtype)
+            losses = parts.objective.imitation_loss(group, x, target)
+        loss = losses.sum() / batch
         loss.backward()
         total += float(loss.detach())
     return {"imitation": total, "loss": total}

@@ -129,8 +129,8 @@ class ContractGenerator(Configurable, nn.Module):
                         nn.init.zeros_(module.bias)
             self.head.linear.bias.fill_(o.init_bias)
 
-    def forward(self, context: Context) -> Tensor:
-        """Contracts ``[B, N, M]`` (>= 0; 0 on padded outcomes) for a batch of contexts."""
+    def head_output(self, context: Context) -> Tensor:
+        """The head's output ``[B, C, N, M]`` (``C`` its channels; 0 on padded outcomes), before any activation."""
         features, mask, outcome_mask = contract_features(context, self.options.value_scale,
                                                          self.options.size_features)
         h = features.to(self.head.linear.weight.dtype)
@@ -139,8 +139,12 @@ class ContractGenerator(Configurable, nn.Module):
         z = self.collapse(h, mask, outcome_mask)
         for layer in self.outcome:
             z = layer(z, outcome_mask)
-        raw = self.options.output_scale * self.head(z, outcome_mask)[:, 0]
-        real = outcome_mask.to(torch.bool).unsqueeze(1)
+        return self.head(z, outcome_mask)
+
+    def forward(self, context: Context) -> Tensor:
+        """Contracts ``[B, N, M]`` (>= 0; 0 on padded outcomes) for a batch of contexts."""
+        raw = self.options.output_scale * self.head_output(context)[:, 0]
+        real = context["outcome_mask"].to(torch.bool).unsqueeze(1)
         pay = F.softplus(raw) if self.options.softplus else raw
         if self.options.shift_min:
             pay = pay - torch.where(real, pay, torch.full_like(pay, torch.inf)).amin(dim=-1, keepdim=True)

@@ -1,4 +1,5 @@
-"""Registers the task ``contract`` (with its instance files for ``did design contract``)."""
+"""Registers the task ``contract`` (with its instance files for ``did design contract``) and the generator
+``contract_screener`` (:class:`~did_contract.screener.BonusScreener`)."""
 
 from pathlib import Path
 
@@ -7,6 +8,7 @@ from did_core.registry import Registry
 from did_core.tasks import Task, paper_profile, quick_profile
 from did_contract.design import ContractInstances
 from did_contract.generator import ContractGenerator
+from did_contract.screener import BonusScreener
 from did_contract.task import ContractObjective, ContractSampler
 
 CONTRACT = Task(
@@ -26,3 +28,8 @@ CONTRACT = Task(
 def did_register_tasks(register: Registry) -> None:
     register.add("contract", CONTRACT)
 
+
+
+@hookimpl
+def did_register_generators(register: Registry) -> None:
+    register.add("contract_screener", BonusScreener)

@@ -74,7 +74,8 @@ from did_core.tasks import Context, index_context
 from did_contract.task import (ContractSampler, induced_games, outcome_distribution, payment_unit, principal_utility,
                                real_range)
 
-__all__ = ["optimise_contracts", "screening_candidates", "search_budget", "SearchBudget",
+__all__ = ["optimise_contracts", "screening_candidates", "screen_contracts", "bonus_grid", "bonus_gains",
+           "search_budget", "SearchBudget",
            "SCALES", "SHARES", "TOP_OUTCOMES", "KEEP", "KEEP_EARNED"]
 
 #: Bonus sizes as fractions of the value span ``max v - min v``: 1/64 to 1, ratio sqrt 2.
@@ -193,8 +194,8 @@ def _solve(block: EquilibriumBlock, context: Context, contracts: Tensor, concept
     return utility, paid, ok & utility.detach().isfinite(), eq.alpha
 
 
-def _screen(block: EquilibriumBlock, context: Context, candidates: Tensor, valid: Tensor, concept: Concept,
-            eps: Epsilon, entries: int) -> tuple[Tensor, Tensor]:
+def screen_contracts(block: EquilibriumBlock, context: Context, candidates: Tensor, valid: Tensor,
+                     concept: Concept, eps: Epsilon, entries: int = SCREEN_ENTRIES) -> tuple[Tensor, Tensor]:
     """The utility ``[B, K]`` of every real (``valid [B, K]``) candidate ``[B, K, N, M]`` and the value of the play
     it induces, payments not deducted (``-inf`` for the others and where the block did not converge).
 
@@ -222,6 +223,55 @@ def _screen(block: EquilibriumBlock, context: Context, candidates: Tensor, valid
             earned[part] = torch.where(ok, (u + paid).double(), -torch.inf)
             first += len(part)
     return utility.view(batch, k), earned.view(batch, k)
+
+
+def bonus_grid(context: Context, scales: tuple[float, ...] = SCALES) -> Tensor:
+    """Every bonus contract ``[B, R, S, M, N, M]``: ``scales[s] x (max v - min v)`` paid on outcome ``w`` to agent
+    ``r`` (``r < N``) or, for ``N > 1``, to every agent (``r = N``); ``R = N + 1`` (1 for one agent). Bonuses on
+    padded outcomes are zero contracts (never real)."""
+    values, real = context["values"].double(), context["outcome_mask"]
+    batch, m = values.shape
+    n_agents = context["costs"].shape[1]
+    span = real_range(values, real).view(batch, 1, 1, 1, 1, 1)
+    size = torch.tensor(scales, dtype=values.dtype, device=values.device).view(1, 1, -1, 1, 1, 1)
+    outcome = torch.eye(m, dtype=values.dtype, device=values.device).view(1, 1, 1, m, 1, m)
+    recipients = torch.eye(n_agents, dtype=values.dtype, device=values.device)
+    if n_agents > 1:
+        recipients = torch.cat([recipients, recipients.new_ones(1, n_agents)])
+    who = recipients.view(1, -1, 1, 1, n_agents, 1)
+    return span * size * outcome * who * real.to(values.dtype).view(batch, 1, 1, m, 1, 1)
+
+
+def bonus_gains(context: Context, block: EquilibriumBlock, concept: Concept, eps: Epsilon | float,
+                scales: tuple[float, ...] = SCALES, screen_entries: int = SCREEN_ENTRIES,
+                max_groups: int = MAX_GROUPS) -> Tensor:
+    """What every bonus of :func:`bonus_grid` changes in the principal's utility against no contract under
+    ``block``: ``[B, R, S, M]`` float64, NaN on padded outcomes and where the block did not converge.
+
+    Solved without gradients in size groups cropped to their real actions and outcomes, as the screening of
+    :func:`optimise_contracts` is (``screen_entries``, ``max_groups``: memory and speed, not results)."""
+    eps = Epsilon.of(eps)
+    batch, n_agents = context["costs"].shape[:2]
+    m = context["values"].shape[1]
+    sampler = ContractSampler(n_players=n_agents)
+    recipients = n_agents + 1 if n_agents > 1 else 1
+    gains = torch.full((batch, recipients, len(scales), m), torch.nan, dtype=torch.float64,
+                       device=context["values"].device)
+    with counting():
+        for members, lengths in size_groups(sampler.extents(context), max_groups if batch > 1 else 1):
+            members = members.to(gains.device)
+            part = sampler.crop(index_context(context, members), lengths)
+            part = {k: v.double() if v.is_floating_point() else v for k, v in part.items()}
+            grid = bonus_grid(part, scales)  # [Bg, R, S, Mg, N, Mg]
+            real = part["outcome_mask"].view(len(members), 1, 1, -1).expand(grid.shape[:4])
+            none = grid.new_zeros(len(members), 1, *grid.shape[4:])  # no contract, candidate 0
+            candidates = torch.cat([none, grid.flatten(1, 3)], dim=1)
+            valid = torch.cat([torch.ones_like(real[:, 0, 0, :1]), real.flatten(1)], dim=1)
+            utility, _ = screen_contracts(block, part, candidates, valid, concept, eps, screen_entries)
+            change = utility[:, 1:] - utility[:, :1]
+            change = torch.where(change.isfinite(), change, torch.full_like(change, torch.nan))
+            gains[members, :, :, :lengths[-1]] = change.view(grid.shape[:4])
+    return gains
 
 
 def _pick(candidates: Tensor, scores: tuple[Tensor, ...], counts: tuple[int, ...]) -> Tensor:
@@ -313,7 +363,7 @@ def optimise_contracts(context: Context, block: EquilibriumBlock, concept: Conce
                 extra = start[members, :, :lengths[-1]].detach().double().clamp_min(0.0) * real.unsqueeze(1)
                 candidates = torch.cat([candidates, extra.unsqueeze(1)], dim=1)
                 valid = torch.cat([valid, valid[:, :1]], dim=1)
-            utility, earned = _screen(block, part, candidates, valid, concept, eps, screen_entries)
+            utility, earned = screen_contracts(block, part, candidates, valid, concept, eps, screen_entries)
             rows = torch.arange(len(members), device=result.device)
             top = utility.argmax(dim=1)
             best, best_value = candidates[rows, top], utility[rows, top]

@@ -111,9 +111,10 @@ def test_imitation_answers_are_the_search_and_resume_where_they_stopped(tmp_path
     resumed = imitation.imitation_targets(parts, cfg, run, contexts)
     assert torch.equal(resumed[:4], answers[:4] + 1.0) and torch.allclose(resumed[4:], answers[4:])
 
-    other = cfg.model_copy(update={"seed": cfg.seed + 1})
-    with pytest.raises(RunDirError, match="answers of another run"):
-        imitation.imitation_targets(parts, other, run, contexts)
+    for change in ({"seed": cfg.seed + 1}, {"imitation_contexts": 12}):  # other contexts: refused, not reused
+        other = cfg.model_copy(update=change)
+        with pytest.raises(RunDirError, match="answers of another run"):
+            imitation.imitation_targets(parts, other, run, contexts)
 
 
 def test_the_imitation_phase_moves_the_generator_towards_the_answers(tmp_path):
