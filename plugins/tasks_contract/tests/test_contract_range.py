@@ -43,6 +43,7 @@ def test_the_worst_case_guard_is_never_worse_than_the_baselines_worst_case_on_he
     parts = build_components(resolve_train_config({}, raw))
     run = RunDir(folder)
     run.load_model(parts.generator, run.load_checkpoint())
+    parts.generator.eval()  # the shipped generator's answers, as did eval and did design take them
     context = parts.sampler.sample(48, torch.Generator().manual_seed(99))
     with torch.no_grad():
         x, x0 = parts.generator(context), parts.objective.baseline_intervention(context)
