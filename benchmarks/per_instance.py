@@ -141,12 +141,18 @@ def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk
     return {
         "task": cfg.task, "concept": cfg.concept, "profile": cfg.profile, "eps": cfg.eps,
         "relative_eps": not cfg.absolute_eps, "exact_block": cfg.exact_block, "contexts": contexts, "seed": seed,
-        "generator": str(folder), "generator_steps": int(state.get("step", 0)), "steps": steps, "lr": lr,
+        "generator": _shown(folder), "generator_steps": int(state.get("step", 0)), "steps": steps, "lr": lr,
         "generator_start": instances.takes_start, "seconds": round(seconds, 1), "budget": budget,
         "metric": objective.metric_name if objective.report_change else "value",
         "report_change": bool(objective.report_change), "size_axis": parts.task.size_axis, "rows": rows,
         "published": None if figure is None else {"mean": figure[0], "improved": figure[1]},
     }
+
+
+def _shown(folder: Path) -> str:
+    """``folder`` relative to the repository when it lies inside it (stored results read the same on any clone)."""
+    path = Path(folder).resolve()
+    return str(path.relative_to(HERE.parent)) if HERE.parent in path.parents else str(folder)
 
 
 def table(result: dict[str, Any]) -> str:
@@ -186,7 +192,7 @@ def write_tables(results: list[dict[str, Any]]) -> list[Path]:
     ``ValueError``, and no file is changed before every one has them."""
     cards: dict[Path, list[str]] = {}
     for result in results:
-        card = Path(result["generator"]) / CARD
+        card = HERE.parent / result["generator"] / CARD  # a relative folder is the repository's
         if card.is_file():
             cards.setdefault(card, []).append(table(result))
     readme = "\n\n".join(f"**{r['task']}, {r['concept'].upper()}** (`{r['command']}`):\n\n{table(r)}"

@@ -58,7 +58,9 @@ def measure(folder: Path, proposals: list[int], contexts: int, seed: int, chunk:
         rows.append({"proposals": k, "seconds": round(seconds, 1),
                      **{name: {"mean": float(v.mean()), "improved": float((v > 1e-9).double().mean()),
                                "contexts": int(v.numel())} for name, v in cells.items() if v.numel()}})
-    return {"generator": str(folder), "task": cfg.task, "concept": cfg.concept, "eps": cfg.eps,
+    path = Path(folder).resolve()
+    shown = str(path.relative_to(HERE.parent)) if HERE.parent in path.parents else str(folder)
+    return {"generator": shown, "task": cfg.task, "concept": cfg.concept, "eps": cfg.eps,
             "exact_block": cfg.exact_block, "contexts": contexts, "seed": seed,
             "trained_steps": int(state.get("step", 0)), "rows": rows}
 
