@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -225,6 +226,17 @@ def screen_contracts(block: EquilibriumBlock, context: Context, candidates: Tens
     return utility.view(batch, k), earned.view(batch, k)
 
 
+def _cropped_groups(context: Context, max_groups: int) -> Iterator[tuple[Tensor, Context]]:
+    """The contexts as size groups (:mod:`did_core.grouping`), each cropped to its real actions and outcomes and
+    in float64: ``(members [Bg], part)``, ``part`` of ``M_g = part["values"].shape[1]`` outcomes."""
+    batch, n_agents = context["costs"].shape[:2]
+    sampler = ContractSampler(n_players=n_agents)
+    for members, lengths in size_groups(sampler.extents(context), max_groups if batch > 1 else 1):
+        members = members.to(context["values"].device)
+        part = sampler.crop(index_context(context, members), lengths)
+        yield members, {k: v.double() if v.is_floating_point() else v for k, v in part.items()}
+
+
 def bonus_grid(context: Context, scales: tuple[float, ...] = SCALES) -> Tensor:
     """Every bonus contract ``[B, R, S, M, N, M]``: ``scales[s] x (max v - min v)`` paid on outcome ``w`` to agent
     ``r`` (``r < N``) or, for ``N > 1``, to every agent (``r = N``); ``R = N + 1`` (1 for one agent). Bonuses on
@@ -253,15 +265,11 @@ def bonus_gains(context: Context, block: EquilibriumBlock, concept: Concept, eps
     eps = Epsilon.of(eps)
     batch, n_agents = context["costs"].shape[:2]
     m = context["values"].shape[1]
-    sampler = ContractSampler(n_players=n_agents)
     recipients = n_agents + 1 if n_agents > 1 else 1
     gains = torch.full((batch, recipients, len(scales), m), torch.nan, dtype=torch.float64,
                        device=context["values"].device)
     with counting():
-        for members, lengths in size_groups(sampler.extents(context), max_groups if batch > 1 else 1):
-            members = members.to(gains.device)
-            part = sampler.crop(index_context(context, members), lengths)
-            part = {k: v.double() if v.is_floating_point() else v for k, v in part.items()}
+        for members, part in _cropped_groups(context, max_groups):
             grid = bonus_grid(part, scales)  # [Bg, R, S, Mg, N, Mg]
             real = part["outcome_mask"].view(len(members), 1, 1, -1).expand(grid.shape[:4])
             none = grid.new_zeros(len(members), 1, *grid.shape[4:])  # no contract, candidate 0
@@ -270,7 +278,7 @@ def bonus_gains(context: Context, block: EquilibriumBlock, concept: Concept, eps
             utility, _ = screen_contracts(block, part, candidates, valid, concept, eps, screen_entries)
             change = utility[:, 1:] - utility[:, :1]
             change = torch.where(change.isfinite(), change, torch.full_like(change, torch.nan))
-            gains[members, :, :, :lengths[-1]] = change.view(grid.shape[:4])
+            gains[members, :, :, :grid.shape[3]] = change.view(grid.shape[:4])
     return gains
 
 
@@ -349,18 +357,15 @@ def optimise_contracts(context: Context, block: EquilibriumBlock, concept: Conce
     m = context["values"].shape[1]
     if start is not None and tuple(start.shape) != (batch, n_agents, m):
         raise ValueError(f"start must be contracts [{batch}, {n_agents}, {m}], got {list(start.shape)}")
-    sampler = ContractSampler(n_players=n_agents)
     result = context["values"].new_zeros(batch, n_agents, m, dtype=torch.float64)
     starts_per = keep + keep_earned if steps > 0 else 0
     with counting():  # unconverged solves are never kept; their warnings would only be noise here
-        for members, lengths in size_groups(sampler.extents(context), max_groups if batch > 1 else 1):
-            members = members.to(result.device)
-            part = sampler.crop(index_context(context, members), lengths)
-            part = {k: v.double() if v.is_floating_point() else v for k, v in part.items()}
+        for members, part in _cropped_groups(context, max_groups):
             real = part["outcome_mask"]
+            outcomes = real.shape[1]
             candidates, valid, _ = screening_candidates(part, scales, shares, top_outcomes)
             if start is not None:
-                extra = start[members, :, :lengths[-1]].detach().double().clamp_min(0.0) * real.unsqueeze(1)
+                extra = start[members, :, :outcomes].detach().double().clamp_min(0.0) * real.unsqueeze(1)
                 candidates = torch.cat([candidates, extra.unsqueeze(1)], dim=1)
                 valid = torch.cat([valid, valid[:, :1]], dim=1)
             utility, earned = screen_contracts(block, part, candidates, valid, concept, eps, screen_entries)
@@ -382,5 +387,5 @@ def optimise_contracts(context: Context, block: EquilibriumBlock, concept: Conce
                 best_value = torch.where(better, value[rows, j], best_value)
             # Candidate 0 is no contract: kept wherever nothing beats it, or where it did not converge (no proof).
             beats = (best_value > utility[:, 0]) & utility[:, 0].isfinite()
-            result[members, :, :lengths[-1]] = torch.where(beats.view(-1, 1, 1), best, torch.zeros_like(best))
+            result[members, :, :outcomes] = torch.where(beats.view(-1, 1, 1), best, torch.zeros_like(best))
     return result
