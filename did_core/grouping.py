@@ -23,7 +23,7 @@ from torch import Tensor
 
 from did_core.tasks import Context, ContextSampler, context_size, index_context
 
-__all__ = ["size_groups", "grouped"]
+__all__ = ["size_groups", "grouped", "grouped_members"]
 
 
 def size_groups(extents: Tensor, max_groups: int, min_saving: int = 0) -> list[tuple[Tensor, tuple[int, ...]]]:
@@ -66,17 +66,26 @@ def size_groups(extents: Tensor, max_groups: int, min_saving: int = 0) -> list[t
     return [(torch.from_numpy(m), tuple(int(v) for v in sizes[m].max(axis=0))) for m in groups]
 
 
-def grouped(sampler: ContextSampler, context: Context, max_groups: int, min_saving: int = 0
-            ) -> Iterator[tuple[float, Context]]:
-    """The batch as size groups (:func:`size_groups`): ``(weight, cropped sub-context)``, weights ``|g| / B``.
+def grouped_members(sampler: ContextSampler, context: Context, max_groups: int, min_saving: int = 0
+                    ) -> Iterator[tuple[Tensor | None, Context]]:
+    """The batch as size groups (:func:`size_groups`): ``(members [g], cropped sub-context)``, so that rows of a
+    tensor beside the contexts (e.g. stored targets) can follow them.
 
     A sampler that cannot crop (:meth:`ContextSampler.extents` is ``None``), or
-    ``max_groups == 1``, yields the whole batch with weight 1.
+    ``max_groups == 1``, yields the whole batch as it is, with members ``None``.
     """
     extents = sampler.extents(context) if max_groups > 1 else None
     if extents is None:
-        yield 1.0, context
+        yield None, context
         return
-    batch = context_size(context)
     for members, lengths in size_groups(extents, max_groups, min_saving):
-        yield len(members) / batch, sampler.crop(index_context(context, members), lengths)
+        yield members, sampler.crop(index_context(context, members), lengths)
+
+
+def grouped(sampler: ContextSampler, context: Context, max_groups: int, min_saving: int = 0
+            ) -> Iterator[tuple[float, Context]]:
+    """The batch as size groups (:func:`grouped_members`): ``(weight, cropped sub-context)``, weights ``|g| / B``
+    (1 for the whole batch)."""
+    batch = context_size(context)
+    for members, group in grouped_members(sampler, context, max_groups, min_saving):
+        yield (1.0 if members is None else len(members) / batch), group

@@ -39,7 +39,7 @@ from torch import Tensor
 
 from did_core.components import Components
 from did_core.config import TrainConfig
-from did_core.grouping import size_groups
+from did_core.grouping import grouped_members
 from did_core.plugins import create
 from did_core.runs import Progress, RunDir, RunDirError, atomic_write_bytes
 from did_core.scoring import context_to
@@ -143,16 +143,9 @@ def imitation_step(parts: Components, contexts: Context, targets: Tensor, batch:
         picked = picked[share]
     context = context_to(index_context(contexts, picked), parts.device)
     wanted = targets[picked].to(parts.device)
-    extents = parts.sampler.extents(context) if max_groups > 1 else None
-    groups = size_groups(extents, max_groups, min_saving) if extents is not None else [(None, None)]
     total = 0.0
-    for members, lengths in groups:
-        if members is None:
-            group, target = context, wanted
-        else:
-            members = members.to(parts.device)
-            group = parts.sampler.crop(index_context(context, members), lengths)
-            target = wanted[members]
+    for members, group in grouped_members(parts.sampler, context, max_groups, min_saving):
+        target = wanted if members is None else wanted[members.to(parts.device)]
         if _teaches_itself(parts.generator):
             losses = parts.generator.imitation_loss(group, target)
         else:

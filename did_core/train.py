@@ -44,8 +44,8 @@ from did_core.runs import RunDir, RunDirError
 from did_core.scoring import context_to
 from did_core.tasks import Context, DesignObjective, index_context
 
-__all__ = ["training_step", "train", "check_components", "check_losing", "check_worst_case", "check_sizes", "check_resume",
-           "rank_step", "loop_settings", "RESUME_FREE"]
+__all__ = ["training_step", "train", "check_components", "check_losing", "check_worst_case", "check_sizes",
+           "check_resume", "rank_step", "loop_settings", "RESUME_FREE"]
 
 
 def training_step(parts: Components, context: Context, progress: float, max_groups: int,

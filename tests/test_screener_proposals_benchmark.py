@@ -11,7 +11,8 @@ from did_core.plugins import registry
 
 def _needs_contract():
     if "contract" not in registry("tasks"):
-        pytest.skip("task 'contract' is not loaded (did-plugins-contract not installed, or left out by DID_LOAD_PLUGINS)")
+        pytest.skip("task 'contract' is not loaded (did-plugins-contract not installed, or left out by "
+                    "DID_LOAD_PLUGINS)")
 
 
 @pytest.fixture(scope="module")
