@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from did_core.games import joint_mask
 from did_core.nn import O2O, PO2O, PO2PO
 from did_core.tasks import Configurable, Context, ContextSampler, Options
+from did_contract.task import incentive_part
 
 __all__ = ["ContractGenerator", "contract_features"]
 
@@ -144,8 +145,7 @@ class ContractGenerator(Configurable, nn.Module):
     def forward(self, context: Context) -> Tensor:
         """Contracts ``[B, N, M]`` (>= 0; 0 on padded outcomes) for a batch of contexts."""
         raw = self.options.output_scale * self.head_output(context)[:, 0]
-        real = context["outcome_mask"].to(torch.bool).unsqueeze(1)
         pay = F.softplus(raw) if self.options.softplus else raw
         if self.options.shift_min:
-            pay = pay - torch.where(real, pay, torch.full_like(pay, torch.inf)).amin(dim=-1, keepdim=True)
-        return torch.where(real, pay, torch.zeros_like(raw))
+            return incentive_part(pay, context["outcome_mask"])
+        return torch.where(context["outcome_mask"].to(torch.bool).unsqueeze(1), pay, torch.zeros_like(raw))

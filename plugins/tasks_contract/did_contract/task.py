@@ -41,6 +41,7 @@ __all__ = [
     "payment_weight",
     "payment_unit",
     "real_range",
+    "incentive_part",
 ]
 
 
@@ -147,6 +148,15 @@ def principal_utility(context: Context, contracts: Tensor, sigma: Tensor) -> Ten
     return (q * net).sum(dim=1)
 
 
+def incentive_part(contracts: Tensor, outcome_mask: Tensor) -> Tensor:
+    """Contracts ``[B, N, M]`` less each agent's smallest payment over the real outcomes, 0 on padded outcomes: the
+    part that carries incentives (a payment made on every outcome adds a constant to the agent's payoffs, which
+    changes no equilibrium) at the least cost."""
+    real = outcome_mask.to(torch.bool).unsqueeze(1)
+    low = torch.where(real, contracts, torch.full_like(contracts, torch.inf)).amin(dim=-1, keepdim=True)
+    return torch.where(real, contracts - low, torch.zeros_like(contracts))
+
+
 def real_range(x: Tensor, real: Tensor) -> Tensor:
     """``max - min`` of ``x [B, ...]`` over its ``real`` entries, per context ``[B]`` (0 where none is real)."""
     flat, keep = x.flatten(1), real.expand_as(x).flatten(1)
@@ -226,16 +236,12 @@ class ContractObjective(DesignObjective):
         """The mean squared difference ``[B]`` of the two contracts in payment units (:func:`payment_unit`), each
         agent's smallest payment over real outcomes taken off both: a payment made on every outcome changes no
         incentive, so contracts that differ by one are the same to the agents."""
-        real = context["outcome_mask"].unsqueeze(1)  # [B, 1, M]
+        outcome_mask = context["outcome_mask"]
         unit = payment_unit(context).to(intervention.dtype).view(-1, 1, 1)
-
-        def incentives(t: Tensor) -> Tensor:
-            t = self.feasible(t.to(intervention.dtype))
-            low = torch.where(real, t, torch.full_like(t, torch.inf)).amin(dim=-1, keepdim=True)
-            return torch.where(real, t - low, torch.zeros_like(t)) / unit
-
-        squared = (incentives(intervention) - incentives(target)) ** 2
-        return squared.flatten(1).sum(dim=1) / (real.sum(dim=(1, 2)) * intervention.shape[1]).clamp_min(1)
+        ours, theirs = (incentive_part(self.feasible(t.to(intervention.dtype)), outcome_mask) / unit
+                        for t in (intervention, target))
+        squared = (ours - theirs) ** 2
+        return squared.flatten(1).sum(dim=1) / (outcome_mask.sum(dim=1) * intervention.shape[1]).clamp_min(1)
 
     def bound(self, context: Context) -> Tensor:
         """The first best ``max_a sum_w P(w|a) v(w)`` ``[B]``: the best joint action's value, paying nothing.
