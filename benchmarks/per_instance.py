@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -55,8 +54,7 @@ import torch
 from did_core.components import load_trained
 from did_core.evaluate import generate
 from did_core.plugins import create
-from did_core.report import replace_marked
-from did_core.runs import atomic_write_text, json_text
+from did_core.report import command_line, marked_section, replace_marked, within, write_result
 from did_core.shipped import CARD, ShippedError, shipped_folder
 from did_core.tasks import index_context
 
@@ -141,18 +139,13 @@ def measure(folder: Path, contexts: int, seed: int, steps: int, lr: float, chunk
     return {
         "task": cfg.task, "concept": cfg.concept, "profile": cfg.profile, "eps": cfg.eps,
         "relative_eps": not cfg.absolute_eps, "exact_block": cfg.exact_block, "contexts": contexts, "seed": seed,
-        "generator": _shown(folder), "generator_steps": int(state.get("step", 0)), "steps": steps, "lr": lr,
+        "generator": within(folder, HERE.parent), "generator_steps": int(state.get("step", 0)), "steps": steps,
+        "lr": lr,
         "generator_start": instances.takes_start, "seconds": round(seconds, 1), "budget": budget,
         "metric": objective.metric_name if objective.report_change else "value",
         "report_change": bool(objective.report_change), "size_axis": parts.task.size_axis, "rows": rows,
         "published": None if figure is None else {"mean": figure[0], "improved": figure[1]},
     }
-
-
-def _shown(folder: Path) -> str:
-    """``folder`` relative to the repository when it lies inside it (stored results read the same on any clone)."""
-    path = Path(folder).resolve()
-    return str(path.relative_to(HERE.parent)) if HERE.parent in path.parents else str(folder)
 
 
 def table(result: dict[str, Any]) -> str:
@@ -198,9 +191,7 @@ def write_tables(results: list[dict[str, Any]]) -> list[Path]:
     readme = "\n\n".join(f"**{r['task']}, {r['concept'].upper()}** (`{r['command']}`):\n\n{table(r)}"
                          for r in results)
     for path in (README, *cards):
-        text = path.read_text(encoding="utf-8")
-        if f"<!-- {MARKER}:start -->" not in text or f"<!-- {MARKER}:end -->" not in text:
-            raise ValueError(f"{path} has no <!-- {MARKER}:start --> ... <!-- {MARKER}:end --> section")
+        marked_section(path, MARKER)  # every file has the markers before any is written
     replace_marked(README, MARKER, readme)
     for card, tables in cards.items():
         replace_marked(card, MARKER, "\n\n".join(tables))
@@ -242,9 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     out = args.out or HERE / "results" / f"per_instance_{result['task']}_{result['concept']}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/per_instance.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    atomic_write_text(out.with_suffix(".json"), json_text({"command": command, **result}))
-    atomic_write_text(out, f"# Per-instance optimisation against the generator\n\n`{command}`\n\n{text}\n")
+    command = command_line("benchmarks/per_instance.py", argv or sys.argv[1:])
+    write_result(out, "Per-instance optimisation against the generator", command, text, result)
     print(f"written: {out} and {out.with_suffix('.json').name}")
     return 0
 

@@ -18,7 +18,6 @@ file beside it. The seconds are this machine's, for orientation only.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 
 from did_core.components import load_trained
 from did_core.evaluate import generate
-from did_core.runs import atomic_write_text, json_text
+from did_core.report import command_line, within, write_result
 from did_core.shipped import ShippedError, shipped_folder
 
 HERE = Path(__file__).resolve().parent
@@ -58,9 +57,7 @@ def measure(folder: Path, proposals: list[int], contexts: int, seed: int, chunk:
         rows.append({"proposals": k, "seconds": round(seconds, 1),
                      **{name: {"mean": float(v.mean()), "improved": float((v > 1e-9).double().mean()),
                                "contexts": int(v.numel())} for name, v in cells.items() if v.numel()}})
-    path = Path(folder).resolve()
-    shown = str(path.relative_to(HERE.parent)) if HERE.parent in path.parents else str(folder)
-    return {"generator": shown, "task": cfg.task, "concept": cfg.concept, "eps": cfg.eps,
+    return {"generator": within(folder, HERE.parent), "task": cfg.task, "concept": cfg.concept, "eps": cfg.eps,
             "exact_block": cfg.exact_block, "contexts": contexts, "seed": seed,
             "trained_steps": int(state.get("step", 0)), "rows": rows}
 
@@ -103,9 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     text = table(result)
     print(text)
     out = args.out or HERE / "results" / f"screener_proposals_{result['concept']}.md"
-    command = "python benchmarks/screener_proposals.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    atomic_write_text(out.with_suffix(".json"), json_text({"command": command, **result}))
-    atomic_write_text(out, f"# Bonus screener: checked proposals\n\n`{command}`\n\n{text}\n")
+    command = command_line("benchmarks/screener_proposals.py", argv or sys.argv[1:])
+    write_result(out, "Bonus screener: checked proposals", command, text, result)
     print(f"written: {out} and {out.with_suffix('.json').name}")
     return 0
 

@@ -29,7 +29,6 @@ context to a PNG beside them.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ from did_core.config import TrainConfig, resolve_train_config
 from did_core.equilibrium_range import context_ranges, in_metric
 from did_core.evaluate import generate
 from did_core.plugins import create
-from did_core.runs import atomic_write_text, json_text
+from did_core.report import command_line, within, write_result
 from did_core.shipped import ShippedError, shipped_concepts, shipped_folder
 from did_core.tasks import index_context
 
@@ -67,7 +66,7 @@ def _parts(folder: Path | None, task: str, concept: str, profile: str) -> tuple[
         cfg = resolve_train_config({"task": task, "concept": concept, "profile": profile})
         return cfg, build_components(cfg), "per-instance optimisation"
     cfg, parts, _ = load_trained(folder)
-    return cfg, parts, f"generator {folder}"
+    return cfg, parts, f"generator {within(folder, HERE.parent)}"
 
 
 def _designed(cfg: TrainConfig, parts: Components, context: dict[str, torch.Tensor], generated: bool, steps: int,
@@ -214,11 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     out = args.out or HERE / "results" / f"value_range_{result['task']}_{result['concept']}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/value_range.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line("benchmarks/value_range.py", argv or sys.argv[1:])
     figure = scatter(result, out.with_suffix(".png"))
-    atomic_write_text(out.with_suffix(".json"), json_text({"command": command, **result}))
     picture = f"\n![ME value against worst case]({figure.name})\n" if figure else ""
-    atomic_write_text(out, f"# The designer's value over the equilibrium set\n\n`{command}`\n\n{text}\n{picture}")
+    write_result(out, "The designer's value over the equilibrium set", command, text, result, picture)
     print(f"written: {out}, {out.with_suffix('.json').name}" + (f", {figure.name}" if figure else ""))
     return 0
 

@@ -15,16 +15,16 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
 from did_core.results import BlockResult, range_table
-from did_core.runs import atomic_write_text
+from did_core.runs import atomic_write_text, json_text
 
 __all__ = ["git_revision", "hardware_description", "build_report", "markdown_table", "marked_section",
-           "replace_marked"]
+           "replace_marked", "command_line", "write_result", "within"]
 
 
 def git_revision(path: Path | None = None) -> str:
@@ -154,3 +154,24 @@ def replace_marked(path: Path, name: str, text: str) -> None:
     head, rest = document.split(start, 1)
     _, tail = rest.split(end, 1)
     atomic_write_text(Path(path), f"{head}{start}\n{text.rstrip()}\n{end}{tail}")
+
+
+def command_line(script: str, argv: Sequence[str]) -> str:
+    """The shell command that ran ``script`` (e.g. ``benchmarks/value_range.py``) with ``argv``, each argument
+    quoted as a shell needs it: what a stored result says made it."""
+    return " ".join(["python", script, *(shlex.quote(a) for a in argv)])
+
+
+def write_result(out: Path, title: str, command: str, text: str, result: Mapping[str, Any], tail: str = "") -> None:
+    """A measurement's two files, each written atomically: the Markdown ``out`` (``# title``, the command, ``text``,
+    then ``tail``) and beside it ``out.json``, ``{"command": command, **result}``, from which tables are
+    regenerated."""
+    atomic_write_text(out.with_suffix(".json"), json_text({"command": command, **result}))
+    atomic_write_text(out, f"# {title}\n\n`{command}`\n\n{text}\n{tail}")
+
+
+def within(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it lies inside it, else as given: a stored result names a folder of the
+    repository the same way on every clone."""
+    resolved, base = Path(path).resolve(), Path(root).resolve()
+    return str(resolved.relative_to(base)) if base in resolved.parents else str(path)

@@ -57,3 +57,19 @@ def test_only_the_marked_section_is_replaced(tmp_path):
     replace_marked(path, "t", "| a |\n|---|\n")
     assert path.read_text() == "# Title\n<!-- t:start -->\n| a |\n|---|\n<!-- t:end -->\ntail\n"
     assert marked_section(path, "t") == "| a |\n|---|"
+
+
+def test_a_stored_result_names_its_command_and_a_repository_folder_relatively(tmp_path):
+    import json
+
+    from did_core.report import command_line, within, write_result
+
+    command = command_line("benchmarks/x.py", ["--out", "a b.md"])
+    assert command == "python benchmarks/x.py --out 'a b.md'"
+    write_result(tmp_path / "r.md", "Title", command, "| t |", {"rows": [1]}, tail="\n![f](f.png)\n")
+    expected = "# Title\n\n`python benchmarks/x.py --out 'a b.md'`\n\n| t |\n\n![f](f.png)\n"
+    assert (tmp_path / "r.md").read_text() == expected
+    assert json.loads((tmp_path / "r.json").read_text()) == {"command": command, "rows": [1]}
+    (tmp_path / "repo" / "plugins" / "p").mkdir(parents=True)
+    assert within(tmp_path / "repo" / "plugins" / "p", tmp_path / "repo") == "plugins/p"
+    assert within(tmp_path / "elsewhere", tmp_path / "repo") == str(tmp_path / "elsewhere")
